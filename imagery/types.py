@@ -1,0 +1,195 @@
+"""The small frozen records that carry the imagery pipeline: grids, scenes and raster windows.
+
+Geospatial metadata (CRS, transform, band names, acquisition time) travels with every array.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime
+from types import MappingProxyType
+from typing import Any, Mapping
+
+import numpy as np
+from affine import Affine
+
+#: Sentinel-2 MSI band names in product order, and their native resolution in metres.
+S2_BANDS: Mapping[str, float] = MappingProxyType(
+    {
+        "B01": 60.0, "B02": 10.0, "B03": 10.0, "B04": 10.0, "B05": 20.0, "B06": 20.0, "B07": 20.0,
+        "B08": 10.0, "B8A": 20.0, "B09": 60.0, "B10": 60.0, "B11": 20.0, "B12": 20.0,
+    }
+)
+#: Band-like layers that are classifications, not reflectance (resampled with nearest neighbour).
+CATEGORICAL_LAYERS = frozenset({"SCL", "CLM", "CLD", "dataMask"})
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A north-up pixel grid: CRS, affine transform and shape. Pixel (0, 0) is the top-left."""
+
+    crs: str
+    transform: Affine
+    width: int
+    height: int
+
+    def __post_init__(self) -> None:
+        if self.width <= 0 or self.height <= 0:
+            raise ValueError(f"grid must have positive shape, got {self.width}x{self.height}")
+
+    @property
+    def res_m(self) -> float:
+        """Pixel size in CRS units (metres for UTM grids)."""
+        return abs(self.transform.a)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.height, self.width)
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(left, bottom, right, top) in CRS units."""
+        left, top = self.transform * (0, 0)
+        right, bottom = self.transform * (self.width, self.height)
+        return (min(left, right), min(top, bottom), max(left, right), max(top, bottom))
+
+    @property
+    def area_km2(self) -> float:
+        return self.width * self.height * abs(self.transform.a * self.transform.e) / 1e6
+
+    def key(self) -> str:
+        """A stable text form, used in cache keys."""
+        t = self.transform
+        return f"{self.crs}|{t.a:.6f},{t.b:.6f},{t.c:.6f},{t.d:.6f},{t.e:.6f},{t.f:.6f}|{self.width}x{self.height}"
+
+    @classmethod
+    def from_bounds(cls, crs: str, bounds: tuple[float, float, float, float], res_m: float) -> Grid:
+        """Grid covering ``bounds`` with edges snapped outwards to multiples of ``res_m``.
+
+        Snapping to the resolution keeps every AOI grid aligned with the Sentinel-2 UTM tile
+        grid (whose origins are multiples of 60 m), so 10 m bands need no resampling.
+        """
+        left, bottom, right, top = bounds
+        left = math.floor(left / res_m) * res_m
+        bottom = math.floor(bottom / res_m) * res_m
+        right = math.ceil(right / res_m) * res_m
+        top = math.ceil(top / res_m) * res_m
+        width = max(1, round((right - left) / res_m))
+        height = max(1, round((top - bottom) / res_m))
+        return cls(crs=crs, transform=Affine(res_m, 0.0, left, 0.0, -res_m, top), width=width, height=height)
+
+
+@dataclass(frozen=True)
+class Asset:
+    """Where one band of a scene lives: an href (https, s3, file path) or a request for an API source."""
+
+    href: str
+    band: str
+    media_type: str | None = None
+    #: Additive offset (in DN) to apply before scaling; -1000 for baseline >= 04.00 products not yet corrected.
+    offset_dn: float = 0.0
+    #: Multiplier from DN to reflectance (1e-4 for Sentinel-2 L1C/L2A DN).
+    scale: float = 1e-4
+    nodata: float | None = 0
+    #: Source-specific request payload (e.g. a Sentinel Hub evalscript); not part of equality.
+    request: Mapping[str, Any] | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Scene:
+    """One acquisition as a catalogue reports it."""
+
+    id: str
+    source: str
+    collection: str
+    datetime: datetime  # timezone-aware UTC
+    platform: str  # e.g. "sentinel-2a", "sentinel-1b"
+    processing_level: str  # "L1C", "L2A", "GRD"
+    cloud_cover: float | None  # percent over the whole tile/granule, as the catalogue reports it
+    footprint: Any  # shapely geometry in EPSG:4326
+    assets: Mapping[str, Asset]  # band name (B02, SCL, VV, ...) -> Asset
+    crs: str | None = None  # native CRS of the assets, e.g. "EPSG:32651"
+    processing_baseline: str | None = None
+    properties: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.datetime.tzinfo is None:
+            raise ValueError(f"scene {self.id}: datetime must be timezone-aware (UTC)")
+
+    @property
+    def bands(self) -> tuple[str, ...]:
+        return tuple(self.assets)
+
+
+@dataclass(frozen=True, eq=False)
+class RasterWindow:
+    """Pixels of one scene over one grid, bands aligned.
+
+    ``data`` is float32 (bands, height, width); optical bands hold top-of-atmosphere (L1C) or
+    surface (L2A) reflectance on the 0–1 scale, harmonised across processing baselines.
+    ``valid`` is True where every band has data.
+    """
+
+    data: np.ndarray
+    band_names: tuple[str, ...]
+    grid: Grid
+    acquired: datetime | None = None
+    valid: np.ndarray | None = None
+    scene_id: str | None = None
+    source: str | None = None
+    processing_level: str | None = None
+    cloud: np.ndarray | None = None  # bool mask, True = cloud or cloud shadow
+    meta: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.data.ndim != 3:
+            raise ValueError(f"RasterWindow.data must be (bands, height, width), got shape {self.data.shape}")
+        if self.data.shape[0] != len(self.band_names):
+            raise ValueError(f"{self.data.shape[0]} bands in data but {len(self.band_names)} band names")
+        if self.data.shape[1:] != self.grid.shape:
+            raise ValueError(f"data shape {self.data.shape[1:]} does not match grid shape {self.grid.shape}")
+
+    @property
+    def transform(self) -> Affine:
+        return self.grid.transform
+
+    @property
+    def crs(self) -> str:
+        return self.grid.crs
+
+    @property
+    def valid_mask(self) -> np.ndarray:
+        if self.valid is not None:
+            return self.valid
+        return np.all(np.isfinite(self.data), axis=0)
+
+    @property
+    def valid_fraction(self) -> float:
+        return float(self.valid_mask.mean()) if self.valid_mask.size else 0.0
+
+    @property
+    def cloud_fraction(self) -> float | None:
+        """Fraction of valid pixels flagged cloud/shadow, or None when no mask was computed."""
+        if self.cloud is None:
+            return None
+        valid = self.valid_mask
+        n = int(valid.sum())
+        return float((self.cloud & valid).sum() / n) if n else None
+
+    def band(self, name: str) -> np.ndarray:
+        from imagery.errors import MissingBandsError
+
+        try:
+            return self.data[self.band_names.index(name)]
+        except ValueError:
+            raise MissingBandsError([name], self.scene_id or "raster window") from None
+
+    def select(self, names: tuple[str, ...] | list[str]) -> np.ndarray:
+        """Stack the named bands in the given order; raises MissingBandsError naming every absent band."""
+        from imagery.errors import MissingBandsError
+
+        missing = [n for n in names if n not in self.band_names]
+        if missing:
+            raise MissingBandsError(missing, self.scene_id or "raster window")
+        return np.stack([self.data[self.band_names.index(n)] for n in names])

@@ -1,0 +1,42 @@
+"""Shared test set-up: markers skipped by default, offline ultralytics, paths to committed fixtures."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+REPO = Path(__file__).resolve().parents[1]
+
+# Tests never reach the network: keep ultralytics from writing settings or phoning home.
+_yolo_dir = Path(tempfile.gettempdir()) / "harborwatch-test-yolo"
+os.environ.setdefault("YOLO_CONFIG_DIR", str(_yolo_dir))
+os.environ.setdefault("YOLO_OFFLINE", "1")
+os.environ.setdefault("YOLO_AUTOINSTALL", "0")
+os.environ.setdefault("MPLCONFIGDIR", str(Path(tempfile.gettempdir()) / "harborwatch-test-mpl"))
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+_MARKERS = {"network": "--run-network", "gpu": "--run-gpu", "slow": "--run-slow"}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    for marker, flag in _MARKERS.items():
+        parser.addoption(flag, action="store_true", default=False, help=f"run tests marked {marker}")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for marker, flag in _MARKERS.items():
+        if config.getoption(flag):
+            continue
+        skip = pytest.mark.skip(reason=f"needs {flag}")
+        for item in items:
+            if marker in item.keywords:
+                item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def fixtures_dir() -> Path:
+    return FIXTURES
