@@ -32,11 +32,10 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 def atomic_write_bytes(target: str | os.PathLike[str], data: bytes) -> Path:
-    with atomic_path(target) as tmp:
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+    with atomic_path(target) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
     return Path(target)
 
 

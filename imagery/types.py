@@ -6,10 +6,11 @@ Geospatial metadata (CRS, transform, band names, acquisition time) travels with 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import MappingProxyType
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 from affine import Affine
@@ -50,8 +51,8 @@ class Grid:
     @property
     def bounds(self) -> tuple[float, float, float, float]:
         """(left, bottom, right, top) in CRS units."""
-        left, top = self.transform * (0, 0)
-        right, bottom = self.transform * (self.width, self.height)
+        left, top = self.transform @ (0, 0)
+        right, bottom = self.transform @ (self.width, self.height)
         return (min(left, right), min(top, bottom), max(left, right), max(top, bottom))
 
     @property
@@ -61,7 +62,8 @@ class Grid:
     def key(self) -> str:
         """A stable text form, used in cache keys."""
         t = self.transform
-        return f"{self.crs}|{t.a:.6f},{t.b:.6f},{t.c:.6f},{t.d:.6f},{t.e:.6f},{t.f:.6f}|{self.width}x{self.height}"
+        coeffs = ",".join(f"{v:.6f}" for v in (t.a, t.b, t.c, t.d, t.e, t.f))
+        return f"{self.crs}|{coeffs}|{self.width}x{self.height}"
 
     @classmethod
     def from_bounds(cls, crs: str, bounds: tuple[float, float, float, float], res_m: float) -> Grid:
@@ -87,7 +89,7 @@ class Asset:
     href: str
     band: str
     media_type: str | None = None
-    #: Additive offset (in DN) to apply before scaling; -1000 for baseline >= 04.00 products not yet corrected.
+    #: Additive DN offset applied before scaling: -1000 for baseline >= 04.00 products not yet corrected.
     offset_dn: float = 0.0
     #: Multiplier from DN to reflectance (1e-4 for Sentinel-2 L1C/L2A DN).
     scale: float = 1e-4

@@ -1,0 +1,1 @@
+"""One module per catalogue source; ``imagery.catalog.get_catalog`` picks one by name."""

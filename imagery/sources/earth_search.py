@@ -1,0 +1,294 @@
+"""Element 84 Earth Search v1 (anonymous STAC API): Sentinel-2 L2A, Collection-1 L2A, L1C, Sentinel-1 GRD.
+
+L2A COGs are anonymous HTTPS. L1C JP2s and S1 GRD files sit in requester-pays S3 buckets, so their
+assets are marked and carry the anonymous Google Cloud copy of each L1C band where it can be built.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from datetime import date, datetime
+from typing import TYPE_CHECKING, Any
+
+from imagery.catalog import (
+    check_collection,
+    check_coverage,
+    check_limit,
+    check_max_cloud,
+    finish,
+    parse_period,
+    stac_datetime_range,
+)
+from imagery.errors import CatalogError, InputError
+from imagery.http import RetryingSession, RetryPolicy, make_session
+from imagery.sources.stac import (
+    COMMON_NAME_BANDS,
+    SAR_KEY_BANDS,
+    baseline_offset_dn,
+    build_assets,
+    cloud_query,
+    item_baseline,
+    item_crs,
+    item_datetime,
+    item_footprint,
+    item_level,
+    item_platform,
+    open_client,
+    raster_scale_offset,
+    run_search,
+)
+from imagery.types import Asset, Scene
+
+if TYPE_CHECKING:
+    from imagery.aoi import Aoi
+
+log = logging.getLogger(__name__)
+
+EARTH_SEARCH_URL = "https://earth-search.aws.element84.com/v1"
+GCP_S2_BASE = "https://storage.googleapis.com/gcp-public-data-sentinel-2"
+REQUESTER_PAYS_BUCKETS = ("s3://sentinel-s2-l1c/", "s3://sentinel-s2-l2a/", "s3://sentinel-s1-l1c/")
+
+L1C_HINT = ("Earth Search's L1C is in the requester-pays bucket s3://sentinel-s2-l1c; use --source "
+            "sentinelhub (free CDSE account) or the anonymous Google Cloud copy (--source earth-search:gcp)")
+S1_HINT = ("Earth Search's Sentinel-1 GRD is in the requester-pays bucket s3://sentinel-s1-l1c; "
+           "use --source planetary-computer (anonymous) or --source sentinelhub")
+
+_COMPACT_PRODUCT_RE = re.compile(
+    r"^(S2[A-D])_MSI(L1C|L2A)_(\d{8}T\d{6})_N(\d{4})_R(\d{3})_T(\d{2}[C-X][A-Z]{2})_(\d{8}T\d{6})(?:\.SAFE)?$"
+)
+
+
+class EarthSearchCatalog:
+    """Earth Search v1. ``l1c_hrefs='gcp'`` points L1C bands at the anonymous Google Cloud bucket."""
+
+    name = "earth-search"
+    collections = ("sentinel-2-l2a", "sentinel-2-c1-l2a", "sentinel-2-l1c", "sentinel-1-grd")
+
+    def __init__(
+        self,
+        url: str = EARTH_SEARCH_URL,
+        *,
+        retry: RetryPolicy | None = None,
+        session: RetryingSession | None = None,
+        l1c_hrefs: str = "s3",
+    ) -> None:
+        if l1c_hrefs not in ("s3", "gcp"):
+            raise InputError(f"l1c_hrefs must be 's3' or 'gcp', got {l1c_hrefs!r}")
+        self.url = url.rstrip("/")
+        self.session = session or make_session(retry)
+        self.l1c_hrefs = l1c_hrefs
+        self._client = None
+
+    def __repr__(self) -> str:
+        return f"EarthSearchCatalog(url={self.url!r}, l1c_hrefs={self.l1c_hrefs!r})"
+
+    def search(
+        self,
+        aoi: Aoi,
+        start: date | datetime | str,
+        end: date | datetime | str,
+        *,
+        collection: str,
+        max_cloud: float | None = None,
+        limit: int | None = None,
+    ) -> list[Scene]:
+        check_collection(collection, self.collections, self.name)
+        check_limit(limit)
+        check_max_cloud(max_cloud)
+        t0, t1 = parse_period(start, end)
+        check_coverage(aoi, t0, t1, collection, self.name)
+        if self._client is None:
+            self._client = open_client(self.url, self.session)
+        params: dict[str, Any] = {
+            "collections": [collection],
+            "intersects": aoi.geometry.__geo_interface__,
+            "datetime": stac_datetime_range(t0, t1),
+            "limit": 100,
+        }
+        query = cloud_query(max_cloud, collection)
+        if query:
+            params["query"] = query
+        items = run_search(self._client, self.url, **params)
+        log.info("%s %s: %d item(s) from the API", self.name, collection, len(items))
+        scenes = []
+        for item in items:
+            if item.get("collection", collection) != collection:
+                continue
+            scenes.append(self.item_to_scene(item, collection))
+        return finish(scenes, aoi, t0, t1, max_cloud=max_cloud, limit=limit)
+
+    def item_to_scene(self, item: Mapping[str, Any], collection: str | None = None) -> Scene:
+        """One Earth Search v1 item as a ``Scene`` (bands renamed to Sentinel names, offsets resolved)."""
+        collection = collection or str(item.get("collection") or "")
+        props = item.get("properties") or {}
+        baseline = item_baseline(props)
+        is_sar = collection.startswith("sentinel-1")
+        extra: dict[str, Any] = {}
+        gcp: dict[str, str] = {}
+        if collection == "sentinel-2-l1c":
+            try:
+                gcp = gcp_l1c_hrefs(props, [b for b in COMMON_NAME_BANDS.values() if b != "SCL"])
+            except CatalogError as e:
+                extra["gcp_unavailable"] = str(e)
+
+        def make(band: str, key: str, asset: Mapping[str, Any]) -> Asset | None:
+            href = str(asset.get("href") or "")
+            if not href:
+                return None
+            request: dict[str, Any] = {"stac_key": key}
+            if href.startswith(REQUESTER_PAYS_BUCKETS):
+                request.update(requester_pays=True, hint=S1_HINT if is_sar else L1C_HINT)
+                if band in gcp:
+                    request["alternate_href"] = gcp[band]
+            if band in gcp and self.l1c_hrefs == "gcp":
+                request = {"stac_key": key, "s3_href": href}
+                href = gcp[band]
+            if is_sar or band == "SCL":
+                scale, offset, rule = 1.0, 0.0, "categorical" if band == "SCL" else "sar"
+            else:
+                scale, offset, rule = s2_scale_offset(collection, props, asset, baseline)
+            request["offset_rule"] = rule
+            return Asset(
+                href=href,
+                band=band,
+                media_type=str(asset.get("type") or "") or None,
+                offset_dn=offset,
+                scale=scale,
+                nodata=_nodata(asset),
+                request=request,
+            )
+
+        assets = build_assets(item, SAR_KEY_BANDS if is_sar else COMMON_NAME_BANDS, make)
+        properties = {
+            "stac_id": item.get("id"),
+            "mgrs_tile": _mgrs_tile(props),
+            "product_uri": props.get("s2:product_uri"),
+            "boa_offset_applied": props.get("earthsearch:boa_offset_applied"),
+            "requester_pays": any((a.request or {}).get("requester_pays") for a in assets.values()),
+            **({"sar:polarizations": props.get("sar:polarizations")} if is_sar else {}),
+            **extra,
+        }
+        return Scene(
+            id=str(item["id"]),
+            source=self.name,
+            collection=collection,
+            datetime=item_datetime(props),
+            platform=item_platform(props, str(item["id"])),
+            processing_level=item_level(collection, props),
+            cloud_cover=_float_or_none(props.get("eo:cloud_cover")),
+            footprint=item_footprint(item),
+            assets=assets,
+            crs=item_crs(props, item.get("assets")),
+            processing_baseline=baseline,
+            properties={k: v for k, v in properties.items() if v is not None},
+        )
+
+
+def s2_scale_offset(
+    collection: str, props: Mapping[str, Any], asset: Mapping[str, Any], baseline: str | None
+) -> tuple[float, float, str]:
+    """(scale, offset_dn, rule) for one Sentinel-2 reflectance band of an Earth Search item.
+
+    * ``sentinel-2-l2a``: Element 84 removed the +1000 BOA offset from some baseline >= 04.00 COGs and say
+      so in ``earthsearch:boa_offset_applied``; its ``raster:bands`` offset is known to be wrong in both
+      directions (Element84/earth-search#9, #66, #71), so the flag decides: applied → 0, not applied → the
+      baseline rule (−1000 from 04.00).
+    * ``sentinel-2-c1-l2a``: every item is baseline >= 05.00 and its ``raster:bands`` declare the offset.
+    * ``sentinel-2-l1c``: the baseline decides (RADIO_ADD_OFFSET −1000 from 04.00), ``raster:bands`` only
+      when the baseline is unknown.
+    """
+    declared = raster_scale_offset(asset)
+    scale = declared[0] if declared else 1e-4
+    if collection == "sentinel-2-l2a":
+        applied = props.get("earthsearch:boa_offset_applied")
+        if applied is True:
+            return scale, 0.0, "boa_offset_applied"
+        if applied is False:
+            return scale, baseline_offset_dn(baseline), "baseline"
+    if collection == "sentinel-2-c1-l2a" and declared:
+        return declared[0], declared[1], "raster:bands"
+    if baseline:
+        return scale, baseline_offset_dn(baseline), "baseline"
+    if declared:
+        return declared[0], declared[1], "raster:bands"
+    return scale, 0.0, "none"
+
+
+# -- Google Cloud public Sentinel-2 L1C -------------------------------------------------------------
+
+def gcp_l1c_hrefs(props: Mapping[str, Any], bands: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """Anonymous Google Cloud hrefs of L1C band JP2s, built from an Earth Search L1C item's properties.
+
+    Path: ``tiles/{UTM}/{LAT}/{SQ}/{PRODUCT}.SAFE/GRANULE/L1C_T{TILE}_A{ORBIT}_{DS_START}/IMG_DATA/
+    T{TILE}_{DATATAKE}_{BAND}.jp2``: the product name is ``s2:product_uri``; the granule folder joins
+    the tile, the absolute orbit (``_Annnnnn_`` in ``s2:granule_id``/``s2:tile_id``, or the third field of
+    ``s2:datatake_id``) and the datastrip sensing start (``_S…`` in ``s2:datastrip_id``); the file name
+    uses the datatake sensing time from the product name. Products in the pre-December-2016 long
+    naming format are not supported (their granule folders are named differently).
+    """
+    return {b: f"{gcp_granule_url(props, 'L1C')}/IMG_DATA/{_img_stem(props)}_{b}.jp2" for b in bands}
+
+
+def gcp_granule_url(props: Mapping[str, Any], level: str = "L1C") -> str:
+    product, tile, _ = _compact_product(props)
+    base = GCP_S2_BASE + ("/L2" if level == "L2A" else "")
+    return f"{base}/tiles/{tile[:2]}/{tile[2]}/{tile[3:]}/{product}.SAFE/GRANULE/{granule_dir(props, level)}"
+
+
+def granule_dir(props: Mapping[str, Any], level: str = "L1C") -> str:
+    """The SAFE granule folder name, e.g. ``L1C_T27VWK_A036143_20240206T131359``."""
+    _, tile, _ = _compact_product(props)
+    orbit = None
+    for key in ("s2:granule_id", "s2:tile_id"):
+        m = re.search(r"_A(\d{6})_", str(props.get(key) or ""))
+        if m:
+            orbit = m.group(1)
+            break
+    if orbit is None:
+        m = re.match(r"^G?S2[A-D]_\d{8}T\d{6}_(\d{6})_", str(props.get("s2:datatake_id") or ""))
+        orbit = m.group(1) if m else None
+    m = re.search(r"_S(\d{8}T\d{6})_", str(props.get("s2:datastrip_id") or ""))
+    missing = [name for name, v in (("absolute orbit (s2:granule_id/s2:tile_id/s2:datatake_id)", orbit),
+                                    ("datastrip sensing start (s2:datastrip_id)", m)) if v is None]
+    if missing:
+        raise CatalogError(f"cannot build the Google Cloud granule path: item lacks {', '.join(missing)}")
+    assert m is not None
+    return f"{level}_T{tile}_A{orbit}_{m.group(1)}"
+
+
+def _compact_product(props: Mapping[str, Any]) -> tuple[str, str, str]:
+    uri = str(props.get("s2:product_uri") or "")
+    m = _COMPACT_PRODUCT_RE.match(uri)
+    if not m:
+        why = "has no s2:product_uri" if not uri else f"product {uri!r} is not in the compact naming format"
+        raise CatalogError(f"cannot build the Google Cloud path: item {why}")
+    return uri.removesuffix(".SAFE"), m.group(6), m.group(3)
+
+
+def _img_stem(props: Mapping[str, Any]) -> str:
+    _, tile, datatake = _compact_product(props)
+    return f"T{tile}_{datatake}"
+
+
+def _mgrs_tile(props: Mapping[str, Any]) -> str | None:
+    if props.get("mgrs:utm_zone") and props.get("mgrs:latitude_band") and props.get("mgrs:grid_square"):
+        return f"{int(props['mgrs:utm_zone']):02d}{props['mgrs:latitude_band']}{props['mgrs:grid_square']}"
+    code = str(props.get("grid:code") or "")
+    return code.split("-", 1)[1] if code.startswith("MGRS-") else None
+
+
+def _nodata(asset: Mapping[str, Any]) -> float | None:
+    bands = asset.get("raster:bands") or []
+    if bands and isinstance(bands[0], Mapping) and "nodata" in bands[0]:
+        v = bands[0]["nodata"]
+        return None if v is None else float(v)
+    return 0.0
+
+
+def _float_or_none(v: Any) -> float | None:
+    try:
+        return None if v is None else float(v)
+    except (TypeError, ValueError):
+        return None

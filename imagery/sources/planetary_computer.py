@@ -1,0 +1,205 @@
+"""Microsoft Planetary Computer (anonymous STAC API): Sentinel-2 L2A and Sentinel-1 GRD.
+
+Asset hrefs are Azure blob URLs that must carry a SAS token; tokens come anonymously from the SAS
+API (one per storage account and container) and are cached until shortly before they expire.
+PC serves ESA's L2A as delivered: products from processing baseline 04.00 on keep the +1000 BOA
+offset (microsoft/PlanetaryComputer#134), so those assets get ``offset_dn = -1000``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from datetime import date, datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from imagery.catalog import (
+    check_collection,
+    check_coverage,
+    check_limit,
+    check_max_cloud,
+    finish,
+    parse_period,
+    stac_datetime_range,
+)
+from imagery.errors import CatalogError
+from imagery.http import RetryingSession, RetryPolicy, expiry_from, make_session
+from imagery.sources.stac import (
+    SAR_KEY_BANDS,
+    SENTINEL_KEY_BANDS,
+    baseline_offset_dn,
+    build_assets,
+    cloud_query,
+    item_baseline,
+    item_crs,
+    item_datetime,
+    item_footprint,
+    item_level,
+    item_platform,
+    open_client,
+    run_search,
+)
+from imagery.types import Asset, Scene
+
+if TYPE_CHECKING:
+    from imagery.aoi import Aoi
+
+log = logging.getLogger(__name__)
+
+PC_STAC_URL = "https://planetarycomputer.microsoft.com/api/stac/v1"
+PC_SAS_URL = "https://planetarycomputer.microsoft.com/api/sas/v1/token"
+#: Refresh a token this long before the expiry the SAS API announces.
+TOKEN_MARGIN = timedelta(minutes=5)
+
+
+class SasSigner:
+    """Anonymous SAS tokens for Azure blob hrefs, cached per (account, container) until expiry."""
+
+    def __init__(
+        self,
+        sas_url: str = PC_SAS_URL,
+        session: RetryingSession | None = None,
+        *,
+        now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    ) -> None:
+        self.sas_url = sas_url.rstrip("/")
+        self.session = session or make_session()
+        self._now = now
+        self._tokens: dict[tuple[str, str], tuple[str, datetime | None]] = {}
+        self._lock = threading.Lock()
+
+    def token(self, account: str, container: str) -> str:
+        """The SAS query string (no leading ``?``) for ``account``/``container``."""
+        key = (account, container)
+        with self._lock:
+            cached = self._tokens.get(key)
+            if cached and (cached[1] is None or cached[1] - TOKEN_MARGIN > self._now()):
+                return cached[0]
+        url = f"{self.sas_url}/{account}/{container}"
+        body = self.session.get(url).json()
+        token = str(body.get("token") or "").lstrip("?")
+        if not token:
+            raise CatalogError(f"Planetary Computer SAS API gave no token for {account}/{container}")
+        expiry = expiry_from(body.get("msft:expiry"))
+        with self._lock:
+            self._tokens[key] = (token, expiry)
+        log.debug("SAS token for %s/%s valid until %s", account, container, expiry)
+        return token
+
+    def sign(self, href: str) -> str:
+        """``href`` with a SAS token appended; hrefs outside Azure blob storage are returned unchanged."""
+        parts = urlsplit(href)
+        host = parts.hostname or ""
+        if not host.endswith(".blob.core.windows.net") or "sig=" in (parts.query or ""):
+            return href
+        account = host.split(".", 1)[0]
+        container = parts.path.lstrip("/").split("/", 1)[0]
+        token = self.token(account, container)
+        return f"{href}{'&' if parts.query else '?'}{token}"
+
+
+class PlanetaryComputerCatalog:
+    """Planetary Computer STAC; ``sign=False`` keeps unsigned hrefs (``Asset.request['unsigned_href']``
+    always holds the unsigned one, so a reader can re-sign after a token expires)."""
+
+    name = "planetary-computer"
+    collections = ("sentinel-2-l2a", "sentinel-1-grd")
+
+    def __init__(
+        self,
+        url: str = PC_STAC_URL,
+        *,
+        sas_url: str = PC_SAS_URL,
+        sign: bool = True,
+        retry: RetryPolicy | None = None,
+        session: RetryingSession | None = None,
+        signer: SasSigner | None = None,
+    ) -> None:
+        self.url = url.rstrip("/")
+        self.session = session or make_session(retry)
+        self.signer = signer or SasSigner(sas_url, self.session)
+        self.sign = sign
+        self._client = None
+
+    def __repr__(self) -> str:
+        return f"PlanetaryComputerCatalog(url={self.url!r}, sign={self.sign})"
+
+    def search(
+        self,
+        aoi: Aoi,
+        start: date | datetime | str,
+        end: date | datetime | str,
+        *,
+        collection: str,
+        max_cloud: float | None = None,
+        limit: int | None = None,
+    ) -> list[Scene]:
+        check_collection(collection, self.collections, self.name)
+        check_limit(limit)
+        check_max_cloud(max_cloud)
+        t0, t1 = parse_period(start, end)
+        check_coverage(aoi, t0, t1, collection, self.name)
+        if self._client is None:
+            self._client = open_client(self.url, self.session)
+        params: dict[str, Any] = {
+            "collections": [collection],
+            "intersects": aoi.geometry.__geo_interface__,
+            "datetime": stac_datetime_range(t0, t1),
+            "limit": 100,
+        }
+        query = cloud_query(max_cloud, collection)
+        if query:
+            params["query"] = query
+        items = run_search(self._client, self.url, **params)
+        log.info("%s %s: %d item(s) from the API", self.name, collection, len(items))
+        scenes = [self.item_to_scene(it, collection) for it in items
+                  if it.get("collection", collection) == collection]
+        return finish(scenes, aoi, t0, t1, max_cloud=max_cloud, limit=limit)
+
+    def item_to_scene(self, item: Mapping[str, Any], collection: str | None = None) -> Scene:
+        collection = collection or str(item.get("collection") or "")
+        props = item.get("properties") or {}
+        baseline = item_baseline(props)
+        is_sar = collection.startswith("sentinel-1")
+        offset = 0.0 if is_sar else baseline_offset_dn(baseline)
+
+        def make(band: str, key: str, asset: Mapping[str, Any]) -> Asset | None:
+            unsigned = str(asset.get("href") or "")
+            if not unsigned:
+                return None
+            categorical = band == "SCL"
+            return Asset(
+                href=self.signer.sign(unsigned) if self.sign else unsigned,
+                band=band,
+                media_type=str(asset.get("type") or "") or None,
+                offset_dn=0.0 if (categorical or is_sar) else offset,
+                scale=1.0 if (categorical or is_sar) else 1e-4,
+                nodata=0.0,
+                request={"stac_key": key, "unsigned_href": unsigned, "signer": "planetary-computer",
+                         "offset_rule": "sar" if is_sar else ("categorical" if categorical else "baseline")},
+            )
+
+        assets = build_assets(item, SAR_KEY_BANDS if is_sar else SENTINEL_KEY_BANDS, make)
+        properties = {
+            "stac_id": item.get("id"),
+            "mgrs_tile": props.get("s2:mgrs_tile"),
+            "product_uri": props.get("s2:product_uri"),
+            "orbit_state": props.get("sat:orbit_state"),
+            **({"sar:polarizations": props.get("sar:polarizations")} if is_sar else {}),
+        }
+        return Scene(
+            id=str(item["id"]),
+            source=self.name,
+            collection=collection,
+            datetime=item_datetime(props),
+            platform=item_platform(props, str(item["id"])),
+            processing_level=item_level(collection, props),
+            cloud_cover=None if props.get("eo:cloud_cover") is None else float(props["eo:cloud_cover"]),
+            footprint=item_footprint(item),
+            assets=assets,
+            crs=item_crs(props, item.get("assets")),
+            processing_baseline=baseline,
+            properties={k: v for k, v in properties.items() if v is not None},
+        )
