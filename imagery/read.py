@@ -1,25 +1,38 @@
-"""Reading rasters onto a grid: local GeoTIFFs and band folders now, remote COG windows too.
+"""Reading rasters onto a grid: ``open_raster`` for local files and band folders, ``read_window`` for the
+bands of a catalogue ``Scene`` (COG windows over HTTP ranges, local files, the Sentinel Hub Process API).
 
-Every read returns a ``RasterWindow`` whose bands are aligned on one grid (by default the
-UTM zone at 10 m), with reflectance on the 0–1 scale.
+Every read returns a ``RasterWindow`` whose bands are aligned on one grid (by default the UTM zone at
+10 m), with reflectance on the 0–1 scale. See docs/reading.md.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import re
-from datetime import datetime
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import rasterio
+from affine import Affine
+from rasterio._err import CPLE_BaseError  # GDAL errors that rasterio does not wrap (e.g. mid-read)
+from rasterio.crs import CRS
 from rasterio.enums import Resampling
-from rasterio.errors import RasterioIOError
+from rasterio.errors import RasterioError, RasterioIOError, WindowError
 from rasterio.warp import reproject, transform_bounds
+from rasterio.windows import Window, from_bounds
 
 from imagery.aoi import utm_crs_for
-from imagery.errors import CrsError, InputError, MissingBandsError, RasterReadError
-from imagery.types import CATEGORICAL_LAYERS, Grid, RasterWindow
+from imagery.errors import CredentialsError, CrsError, InputError, MissingBandsError, RasterReadError
+from imagery.gdal import gdal_env, vsi_path
+from imagery.types import CATEGORICAL_LAYERS, Asset, Grid, RasterWindow, Scene
+
+if TYPE_CHECKING:
+    from imagery.cache import Cache
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +101,16 @@ def _file_scale(src: rasterio.io.DatasetReader, band_index: int) -> float | None
     if scales and scales[band_index - 1] not in (None, 1.0):
         return float(scales[band_index - 1])
     return None
+
+
+def _output_grid(src: rasterio.io.DatasetReader, res_m: float, native: bool) -> Grid:
+    """The raster's own grid if it is a UTM ``res_m`` grid (or ``native``), else its UTM ``res_m`` grid."""
+    epsg = src.crs.to_epsg()
+    is_utm = epsg is not None and str(epsg)[:3] in ("326", "327")
+    if native or (is_utm and abs(abs(src.transform.a) - res_m) < 0.05 * res_m
+                  and src.transform.b == 0 and src.transform.d == 0):
+        return Grid(crs=src.crs.to_string(), transform=src.transform, width=src.width, height=src.height)
+    return default_grid_for(src.crs, src.bounds, res_m)
 
 
 def reproject_array(
@@ -162,7 +185,7 @@ def open_raster(
         except RasterioIOError as e:
             raise RasterReadError(f"cannot read {path}: {str(e).splitlines()[0]}") from None
         if all(desc):
-            available = dict(zip(desc, range(1, count + 1)))
+            available = dict(zip(desc, range(1, count + 1), strict=True))
             names = wanted or list(desc)  # type: ignore[arg-type]
             missing = [b for b in names if b not in available]
             if missing:
@@ -170,54 +193,59 @@ def open_raster(
             sources = [(path, available[b], b) for b in names]
         elif wanted:
             if len(wanted) != count:
-                raise InputError(f"{path} has {count} bands but --bands names {len(wanted)}: {','.join(wanted)}")
+                raise InputError(
+                    f"{path} has {count} bands but --bands names {len(wanted)}: {','.join(wanted)}"
+                )
             sources = [(path, i + 1, b) for i, b in enumerate(wanted)]
         else:
             raise InputError(
-                f"{path} has {count} bands without band descriptions; name them with --bands, e.g. B04,B03,B02,B08"
+                f"{path} has {count} bands without band descriptions; "
+                "name them with --bands, e.g. B04,B03,B02,B08"
             )
         if scene_id is None:
             scene_id = path.stem
 
-    layers: list[np.ndarray] = []
-    valid = None
     out_grid = grid
+    reads = []  # (band, raw, nodata, declared scale, offset, dtype, crs, transform) per source
     for file, index, band in sources:
         try:
             with rasterio.open(file) as src:
                 if src.crs is None:
                     raise CrsError(f"{file} has no CRS; harborwatch needs georeferenced rasters")
                 if out_grid is None:
-                    is_utm = src.crs.to_epsg() is not None and str(src.crs.to_epsg())[:3] in ("326", "327")
-                    if native or (is_utm and abs(abs(src.transform.a) - res_m) < 0.05 * res_m
-                                  and src.transform.b == 0 and src.transform.d == 0):
-                        out_grid = Grid(
-                            crs=src.crs.to_string(), transform=src.transform, width=src.width, height=src.height
-                        )
-                    else:
-                        out_grid = default_grid_for(src.crs, src.bounds, res_m)
-                raw = src.read(index)
-                nodata = src.nodatavals[index - 1]
-                categorical = band in CATEGORICAL_LAYERS
-                band_scale = scale or _file_scale(src, index) or (1.0 if categorical else _guess_scale(src.dtypes[index - 1], raw[::4, ::4]))
-                offset = float(src.tags(index).get("REFLECTANCE_OFFSET", 0) or 0)
-                arr = raw.astype(np.float32)
-                if nodata is not None and not categorical:
-                    arr[raw == nodata] = np.nan
-                if not categorical:
-                    arr = (arr + offset) * band_scale
-                same_grid = (src.crs.to_string() == out_grid.crs and src.transform == out_grid.transform
-                             and (src.height, src.width) == out_grid.shape)
-                if not same_grid:
-                    arr = reproject_array(arr, src.transform, src.crs, out_grid, categorical=categorical)
-                    if not categorical:
-                        arr = arr.astype(np.float32)
+                    out_grid = _output_grid(src, res_m, native)
+                reads.append((
+                    band, src.read(index), src.nodatavals[index - 1], scale or _file_scale(src, index),
+                    float(src.tags(index).get("REFLECTANCE_OFFSET", 0) or 0), src.dtypes[index - 1],
+                    src.crs, src.transform,
+                ))
         except RasterioIOError as e:
             raise RasterReadError(f"cannot read {file}: {str(e).splitlines()[0]}") from None
-        band_valid = np.isfinite(arr) if not (band in CATEGORICAL_LAYERS) else np.ones(arr.shape, bool)
+    assert out_grid is not None
+    # One export holds one encoding: if any undeclared band looks like reflectance × 65535, all do
+    # (a dark band alone can pass for × 1e-4 DN and would come out ~6.5× too bright).
+    guesses = {b: _guess_scale(dt, raw[::4, ::4]) for b, raw, _, sc, _, dt, _, _ in reads
+               if sc is None and b not in CATEGORICAL_LAYERS}
+    if any(g == 1.0 / 65535.0 for g in guesses.values()):
+        guesses = {b: (1.0 / 65535.0 if g == 1e-4 else g) for b, g in guesses.items()}
+
+    layers: list[np.ndarray] = []
+    valid = None
+    for band, raw, nodata, declared, offset, _, src_crs, src_transform in reads:
+        categorical = band in CATEGORICAL_LAYERS
+        band_scale = declared or (1.0 if categorical else guesses[band])
+        arr = raw.astype(np.float32)
+        if nodata is not None and not categorical:
+            arr[raw == nodata] = np.nan
+        if not categorical:
+            arr = (arr + offset) * band_scale
+        same_grid = (src_crs.to_string() == out_grid.crs and src_transform == out_grid.transform
+                     and raw.shape == out_grid.shape)
+        if not same_grid:
+            arr = reproject_array(arr, src_transform, src_crs, out_grid, categorical=categorical)
+        band_valid = np.isfinite(arr) if not categorical else np.ones(arr.shape, bool)
         valid = band_valid if valid is None else valid & band_valid
         layers.append(arr.astype(np.float32))
-    assert out_grid is not None
     data = np.stack(layers)
     return RasterWindow(
         data=data,
@@ -229,3 +257,375 @@ def open_raster(
         source="local",
         meta={"path": str(path)},
     )
+
+
+# --------------------------------------------------------------------------------------------
+# Windowed reads of catalogue scenes onto an AOI grid
+# --------------------------------------------------------------------------------------------
+
+#: Buckets Earth Search links to that bill the reader (requester pays): no anonymous access.
+REQUESTER_PAYS_BUCKETS = frozenset({"sentinel-s2-l1c", "sentinel-s2-l2a", "sentinel-s1-l1c"})
+#: Source pixels read beyond the grid's footprint on each side, so resampling kernels see neighbours.
+WINDOW_MARGIN_PX = 2
+_RAW_65535 = 1.0 / 65535.0
+
+
+def _band_key(name: str) -> str:
+    """Sentinel band names normalised (b4 → B04); other layers (SCL, dataMask) kept as given."""
+    n = normalise_band_name(name)
+    return n if _BAND_NAME_RE.match(n) else name
+
+
+def redact_href(href: str) -> str:
+    """An href safe for messages and logs: query strings (SAS tokens, signatures) dropped."""
+    return href.split("?", 1)[0]
+
+
+def _is_process_api(asset: Asset) -> bool:
+    return (asset.request or {}).get("api") == "process"
+
+
+def _scale_from_file(asset: Asset) -> bool:
+    """Local assets whose catalogue found no declared scale: the file's tags (or a guess) decide."""
+    return (asset.request or {}).get("scale_declared") is False and asset.band not in CATEGORICAL_LAYERS
+
+
+def harmonisation_params(asset: Asset) -> dict[str, Any]:
+    """What turns the asset's DN into the stored array (part of the cache key)."""
+    categorical = asset.band in CATEGORICAL_LAYERS
+    return {
+        "offset_dn": 0.0 if categorical else float(asset.offset_dn),
+        "scale": "file" if _scale_from_file(asset) else (1.0 if categorical else float(asset.scale)),
+        "nodata": asset.nodata,
+        "clip_min": None if categorical else 0.0,
+        "resampling": "nearest" if categorical else "bilinear|average",
+        "request": dict(asset.request) if asset.request is not None else None,
+    }
+
+
+def read_window(
+    scene: Scene, grid: Grid, bands: Sequence[str], *, cache: Cache | None = None
+) -> RasterWindow:
+    """Read ``bands`` of ``scene`` onto ``grid``: only the pixels that cover it, all bands aligned.
+
+    Reflectance is harmonised as ``(DN + asset.offset_dn) * asset.scale`` (negatives clipped to 0),
+    nodata becomes NaN and ``valid`` is True where every band has data (SCL: class ≠ 0). With
+    ``cache``, each band is looked up first and stored after reading, so a rerun reads nothing.
+    """
+    names = [_band_key(b) for b in bands]
+    missing = [b for b in names if b not in scene.assets]
+    if missing:
+        raise MissingBandsError(missing, f"scene {scene.id} (assets: {', '.join(scene.assets)})")
+    layers: dict[str, np.ndarray] = {}
+    reads: dict[str, dict[str, Any]] = {}
+    keys = {b: _cache_key(cache, scene, scene.assets[b], grid) for b in names} if cache else {}
+    for b in names:
+        hit = cache.get(keys[b]) if cache else None
+        if hit is not None and hit[0].shape == grid.shape:
+            layers[b] = hit[0]
+            reads[b] = {**hit[1].get("read", {}), "cached": True}
+    pending = [b for b in names if b not in layers]
+    remote_api = [b for b in pending if _is_process_api(scene.assets[b])]
+    if remote_api:
+        for b, arr in read_sentinelhub(scene, grid, remote_api).items():
+            layers[b], reads[b] = arr, {"href": redact_href(scene.assets[b].href), "api": "process"}
+    for b in pending:
+        if b not in layers:
+            layers[b], reads[b] = _read_asset(scene, scene.assets[b], grid)
+    _unify_guessed_scales(layers, reads, pending)
+    if cache:
+        for b in pending:
+            meta = {"scene": scene.id, "band": b, "grid": grid.key(), "read": reads[b]}
+            cache.put(keys[b], layers[b], meta)
+
+    data = np.stack([layers[b].astype(np.float32, copy=False) for b in names])
+    valid = np.ones(grid.shape, dtype=bool)
+    for b, layer in zip(names, data, strict=True):
+        valid &= (layer != 0) if b in CATEGORICAL_LAYERS else np.isfinite(layer)
+    return RasterWindow(
+        data=data,
+        band_names=tuple(names),
+        grid=grid,
+        acquired=scene.datetime,
+        valid=valid,
+        scene_id=scene.id,
+        source=scene.source,
+        processing_level=scene.processing_level,
+        meta={"reads": reads, "collection": scene.collection, "baseline": scene.processing_baseline},
+    )
+
+
+def _cache_key(cache: Cache, scene: Scene, asset: Asset, grid: Grid) -> str:
+    params = harmonisation_params(asset)
+    local = Path(asset.href[7:] if asset.href.startswith("file://") else asset.href)
+    if "://" not in asset.href or asset.href.startswith("file://"):
+        try:  # a local file can change under the same name: its size and mtime are part of the key
+            st = local.stat()
+            params["file"] = [st.st_size, st.st_mtime_ns]
+        except OSError:
+            pass
+    return cache.key(source=scene.source, item_id=scene.id, href=asset.href, band=asset.band, grid=grid,
+                     params=params)
+
+
+def _unify_guessed_scales(
+    layers: dict[str, np.ndarray], reads: dict[str, dict[str, Any]], fresh: list[str]
+) -> None:
+    """One export holds one encoding: if any guessed band is reflectance × 65535, all guessed bands are
+    (a dark band alone passes for × 1e-4 DN). Rescales the freshly read bands guessed × 1e-4, in place."""
+    if not any(r.get("scale_guessed") and r.get("scale") == _RAW_65535 for r in reads.values()):
+        return
+    for b in fresh:
+        if reads[b].get("scale_guessed") and reads[b].get("scale") == 1e-4:
+            layers[b] = layers[b] * np.float32(_RAW_65535 / 1e-4)
+            reads[b]["scale"] = _RAW_65535
+
+
+def check_href_access(asset: Asset) -> None:
+    """Raise CredentialsError for assets that cannot be read anonymously (requester-pays buckets)."""
+    from imagery.catalog import ensure_readable  # the catalogue knows the anonymous mirror, if any
+
+    ensure_readable(asset)
+    href = asset.href
+    if href.startswith("s3://") and href[5:].split("/", 1)[0] in REQUESTER_PAYS_BUCKETS:
+        bucket = href[5:].split("/", 1)[0]
+        raise CredentialsError(
+            f"s3://{bucket} is a requester-pays bucket (the reader pays AWS egress) and cannot be read "
+            "anonymously. Free alternatives: Sentinel-2 L1C from the Google Cloud public bucket "
+            "(gs://gcp-public-data-sentinel-2), or --source sentinelhub (Copernicus Data Space, free "
+            "account; set SH_CLIENT_ID and SH_CLIENT_SECRET); L2A from --source earth-search "
+            "(sentinel-2-l2a COGs) or planetary-computer."
+        )
+
+
+def _read_asset(scene: Scene, asset: Asset, grid: Grid) -> tuple[np.ndarray, dict[str, Any]]:
+    """One band of one asset on ``grid``: float32 reflectance (NaN = nodata), or uint8 classes for SCL."""
+    check_href_access(asset)
+    categorical = asset.band in CATEGORICAL_LAYERS
+    shown = redact_href(asset.href)
+    what = f"{asset.band} of {scene.id} from {shown}"
+    scale, guessed = (1.0 if categorical else float(asset.scale)), False
+    try:
+        with gdal_env(), rasterio.open(vsi_path(asset.href)) as src:
+            if src.crs is None:
+                raise CrsError(f"cannot read {what}: the file has no CRS")
+            if scene.crs and not _same_crs(scene.crs, src.crs):
+                raise CrsError(f"cannot read {what}: its CRS {src.crs.to_string()} is not the scene's "
+                               f"{scene.crs}")
+            index = _band_index(src, asset, what)
+            nodata = asset.nodata if asset.nodata is not None else src.nodatavals[index - 1]
+            plan = _plan_read(src, grid, index, what)
+            if plan is None:  # the grid lies outside this asset
+                fill = (0, np.uint8) if categorical else (np.nan, np.float32)
+                return np.full(grid.shape, *fill), {"href": shown, "window": None}
+            window, out_shape, factor, aligned = plan
+            raw = src.read(index, window=window, out_shape=out_shape,
+                           resampling=Resampling.nearest if categorical else Resampling.average)
+            win_transform = src.window_transform(window) @ Affine.scale(
+                window.width / out_shape[1], window.height / out_shape[0]
+            )
+            src_crs = src.crs
+            if _scale_from_file(asset):
+                declared = _file_scale(src, index)
+                guessed = declared is None
+                scale = declared or _guess_scale(src.dtypes[index - 1], raw)
+    except (RasterioError, CPLE_BaseError) as e:
+        raise RasterReadError(f"cannot read {what}: {_first_line(e)}") from None
+    info = {"href": shown, "window": [int(window.col_off), int(window.row_off), int(window.width),
+                                      int(window.height)], "overview_factor": factor}
+    if categorical:
+        if aligned is not None:
+            return _paste(raw, aligned, grid, 0, np.uint8), info
+        return reproject_array(raw, win_transform, src_crs, grid, categorical=True, src_nodata=nodata), info
+    arr = raw.astype(np.float32)
+    if nodata is not None:
+        arr[raw == nodata] = np.nan
+    arr = (arr + np.float32(asset.offset_dn)) * np.float32(scale)
+    if aligned is not None:
+        arr = _paste(arr, aligned, grid, np.nan, np.float32)
+    else:
+        arr = reproject_array(arr, win_transform, src_crs, grid)
+    np.maximum(arr, 0, out=arr, where=np.isfinite(arr))  # the BOA offset can push dark water below 0
+    return arr, {**info, "scale": scale, "scale_guessed": guessed}
+
+
+def _same_crs(a: Any, b: Any) -> bool:
+    try:
+        return CRS.from_user_input(a) == CRS.from_user_input(b)
+    except Exception:  # an unparseable CRS is a mismatch, reported by the caller
+        return False
+
+
+def _band_index(src: rasterio.io.DatasetReader, asset: Asset, what: str) -> int:
+    """The 1-based band holding ``asset.band``: the catalogue's index, the only band, or the described one."""
+    index = (asset.request or {}).get("band_index")
+    if index is not None:
+        if not 1 <= int(index) <= src.count:
+            raise RasterReadError(f"cannot read {what}: band {index} asked for, the file has {src.count}")
+        return int(index)
+    if src.count == 1:
+        return 1
+    for i, desc in enumerate(src.descriptions, start=1):
+        if desc and _band_key(desc.strip()) == asset.band:
+            return i
+    raise RasterReadError(f"cannot read {what}: {src.count} bands and none described as {asset.band}")
+
+
+def _plan_read(
+    src: rasterio.io.DatasetReader, grid: Grid, index: int, what: str
+) -> tuple[Window, tuple[int, int], int, tuple[int, int] | None] | None:
+    """Which source pixels to read for ``grid``: (window, out_shape, overview factor, aligned offset).
+
+    ``aligned`` is the (row, col) of the window in the grid when source and grid share CRS, pixel size
+    and pixel edges: then the pixels are copied, not resampled. Otherwise the window covers the grid's
+    footprint plus a margin, read from the coarsest overview still at least as fine as the grid.
+    """
+    try:
+        left, bottom, right, top = transform_bounds(grid.crs, src.crs, *grid.bounds, densify_pts=21)
+    except Exception as e:
+        raise CrsError(f"cannot read {what}: no transform {grid.crs} → {src.crs}: {_first_line(e)}") from None
+    st, gt = src.transform, grid.transform
+    full = Window(0, 0, src.width, src.height)
+    same_pixels = st.b == st.d == 0 and abs(st.a - gt.a) < 1e-9 and abs(st.e - gt.e) < 1e-9
+    if same_pixels and _same_crs(grid.crs, src.crs):
+        col, row = ~st @ (gt.c, gt.f)
+        if abs(col - round(col)) < 1e-6 and abs(row - round(row)) < 1e-6:
+            want = Window(round(col), round(row), grid.width, grid.height)
+            try:
+                win = want.intersection(full)
+            except WindowError:
+                return None
+            offset = (int(win.row_off - want.row_off), int(win.col_off - want.col_off))
+            return win, (int(win.height), int(win.width)), 1, offset
+    wanted = from_bounds(left, bottom, right, top, transform=st)
+    ratio = max(wanted.width / grid.width, wanted.height / grid.height)  # source pixels per grid pixel
+    factor = max([1] + [f for f in src.overviews(index) if f <= ratio])
+    margin = WINDOW_MARGIN_PX * factor + math.ceil(ratio)
+    col0 = math.floor((wanted.col_off - margin) / factor) * factor
+    row0 = math.floor((wanted.row_off - margin) / factor) * factor
+    col1 = math.ceil((wanted.col_off + wanted.width + margin) / factor) * factor
+    row1 = math.ceil((wanted.row_off + wanted.height + margin) / factor) * factor
+    try:
+        win = Window(col0, row0, col1 - col0, row1 - row0).intersection(full)
+    except WindowError:
+        return None
+    out_shape = (max(1, math.ceil(win.height / factor)), max(1, math.ceil(win.width / factor)))
+    return win, out_shape, factor, None
+
+
+def _paste(arr: np.ndarray, offset: tuple[int, int], grid: Grid, fill: float, dtype: Any) -> np.ndarray:
+    out = np.full(grid.shape, fill, dtype=dtype)
+    r, c = offset
+    out[r : r + arr.shape[0], c : c + arr.shape[1]] = arr
+    return out
+
+
+_QUERY_RE = re.compile(r"\?[^\s'\"]*")
+
+
+def _first_line(e: BaseException) -> str:
+    """One line saying what GDAL said, from the innermost cause (rasterio wraps it in "Read failed")."""
+    while (e.__cause__ or e.__context__) is not None and "previous exception" in str(e):
+        e = e.__cause__ or e.__context__  # type: ignore[assignment]
+    lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()] or [type(e).__name__]
+    text = "; ".join(lines[:2]) if len(lines[0]) < 60 else lines[0]
+    return _QUERY_RE.sub("", text.replace("/vsicurl/", ""))
+
+
+# --------------------------------------------------------------------------------------------
+# Sentinel Hub Process API (Copernicus Data Space): the asset carries a request, not a file
+# --------------------------------------------------------------------------------------------
+
+SH_DEFAULT_BASE_URL = "https://sh.dataspace.copernicus.eu"
+SH_MAX_SIZE_PX = 2500  # Process API limit per request and axis
+
+
+def sentinelhub_evalscript(bands: Sequence[str], units: Sequence[str] | None = None) -> str:
+    """Evalscript returning ``bands`` then dataMask as FLOAT32 (reflectance 0–1 unless ``units`` say)."""
+    units = list(units or ["DN" if b in CATEGORICAL_LAYERS else "REFLECTANCE" for b in bands])
+    names = [*bands, "dataMask"]
+    return (
+        "//VERSION=3\n"
+        "function setup() {\n"
+        f"  return {{input: [{{bands: {json.dumps(names)}, units: {json.dumps([*units, 'DN'])}}}],\n"
+        f"          output: {{bands: {len(names)}, sampleType: \"FLOAT32\"}}}};\n"
+        "}\n"
+        "function evaluatePixel(s) {\n"
+        f"  return [{', '.join(f's.{b}' for b in names)}];\n"
+        "}\n"
+    )
+
+
+def sentinelhub_request(scene: Scene, grid: Grid, bands: Sequence[str], config: Any = None) -> Any:
+    """The ``SentinelHubRequest`` for ``bands`` of ``scene`` exactly on ``grid`` (CRS, bbox, size).
+
+    Reads the Process API fields the catalogue puts in ``Asset.request``: ``service_url``,
+    ``data_collection`` (harborwatch collection id), ``time_interval``, ``units``, ``harmonize_values``.
+    ``config`` (a ``sentinelhub.SHConfig``) defaults to one built from the CDSE credentials.
+    """
+    from sentinelhub import CRS as ShCRS
+    from sentinelhub import BBox, MimeType, MosaickingOrder, SentinelHubRequest
+
+    from imagery.sources.cdse import SentinelHubCatalogSource, data_collection
+
+    reqs = [dict(scene.assets[b].request or {}) for b in bands]
+    req = reqs[0]
+    service_url = req.get("service_url") or SH_DEFAULT_BASE_URL
+    if config is None:
+        config = SentinelHubCatalogSource(base_url=service_url).sh_config()
+    try:
+        collection = data_collection(req.get("data_collection") or scene.collection, config.sh_base_url)
+    except KeyError:
+        raise InputError(f"scene {scene.id}: no Sentinel Hub collection for {scene.collection!r}") from None
+    epsg = CRS.from_user_input(grid.crs).to_epsg()
+    if epsg is None:
+        raise CrsError(f"Sentinel Hub needs an EPSG grid CRS, got {grid.crs}")
+    if max(grid.width, grid.height) > SH_MAX_SIZE_PX:
+        raise InputError(f"the Process API returns at most {SH_MAX_SIZE_PX} pixels a side; the grid is "
+                         f"{grid.width}×{grid.height}: use a smaller AOI or a coarser --res")
+    half_hour = timedelta(minutes=30)
+    interval = req.get("time_interval") or ((scene.datetime - half_hour).isoformat(),
+                                             (scene.datetime + half_hour).isoformat())
+    units = [r.get("units") or ("DN" if b in CATEGORICAL_LAYERS else "REFLECTANCE")
+             for b, r in zip(bands, reqs, strict=True)]
+    processing = {"harmonizeValues": bool(req["harmonize_values"])} if "harmonize_values" in req else {}
+    return SentinelHubRequest(
+        evalscript=sentinelhub_evalscript(list(bands), units),
+        input_data=[SentinelHubRequest.input_data(
+            data_collection=collection,
+            time_interval=tuple(interval),
+            mosaicking_order=MosaickingOrder.MOST_RECENT,
+            upsampling="BILINEAR",
+            downsampling="BILINEAR",
+            other_args={"processing": processing} if processing else None,
+        )],
+        responses=[SentinelHubRequest.output_response("default", MimeType.TIFF)],
+        bbox=BBox(grid.bounds, crs=ShCRS(epsg)),
+        size=(grid.width, grid.height),
+        config=config,
+    )
+
+
+def read_sentinelhub(
+    scene: Scene, grid: Grid, bands: Sequence[str], config: Any = None
+) -> dict[str, np.ndarray]:
+    """Read ``bands`` of a Sentinel Hub scene onto ``grid`` with one Process API request."""
+    request = sentinelhub_request(scene, grid, bands, config)
+    try:
+        data = np.asarray(request.get_data()[0], dtype=np.float32)
+    except Exception as e:  # sentinelhub raises DownloadFailedException and friends
+        text = _first_line(e)
+        if "401" in text or "403" in text:
+            raise CredentialsError(f"Sentinel Hub rejected the credentials: {text}") from None
+        raise RasterReadError(f"Sentinel Hub request for {scene.id} failed: {text}") from None
+    if data.ndim == 2:
+        data = data[:, :, None]
+    mask = data[:, :, -1] > 0
+    out = {}
+    for i, b in enumerate(bands):
+        layer = data[:, :, i]
+        if b in CATEGORICAL_LAYERS:
+            out[b] = np.where(mask, layer, 0).astype(np.uint8)
+        else:
+            out[b] = np.where(mask, np.maximum(layer, 0), np.nan).astype(np.float32)
+    return out

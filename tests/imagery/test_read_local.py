@@ -1,0 +1,35 @@
+"""open_raster on band folders: one scale for all bands of an export, even when one band is dark."""
+
+from __future__ import annotations
+
+import numpy as np
+import rasterio
+from affine import Affine
+
+from imagery.read import open_raster
+
+
+def _band(path, values: np.ndarray) -> None:
+    transform = Affine(10, 0, 500000, 0, -10, 4800000)
+    with rasterio.open(path, "w", driver="GTiff", width=values.shape[1], height=values.shape[0], count=1,
+                       dtype="uint16", crs="EPSG:32631", transform=transform) as dst:
+        dst.write(values, 1)
+
+
+def test_dark_band_of_a_raw_65535_export_gets_the_same_scale_as_the_bright_ones(tmp_path):
+    rng = np.random.default_rng(0)
+    bright = np.clip(rng.normal(0.20, 0.02, (32, 32)) * 65535, 1, 65535).astype(np.uint16)
+    dark = np.clip(rng.normal(0.03, 0.005, (32, 32)) * 65535, 1, 65535).astype(np.uint16)  # water in blue
+    _band(tmp_path / "port_B08.tif", bright)
+    _band(tmp_path / "port_B02.tif", dark)
+    window = open_raster(tmp_path, ["B02", "B08"])
+    assert abs(float(np.median(window.band("B02"))) - 0.03) < 0.005  # not 0.03 × 6.55 from a × 1e-4 guess
+    assert abs(float(np.median(window.band("B08"))) - 0.20) < 0.01
+
+
+def test_plain_dn_folder_keeps_the_1e4_scale(tmp_path):
+    dn = np.full((16, 16), 800, np.uint16)
+    _band(tmp_path / "x_B04.tif", dn)
+    _band(tmp_path / "x_B03.tif", dn + 200)
+    window = open_raster(tmp_path, ["B03", "B04"])
+    assert np.allclose(window.band("B04"), 0.08) and np.allclose(window.band("B03"), 0.10)
