@@ -31,7 +31,7 @@ from rasterio.windows import Window, from_bounds
 
 from imagery.errors import CoverageError, InputError, RasterReadError
 from imagery.gdal import gdal_env, vsi_path
-from imagery.read import default_grid_for, reproject_array
+from imagery.read import check_href_access, default_grid_for, redact_href, reproject_array
 from imagery.types import Grid, RasterWindow, Scene
 
 log = logging.getLogger(__name__)
@@ -156,8 +156,8 @@ def load_calibration(href: str | Path) -> CalibrationLut:
         else:
             data = Path(href.removeprefix("file://")).read_bytes()
     except OSError as e:
-        raise MissingCalibrationError(f"cannot read calibration {href}: {e}") from None
-    return parse_calibration(data, href)
+        raise MissingCalibrationError(f"cannot read calibration {redact_href(href)}: {e}") from None
+    return parse_calibration(data, redact_href(href))
 
 
 def calibrate(dn: np.ndarray, lut: CalibrationLut, quantity: str = "sigma0",
@@ -312,6 +312,8 @@ def _scene_sources(scene: Scene, pols: Sequence[str], calibrated: str | None) ->
     for p in wanted:
         if p not in assets:
             raise PolarisationError(f"scene {scene.id} lists {p} but has no {p} asset")
+        # Requester-pays copies (Earth Search S1) fail here with a CredentialsError naming alternatives.
+        check_href_access(assets[p])
         cal = cal_hrefs.get(p) or cal_hrefs.get(p.lower())
         cal_asset = assets.get(f"SCHEMA-CALIBRATION-{p}") or assets.get(f"CALIBRATION-{p}")
         out.append(_PolSource(p, assets[p].href, cal or (cal_asset.href if cal_asset else None), quantity))
@@ -408,7 +410,7 @@ def _read_one(
             quantity = "dn2"
         else:
             raise MissingCalibrationError(
-                f"no calibration LUT for {source.pol} of {Path(source.href).name} "
+                f"no calibration LUT for {source.pol} of {Path(redact_href(source.href)).name} "
                 "(expected annotation/calibration/calibration-*.xml); pass calibration=..., declare "
                 "calibrated='sigma0' if the pixels are calibrated already, or allow_uncalibrated=True for DN²"
             )
@@ -435,7 +437,7 @@ def _read_one(
             else:
                 raise InputError(f"{source.href} has neither a CRS nor ground control points")
     except RasterioIOError as e:
-        raise RasterReadError(f"cannot read {source.href}: {str(e).splitlines()[0]}") from None
+        raise RasterReadError(f"cannot read {redact_href(source.href)}: {str(e).splitlines()[0]}") from None
     raw, row_off, col_off = read[0], read[1], read[2]
     if lut is not None:
         linear = calibrate(raw, lut, "sigma0", row_off, col_off)

@@ -40,6 +40,8 @@ from imagery.sources.stac import (
     item_platform,
     open_client,
     run_search,
+    sar_calibration_hrefs,
+    sar_properties,
 )
 from imagery.types import Asset, Scene
 
@@ -102,7 +104,12 @@ class SasSigner:
 
 class PlanetaryComputerCatalog:
     """Planetary Computer STAC; ``sign=False`` keeps unsigned hrefs (``Asset.request['unsigned_href']``
-    always holds the unsigned one, so a reader can re-sign after a token expires)."""
+    always holds the unsigned one, so a reader can re-sign after a token expires).
+
+    ``sentinel-1-grd`` scenes also carry each polarisation's calibration XML, which ``imagery.sar.read_s1``
+    needs to turn DN into sigma0: ``properties["harborwatch:calibration_hrefs"]`` (pol → href, signed like
+    the assets) and ``properties["harborwatch:calibration_unsigned_hrefs"]`` (for re-signing).
+    """
 
     name = "planetary-computer"
     collections = ("sentinel-2-l2a", "sentinel-1-grd")
@@ -158,6 +165,9 @@ class PlanetaryComputerCatalog:
                   if it.get("collection", collection) == collection]
         return finish(scenes, aoi, t0, t1, max_cloud=max_cloud, limit=limit)
 
+    def _href(self, unsigned: str) -> str:
+        return self.signer.sign(unsigned) if self.sign else unsigned
+
     def item_to_scene(self, item: Mapping[str, Any], collection: str | None = None) -> Scene:
         collection = collection or str(item.get("collection") or "")
         props = item.get("properties") or {}
@@ -171,7 +181,7 @@ class PlanetaryComputerCatalog:
                 return None
             categorical = band == "SCL"
             return Asset(
-                href=self.signer.sign(unsigned) if self.sign else unsigned,
+                href=self._href(unsigned),
                 band=band,
                 media_type=str(asset.get("type") or "") or None,
                 offset_dn=0.0 if (categorical or is_sar) else offset,
@@ -187,8 +197,13 @@ class PlanetaryComputerCatalog:
             "mgrs_tile": props.get("s2:mgrs_tile"),
             "product_uri": props.get("s2:product_uri"),
             "orbit_state": props.get("sat:orbit_state"),
-            **({"sar:polarizations": props.get("sar:polarizations")} if is_sar else {}),
         }
+        if is_sar:
+            properties.update(sar_properties(props))
+            cal = sar_calibration_hrefs(item)
+            if cal:
+                properties["harborwatch:calibration_hrefs"] = {p: self._href(h) for p, h in cal.items()}
+                properties["harborwatch:calibration_unsigned_hrefs"] = cal
         return Scene(
             id=str(item["id"]),
             source=self.name,

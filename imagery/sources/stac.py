@@ -36,6 +36,8 @@ SENTINEL_KEY_BANDS: Mapping[str, str] = {
 }
 #: Sentinel-1 polarisation assets (lower case on both STAC APIs).
 SAR_KEY_BANDS: Mapping[str, str] = {"vv": "VV", "vh": "VH", "hh": "HH", "hv": "HV"}
+#: Sentinel-1 calibration annotation assets (the SAFE's ``annotation/calibration/calibration-*.xml``).
+SAR_CALIBRATION_KEYS: Mapping[str, str] = {f"schema-calibration-{k}": v for k, v in SAR_KEY_BANDS.items()}
 
 _BASELINE_RE = re.compile(r"_N(\d{2})(\d{2})_")
 
@@ -192,6 +194,32 @@ def item_footprint(item: Mapping[str, Any]):
         return box(*bbox[:2], *bbox[-2:]) if len(bbox) == 4 else box(bbox[0], bbox[1], bbox[3], bbox[4])
     fp = shape(geom)
     return fp if fp.is_valid else fp.buffer(0)
+
+
+def sar_properties(props: Mapping[str, Any]) -> dict[str, Any]:
+    """The Sentinel-1 acquisition fields a SAR reader needs: polarisations (upper case), instrument mode
+    (``IW``) and product type (``GRD``) under their STAC names, and ``orbit_state`` (``descending``), the
+    name Planetary Computer scenes of every collection use for it."""
+    pols = props.get("sar:polarizations")
+    out = {
+        "sar:polarizations": [str(p).strip().upper() for p in pols] if pols else None,
+        "sar:instrument_mode": props.get("sar:instrument_mode"),
+        "sar:product_type": props.get("sar:product_type"),
+        "orbit_state": props.get("sat:orbit_state"),
+    }
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def sar_calibration_hrefs(item: Mapping[str, Any]) -> dict[str, str]:
+    """Polarisation → href of its calibration annotation XML (``schema-calibration-vv`` …) as the item
+    gives it (unsigned)."""
+    out: dict[str, str] = {}
+    for key, asset in (item.get("assets") or {}).items():
+        pol = SAR_CALIBRATION_KEYS.get(key)
+        href = str(asset.get("href") or "") if isinstance(asset, Mapping) else ""
+        if pol and href:
+            out[pol] = href
+    return dict(sorted(out.items(), key=lambda kv: _band_order(kv[0])))
 
 
 def raster_scale_offset(asset: Mapping[str, Any]) -> tuple[float, float] | None:

@@ -309,6 +309,58 @@ def test_planetary_computer_signs_hrefs_with_the_sas_token_once():
     assert s.datetime.tzinfo is not None and s.datetime.utcoffset() == timedelta(0)
 
 
+def test_planetary_computer_sentinel1_scene_carries_signed_calibration_hrefs_for_read_s1():
+    item = load(PC / "items" / PC_S1)
+    token = load(PC / "sas_token_sentinel2l2a01_sentinel2-l2.json")["token"]
+    clock = lambda: datetime(2024, 5, 14, 12, 0, tzinfo=timezone.utc)  # noqa: E731
+    # The fake SAS API answers every account/container with the one recorded token body.
+    with pc_api([item]) as srv:
+        session = make_session(TINY)
+        signer = SasSigner(srv.url + "/api/sas/v1/token", session, now=clock)
+        pc = PlanetaryComputerCatalog(url=srv.url, session=session, signer=signer)
+        [s] = pc.search(aoi_inside(item), "2025-03-12", "2025-03-12", collection="sentinel-1-grd")
+    # Measurements and annotations share one container: one token signs them all.
+    assert srv.sas_calls == ["/api/sas/v1/token/sentinel1euwest/s1-grd"]
+    assert s.bands == ("VV", "VH") and s.processing_level == "GRD"
+    assert s.datetime == datetime(2025, 3, 12, 5, 22, 49, 103098, tzinfo=timezone.utc)
+    for band, key in (("VV", "vv"), ("VH", "vh")):
+        unsigned = item["assets"][key]["href"]
+        assert s.assets[band].request["unsigned_href"] == unsigned
+        assert s.assets[band].href == f"{unsigned}?{token}"
+        assert (s.assets[band].scale, s.assets[band].offset_dn) == (1.0, 0.0)
+    unsigned_cal = s.properties["harborwatch:calibration_unsigned_hrefs"]
+    assert unsigned_cal == {"VV": item["assets"]["schema-calibration-vv"]["href"],
+                            "VH": item["assets"]["schema-calibration-vh"]["href"]}
+    assert unsigned_cal["VH"].endswith("/annotation/calibration/calibration-iw-vh.xml")
+    signed_cal = s.properties["harborwatch:calibration_hrefs"]
+    assert signed_cal == {p: f"{h}?{token}" for p, h in unsigned_cal.items()}
+    assert s.properties["sar:polarizations"] == ["VV", "VH"]
+    assert (s.properties["sar:instrument_mode"], s.properties["sar:product_type"]) == ("IW", "GRD")
+    assert s.properties["orbit_state"] == "descending"
+    # Noise and RFI annotations are not bands.
+    assert not any("noise" in a.href or "rfi" in a.href for a in s.assets.values())
+
+
+def test_planetary_computer_unsigned_sentinel1_keeps_item_hrefs_and_skips_the_sas_api():
+    item = load(PC / "items" / PC_S1)
+    with pc_api([]) as srv:
+        pc = PlanetaryComputerCatalog(url="http://unused.invalid", sign=False,
+                                      signer=SasSigner(srv.url + "/api/sas/v1/token", make_session(TINY)))
+        s = pc.item_to_scene(item, "sentinel-1-grd")
+    assert srv.sas_calls == []
+    cal = s.properties["harborwatch:calibration_hrefs"]
+    assert cal == s.properties["harborwatch:calibration_unsigned_hrefs"]
+    assert cal["VV"] == item["assets"]["schema-calibration-vv"]["href"]
+    # A single-polarisation item lists only the LUT it has.
+    single = copy.deepcopy(item)
+    for key in ("vh", "schema-calibration-vh"):
+        del single["assets"][key]
+    single["properties"]["sar:polarizations"] = ["vv"]
+    s1 = pc.item_to_scene(single, "sentinel-1-grd")
+    assert s1.bands == ("VV",) and list(s1.properties["harborwatch:calibration_hrefs"]) == ["VV"]
+    assert s1.properties["sar:polarizations"] == ["VV"]
+
+
 def test_sas_token_is_refetched_after_expiry():
     now = {"t": datetime(2024, 5, 14, 12, 0, tzinfo=timezone.utc)}
     with pc_api([]) as srv:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,9 +24,13 @@ from imagery.sar import (
     read_s1,
     to_db,
 )
+from imagery.sources.planetary_computer import PlanetaryComputerCatalog
 from imagery.types import Asset, Grid, Scene
+from tests.rangeserver import RangeServer
 
 PRODUCT = "S1A_IW_GRDH_1SDV_20180716T004042_20180716T004107_022812_02792A_FD5B"
+PC_S1 = "sentinel-1-grd__S1A_IW_GRDH_1SDV_20250312T052236_20250312T052301_058267_073394.json"
+PC_BLOB = "https://sentinel1euwest.blob.core.windows.net/"
 
 
 @pytest.fixture
@@ -219,3 +224,47 @@ def test_optical_band_names_are_not_polarisations():
 
         check_polarisations(["B04"], ["VV"], "x")
     assert not issubclass(PolarisationError, MissingBandsError)
+
+
+class QuerySigner:
+    """Appends the recorded SAS query to every href, as ``SasSigner`` does to Azure blob hrefs (which it
+    refuses to sign on any other host, such as 127.0.0.1)."""
+
+    def __init__(self, token: str) -> None:
+        self.token = token
+
+    def sign(self, href: str) -> str:
+        return f"{href}?{self.token}"
+
+
+def test_planetary_computer_grd_scene_is_calibrated_with_its_own_signed_luts(safe, fixtures_dir, tmp_path):
+    """The recorded PC item → Scene → read_s1, with its blobs served from 127.0.0.1: the measurement crop
+    as both vv and vh, and a calibration XML per polarisation at the item's own schema-calibration paths."""
+    pc_dir = fixtures_dir / "stac" / "planetary-computer"
+    item = json.loads((pc_dir / "items" / PC_S1).read_text(encoding="utf-8"))
+    token = json.loads((pc_dir / "sas_token_sentinel2l2a01_sentinel2-l2.json").read_text())["token"]
+    blobs = tmp_path / "blobs"
+    for pol, a in (("vv", 500.0), ("vh", 250.0)):
+        tiff = blobs / item["assets"][pol]["href"].removeprefix(PC_BLOB)
+        tiff.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(safe / "measurement" / "iw-vv.tiff", tiff)
+        xml = blobs / item["assets"][f"schema-calibration-{pol}"]["href"].removeprefix(PC_BLOB)
+        xml.parent.mkdir(parents=True, exist_ok=True)
+        xml.write_text(calibration_xml([0, 150, 299], [0, 150, 299], [[a] * 3] * 3, pol.upper()))
+    with RangeServer(blobs) as server:
+        served = json.loads(json.dumps(item).replace(PC_BLOB, server.base_url + "/"))
+        pc = PlanetaryComputerCatalog(url="http://unused.invalid", signer=QuerySigner(token))  # type: ignore[arg-type]
+        scene = pc.item_to_scene(served, "sentinel-1-grd")
+        w = read_s1(scene, ("VV", "VH"), res_m=200.0)
+    assert w.band_names == ("VV", "VH") and w.meta["quantity"] == "sigma0"
+    assert w.acquired == scene.datetime and w.source == "planetary-computer" and w.scene_id == item["id"]
+    # Both LUT files were fetched, with the SAS query, and each polarisation used its own: the same DN
+    # calibrated with A = 250 instead of 500 is four times brighter.
+    fetched = {r.path.split("?")[0].rsplit("/", 1)[-1] for r in server.requests if r.status in (200, 206)}
+    assert {"calibration-iw-vv.xml", "calibration-iw-vh.xml", "iw-vv.tiff", "iw-vh.tiff"} <= fetched
+    assert all(r.path.endswith("?" + token) for r in server.requests)
+    assert w.valid_fraction > 0.5
+    np.testing.assert_allclose(w.data[1][w.valid], 4.0 * w.data[0][w.valid], rtol=1e-5)
+    # VV over HTTP equals VV read from the SAFE folder with the same LUT.
+    local = read_s1(with_calibration(safe, tmp_path, 500.0), ("VV",), grid=w.grid)
+    np.testing.assert_allclose(w.data[0], local.data[0], rtol=1e-6, equal_nan=True)
