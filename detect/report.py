@@ -1,0 +1,676 @@
+"""The run folder: tables (CSV, Parquet, GeoParquet, GeoJSON), charts, report.md/.html and run.json.
+
+Every file is written atomically. The Markdown and HTML reports are rendered from one list of
+blocks, so they always say the same thing.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import json
+import platform
+import re
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import shapely
+
+from detect.aggregate import ALL_ZONE, DAILY_COLUMNS, features_from_rows
+from imagery.atomic import atomic_path, atomic_write_bytes, atomic_write_json, atomic_write_text
+
+CAVEATS = (
+    "Sentinel-2 sees each place at most once a day, at about 10:30 local solar time: a count is a "
+    "snapshot, and vessels that arrive and leave between overpasses are never seen.",
+    "Clouds, cloud shadow and missing data hide vessels. Days without a clear view are `unobserved` and "
+    "have no count (not zero); `partial` days count only the part that was seen, so their counts are floors.",
+    "The ship model was trained on vessels of about 40 m and longer; small craft (fishing boats, tugs, "
+    "barges alongside) are unlabelled in its training data and mostly missed.",
+    "Imagery shows hulls, not flags, names or cargo: nationality and ownership cannot be read from it.",
+    "Two scenes on one day (overlapping tiles) are never added: the one that saw most of each zone is used.",
+)
+VERSION_PACKAGES = (
+    "harborwatch",
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "shapely",
+    "pyproj",
+    "rasterio",
+    "matplotlib",
+    "ultralytics",
+    "torch",
+    "opencv-python",
+    "pystac-client",
+    "sentinelhub",
+    "s2cloudless",
+)
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def write_detections(detections: pd.DataFrame, out_dir: Path, **meta: Any) -> tuple[Path, Path]:
+    """detections.geojson (EPSG:4326) and detections.parquet (GeoParquet 1.0, WKB, CRS84)."""
+    fc: dict[str, Any] = {"type": "FeatureCollection", "features": features_from_rows(detections)}
+    if meta:
+        fc["harborwatch"] = meta
+    gj = atomic_write_text(out_dir / "detections.geojson", json.dumps(fc, default=str) + "\n")
+    gp = write_geoparquet(detections, out_dir / "detections.parquet")
+    return gj, gp
+
+
+def write_geoparquet(df: pd.DataFrame, path: Path, geometry: str = "geometry") -> Path:
+    """A GeoParquet 1.0 file: geometry as WKB, ``geo`` metadata with bbox and geometry types.
+
+    No ``crs`` member: GeoParquet then means OGC:CRS84 (lon, lat), which is what detections hold.
+    """
+    geoms = list(df[geometry]) if len(df) else []
+    attrs = df.drop(columns=[geometry])
+    table = pa.Table.from_pandas(_parquet_ready(attrs), preserve_index=False)
+    wkb = shapely.to_wkb(np.array(geoms, dtype=object)) if geoms else []
+    table = table.append_column(geometry, pa.array(list(wkb), type=pa.binary()))
+    types = sorted({g.geom_type for g in geoms})
+    bbox = list(shapely.total_bounds(np.array(geoms, dtype=object))) if geoms else []
+    geo = {
+        "version": "1.0.0",
+        "primary_column": geometry,
+        "columns": {
+            geometry: {"encoding": "WKB", "geometry_types": types, **({"bbox": bbox} if bbox else {})}
+        },
+    }
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), b"geo": json.dumps(geo).encode()})
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp)
+    return path
+
+
+def write_table(df: pd.DataFrame, out_dir: Path, name: str, *, parquet: bool = False) -> list[Path]:
+    """``name``.csv (dates ISO, NA empty) and optionally ``name``.parquet."""
+    paths = [
+        atomic_write_text(out_dir / f"{name}.csv", df.to_csv(index=False, date_format="%Y-%m-%dT%H:%M:%SZ"))
+    ]
+    if parquet:
+        with atomic_path(out_dir / f"{name}.parquet") as tmp:
+            _parquet_ready(df).to_parquet(tmp, index=False)
+        paths.append(out_dir / f"{name}.parquet")
+    return paths
+
+
+def _parquet_ready(df: pd.DataFrame) -> pd.DataFrame:
+    """Object columns of dates become datetime64 dates; everything else is left to pyarrow."""
+    out = df.copy()
+    for c in out.columns:
+        if out[c].dtype == object and len(out) and all(isinstance(v, date) or v is None for v in out[c]):
+            out[c] = pd.to_datetime(out[c]).dt.date.astype("date32[pyarrow]")
+    return out
+
+
+# --------------------------------------------------------------------------- charts
+
+
+def plot_counts(daily: pd.DataFrame, path: Path, *, title: str = "") -> Path:
+    """Daily counts per zone and class: bars for observed days, hatched bars for partial days (floors),
+    pale grey columns with ✕ marks for unobserved days — never a zero bar."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    groups = list(daily.groupby(["zone", "class"], sort=False))
+    groups.sort(key=lambda g: (g[0][0] != ALL_ZONE, g[0]))
+    n = max(1, len(groups))
+    fig, axes = plt.subplots(n, 1, figsize=(10, 2.4 * n + 0.8), sharex=True, squeeze=False)
+    for ax, ((zone, cls), g) in zip(axes[:, 0], groups, strict=False):
+        g = g.sort_values("date")
+        x = pd.to_datetime(g["date"])
+        counts = g["count"].astype("Float64")
+        top = float(counts.max()) if counts.notna().any() else 1.0
+        top = max(top, 1.0)
+        obs = (g["status"] == "observed").to_numpy()
+        part = (g["status"] == "partial").to_numpy()
+        unobs = (g["status"] == "unobserved").to_numpy()
+        vals = counts.fillna(0).to_numpy(dtype=float)
+        ax.bar(x[obs], vals[obs], width=0.8, color="#1f77b4", label="observed")
+        ax.bar(
+            x[part],
+            vals[part],
+            width=0.8,
+            color="#aec7e8",
+            hatch="///",
+            edgecolor="#1f77b4",
+            label="partial (floor)",
+        )
+        zero = (obs | part) & (vals == 0)  # seen and empty: a real zero, marked on the axis
+        ax.plot(x[zero], np.zeros(int(zero.sum())), "_", color="#1f77b4", ms=9, mew=2, clip_on=False)
+        # Unobserved days: a pale full-height column and a ✕ at the foot, never a bar of height 0.
+        ax.bar(x[unobs], np.full(int(unobs.sum()), top * 1.15), width=0.8, color="#e6e6e6", lw=0, zorder=0)
+        ax.plot(x[unobs], np.full(int(unobs.sum()), top * 0.05), "x", color="#636363", ms=5)
+        ax.set_ylim(0, top * 1.15)
+        ax.set_ylabel(f"{cls}s")
+        ax.set_title(f"zone: {zone}", fontsize=9, loc="left")
+        ax.grid(axis="y", alpha=0.3)
+    handles = [
+        Patch(color="#1f77b4", label="observed"),
+        Patch(facecolor="#aec7e8", hatch="///", edgecolor="#1f77b4", label="partial (count is a floor)"),
+        Patch(facecolor="#e6e6e6", label="unobserved: no count (✕)"),
+    ]
+    axes[0, 0].legend(
+        handles=handles, loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=8, ncol=3, frameon=False
+    )
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.autofmt_xdate()
+    height = fig.get_figheight()
+    # Fixed margins (in inches) instead of tight_layout, which costs more than the drawing itself.
+    fig.subplots_adjust(left=0.07, right=0.98, top=1 - 0.55 / height, bottom=0.85 / height, hspace=0.5)
+    return _save_fig(fig, path)
+
+
+def plot_map(
+    rgb: np.ndarray | None,
+    grid: Any,
+    detections: pd.DataFrame,
+    path: Path,
+    *,
+    zones: dict[str, Any] | None = None,
+    title: str = "",
+) -> Path:
+    """One scene's detections (outlines) over its true-colour image, on the AOI grid in metres.
+
+    ``rgb`` is (3, H, W) reflectance (B04, B03, B02) or None (then detections on a blank frame).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from imagery.aoi import to_crs
+
+    left, bottom, right, top = grid.bounds
+    fig, ax = plt.subplots(figsize=(8, 8 * grid.height / max(grid.width, 1) + 0.5))
+    if rgb is not None:
+        ax.imshow(stretch_rgb(rgb), extent=(left, right, bottom, top), origin="upper")
+    else:
+        ax.set_facecolor("#eeeeee")
+        ax.text(0.5, 0.5, "imagery not available", transform=ax.transAxes, ha="center", color="#888888")
+    for name, geom in (zones or {}).items():
+        for part in getattr(geom, "geoms", [geom]):
+            if part.geom_type == "Polygon":
+                xs, ys = part.exterior.xy
+                ax.plot(xs, ys, color="#ffd400", lw=1, alpha=0.8)
+        if name != ALL_ZONE:
+            c = geom.representative_point()
+            ax.text(c.x, c.y, name, color="#ffd400", fontsize=7)
+    for rec in detections.to_dict("records"):
+        poly = to_crs(rec["geometry"], grid.crs)
+        xs, ys = poly.exterior.xy
+        ax.plot(xs, ys, color="#ff2d2d", lw=1.2)
+    ax.set_xlim(left, right)
+    ax.set_ylim(bottom, top)
+    ax.set_xlabel(f"easting (m, {grid.crs})")
+    ax.set_ylabel("northing (m)")
+    ax.ticklabel_format(style="plain", useOffset=False)
+    ax.tick_params(labelsize=7)
+    ax.set_title(title or f"{len(detections)} detections", fontsize=10)
+    fig.tight_layout()
+    return _save_fig(fig, path)
+
+
+def stretch_rgb(rgb: np.ndarray, low: float = 2, high: float = 98) -> np.ndarray:
+    """(3, H, W) reflectance → (H, W, 3) 0–1 with a per-image percentile stretch; no data is black."""
+    arr = np.moveaxis(np.asarray(rgb, dtype=np.float32), 0, -1)
+    finite = np.isfinite(arr).all(axis=-1)
+    out = np.zeros_like(arr)
+    if finite.any():
+        lo, hi = np.percentile(arr[finite], [low, high])
+        out = np.clip((np.nan_to_num(arr) - lo) / max(hi - lo, 1e-6), 0, 1)
+        out[~finite] = 0
+    return out
+
+
+def _save_fig(fig: Any, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    # Low zlib effort: these PNGs are mostly imagery, where high effort costs seconds and saves little.
+    fig.savefig(buf, format="png", dpi=100, pil_kwargs={"compress_level": 1})
+    plt.close(fig)
+    return atomic_write_bytes(path, buf.getvalue())
+
+
+# --------------------------------------------------------------------------- model and provenance
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the report says about the detector: name, weights hash and measured accuracy."""
+
+    name: str
+    method: str
+    weights: str | None
+    sha256: str | None
+    bands: tuple[str, ...]
+    metrics: dict[str, Any]
+    card: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "method": self.method,
+            "weights": self.weights,
+            "sha256": self.sha256,
+            "bands": list(self.bands),
+            "metrics": self.metrics,
+            "card": self.card,
+        }
+
+
+def model_info(method: str, name: str = "ships-s2") -> ModelInfo:
+    """Read the weights' spec (``<name>.json``) and card for the report; never loads the model."""
+    if method != "yolo":
+        return ModelInfo(
+            name=method, method=method, weights=None, sha256=None, bands=(), metrics={}, card=None
+        )
+    from detect.model import ModelSpec, resolve_weights
+
+    pt, spec_path = resolve_weights(name)
+    card = pt.with_suffix(".md")
+    try:
+        spec = ModelSpec.read(spec_path)
+    except Exception:  # a missing or unreadable spec is reported as such, not fatal for the report
+        return ModelInfo(
+            name=name,
+            method=method,
+            weights=str(pt) if pt.exists() else None,
+            sha256=None,
+            bands=(),
+            metrics={},
+            card=str(card) if card.exists() else None,
+        )
+    return ModelInfo(
+        name=spec.name,
+        method=method,
+        weights=str(pt),
+        sha256=spec.sha256 or None,
+        bands=spec.bands,
+        metrics=dict(spec.metrics),
+        card=str(card) if card.exists() else None,
+    )
+
+
+def package_versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name in VERSION_PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def write_run_json(
+    path: Path,
+    *,
+    parameters: dict[str, Any],
+    model: ModelInfo,
+    command: Sequence[str] | None,
+    started: datetime,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    doc = {
+        "harborwatch_run": 1,
+        "command": list(command) if command is not None else None,
+        "started": started.isoformat(),
+        "finished": datetime.now(timezone.utc).isoformat(),
+        "parameters": parameters,
+        "model": model.to_dict(),
+        "versions": package_versions(),
+        "platform": {
+            "system": platform.system(),
+            "machine": platform.machine(),
+            "executable": sys.executable,
+        },
+        **(extra or {}),
+    }
+    return atomic_write_json(path, doc)
+
+
+# --------------------------------------------------------------------------- report
+
+
+Block = tuple[Any, ...]
+
+
+def report_blocks(
+    *,
+    aoi: Any,
+    start: date,
+    end: date,
+    parameters: dict[str, Any],
+    scenes: pd.DataFrame,
+    daily: pd.DataFrame,
+    visits: Sequence[Any],
+    verdicts: Sequence[Any],
+    model: ModelInfo,
+    images: dict[str, str],
+) -> list[Block]:
+    """The report's content as blocks: ("h", level, text), ("p", text), ("ul", items), ("table", df),
+    ("img", src, alt)."""
+    b: list[Block] = [("h", 1, f"harborwatch run: {aoi.name}, {start} – {end}")]
+    n_days = (end - start).days + 1
+    all_rows = daily[daily["zone"] == ALL_ZONE]
+    first_class = all_rows["class"].iloc[0] if len(all_rows) else None
+    status = all_rows[all_rows["class"] == first_class]["status"].value_counts()
+    b.append(
+        (
+            "p",
+            f"{aoi.description or aoi.name}. Period {start} to {end} ({n_days} days, UTC dates of "
+            f"the overpasses): {status.get('observed', 0)} observed, {status.get('partial', 0)} partial, "
+            f"{status.get('unobserved', 0)} unobserved (whole AOI).",
+        )
+    )
+    looked = scenes[scenes["status"].isin(("clear", "partial", "cloudy", "unknown"))]
+    b.append(
+        (
+            "ul",
+            [
+                f"AOI: `{aoi.name}` ({aoi.kind}), bbox {', '.join(f'{v:.4f}' for v in aoi.bbox)}; zones: "
+                f"{', '.join(sorted(set(daily['zone'])))}"
+                + (f"; boundaries: {aoi.source}" if aoi.source else ""),
+                f"Source: `{parameters.get('source')}`, collection `{parameters.get('collection')}`; "
+                f"{len(scenes)} scene(s) found, {len(looked)} looked at, "
+                f"{int((scenes['status'] == 'failed').sum())} failed, "
+                f"{int((scenes['status'] == 'nodata').sum())} no data",
+                f"Classes: {', '.join(parameters.get('classes', []))}; detector: {model.method}",
+            ],
+        )
+    )
+    b.append(("h", 2, "Model"))
+    b.append(("p", _model_text(model)))
+    if model.card:
+        section = card_section(Path(model.card), "Cross-validation")
+        if section:
+            b.append(("p", 'From the model card, section "Cross-validation":'))
+            b.extend(section)
+    b.append(("h", 2, "Daily counts"))
+    b.append(("img", images.get("counts", "counts.png"), "daily counts"))
+    b.append(
+        (
+            "p",
+            "`count` is NA on unobserved days (no clear view), never 0. Partial days count only what "
+            "was seen. Length classes: < 50 m, 50–150 m, > 150 m.",
+        )
+    )
+    cols = [
+        "date",
+        "zone",
+        "class",
+        "count",
+        "count_lt50m",
+        "count_50_150m",
+        "count_gt150m",
+        "observed_fraction",
+        "cloud_fraction",
+        "status",
+        "scene",
+    ]
+    table = daily[[c for c in cols if c in DAILY_COLUMNS]].copy()
+    for c in ("observed_fraction", "cloud_fraction"):
+        table[c] = table[c].map(lambda v: "" if pd.isna(v) else f"{v:.2f}")
+    table["count"] = table["count"].astype("object").where(table["count"].notna(), "NA")
+    b.append(("table", table))
+    if "map" in images:
+        b.append(("h", 2, "Map"))
+        b.append(("img", images["map"], "detections over the imagery"))
+        b.append(("p", images.get("map_caption", "")))
+    b.append(("h", 2, "Visits"))
+    if visits:
+        vt = pd.DataFrame(
+            [
+                {
+                    "zone": v.zone,
+                    "class": v.class_name,
+                    "days seen": f"{v.days_observed}/{v.days_in_period}",
+                    "max at once": _na(v.max_simultaneous),
+                    "on": _na(v.max_simultaneous_date),
+                    "distinct ≥": _na(v.distinct_min),
+                    "vessel-days": _na(v.vessel_days),
+                    "stays": _na(v.stays),
+                }
+                for v in visits
+            ]
+        )
+        b.append(("table", vt))
+        b.append(("p", "Assumptions behind these numbers:"))
+        b.append(("ul", list(visits[0].assumptions)))
+    else:
+        b.append(("p", "No visits estimated."))
+    b.append(("h", 2, "Claims"))
+    if verdicts:
+        for v in verdicts:
+            c = v.claim
+            b.append(("h", 3, f"{c.id}: {v.verdict}"))
+            src = f"{c.source}" + (f" ({c.url})" if c.url else "")
+            b.append(("p", f"Claim: {c.text}. Source: {src}."))
+            b.append(("ul", list(v.reasons)))
+            if c.notes:
+                b.append(("p", c.notes))
+    else:
+        b.append(("p", "No claims compared (pass `--claims FILE`)."))
+    years = sorted({d.year for d in scenes["datetime"]}) if len(scenes) else []
+    if years:
+        span = str(years[0]) if len(years) == 1 else f"{years[0]}–{years[-1]}"
+        b.append(("p", f"Contains modified Copernicus Sentinel data {span}."))
+    b.append(("h", 2, "Caveats"))
+    caveats = list(CAVEATS)
+    if model.method == "yolo" and (scenes["processing_level"] == "L1C").any():
+        caveats.append(
+            "Some scenes are Level-1C (top of atmosphere, as all of 2018 outside Europe): the ship model was "
+            "trained on Level-2A and its accuracy on L1C was not measured (see the model card)."
+        )
+    if "truck" in parameters.get("classes", []):
+        caveats.append(
+            "Truck counts are a relative index of moving heavy vehicles, not a census: parked, queued or "
+            "slow trucks show no band offset and are missed, and the count depends on speed, size and the "
+            "deck's contrast. Compare days with each other, not with traffic statistics."
+        )
+    n_unknown = int((scenes["status"] == "unknown").sum())
+    if n_unknown:
+        caveats.append(
+            f"{n_unknown} scene(s) had no cloud mask (neither SCL nor the s2cloudless bands): their observed "
+            "fraction is the share of valid pixels, and cloud over a zone would not lower it."
+        )
+    b.append(("ul", caveats))
+    failed = scenes[scenes["status"] == "failed"]
+    if len(failed):
+        b.append(("h", 2, "Scenes that failed"))
+        b.append(("table", failed[["scene", "date", "reason"]]))
+    b.append(
+        (
+            "p",
+            "Files: detections.geojson, detections.parquet (GeoParquet), daily_counts.csv/.parquet, "
+            "scenes.csv, coverage.csv, stays.csv, visits.json, claims.json, counts.png, map.png, run.json.",
+        )
+    )
+    return b
+
+
+def card_section(card: Path, heading: str) -> list[Block]:
+    """One ``## heading`` section of a Markdown model card as report blocks (pipe tables become tables).
+
+    Sections still holding template placeholders (``__NAME__``) are left out rather than shown half-made.
+    """
+    try:
+        lines = card.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    start = next((i for i, ln in enumerate(lines) if ln.strip().lower() == f"## {heading}".lower()), None)
+    if start is None:
+        return []
+    body = []
+    for ln in lines[start + 1 :]:
+        if ln.startswith("## "):
+            break
+        body.append(ln)
+    if re.search(r"__[A-Z_]+__", "\n".join(body)):
+        return []
+    blocks: list[Block] = []
+    table: list[list[str]] = []
+    para: list[str] = []
+
+    def flush() -> None:
+        if para:
+            blocks.append(("p", " ".join(para)))
+            para.clear()
+        if table:
+            rows = [r for r in table if not all(set(c) <= set("-: ") for c in r)]
+            if rows:
+                blocks.append(("table", pd.DataFrame(rows[1:], columns=rows[0])))
+            table.clear()
+
+    for ln in body:
+        text = ln.strip()
+        if text.startswith("|"):
+            if para:
+                flush()
+            table.append([c.strip() for c in text.strip("|").split("|")])
+        elif not text:
+            flush()
+        else:
+            if table:
+                flush()
+            para.append(text)
+    flush()
+    return blocks
+
+
+def _model_text(m: ModelInfo) -> str:
+    if m.method != "yolo":
+        return (
+            f"Detector `{m.method}` (classical, no trained weights): a reference and fallback; see the "
+            "model card of the YOLO model for its measured accuracy beside YOLO's."
+        )
+    parts = [f"YOLO weights `{m.name}`"]
+    if m.sha256:
+        parts.append(f"sha256 `{m.sha256[:16]}…`")
+    if m.bands:
+        parts.append(f"bands {', '.join(m.bands)}")
+    text = ", ".join(parts) + "."
+    flat = _flat_metrics(m.metrics)
+    if flat:
+        text += " Measured accuracy (from the weights' spec): " + "; ".join(f"{k} {v}" for k, v in flat) + "."
+    else:
+        text += " No accuracy figures were found in the weights' spec."
+    if m.card:
+        text += f" Model card: {m.card}."
+    return text
+
+
+#: Leaf names in a weights spec's ``metrics`` that are accuracy figures (the rest is provenance).
+ACCURACY_KEYS = ("f1", "precision", "recall", "ap50", "map50", "count_error", "length_mae_m", "length_mae")
+
+
+def _flat_metrics(metrics: dict[str, Any], prefix: str = "", limit: int = 12) -> list[tuple[str, str]]:
+    """Accuracy figures from a nested metrics dict, as (dotted key, value) pairs."""
+    out: list[tuple[str, str]] = []
+    for k, v in metrics.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.extend(_flat_metrics(v, f"{key}.", limit))
+        elif isinstance(v, int | float) and not isinstance(v, bool) and str(k).lower() in ACCURACY_KEYS:
+            out.append((key, f"{v:.3g}" if isinstance(v, float) else str(v)))
+    return out[:limit]
+
+
+def _na(v: Any) -> str:
+    return "NA" if v is None else str(v)
+
+
+def render_markdown(blocks: Sequence[Block]) -> str:
+    lines: list[str] = []
+    for blk in blocks:
+        kind = blk[0]
+        if kind == "h":
+            lines += ["#" * blk[1] + " " + blk[2], ""]
+        elif kind == "p":
+            if blk[1]:
+                lines += [blk[1], ""]
+        elif kind == "ul":
+            lines += [f"- {item}" for item in blk[1]] + [""]
+        elif kind == "img":
+            lines += [f"![{blk[2]}]({blk[1]})", ""]
+        elif kind == "table":
+            df = blk[1]
+            lines.append("| " + " | ".join(str(c) for c in df.columns) + " |")
+            lines.append("|" + "---|" * len(df.columns))
+            for row in df.itertuples(index=False):
+                lines.append("| " + " | ".join(_cell(v) for v in row) + " |")
+            lines.append("")
+    return "\n".join(lines)
+
+
+def render_html(blocks: Sequence[Block], title: str) -> str:
+    body: list[str] = []
+    for blk in blocks:
+        kind = blk[0]
+        if kind == "h":
+            body.append(f"<h{blk[1]}>{_inline(blk[2])}</h{blk[1]}>")
+        elif kind == "p":
+            if blk[1]:
+                body.append(f"<p>{_inline(blk[1])}</p>")
+        elif kind == "ul":
+            body.append("<ul>" + "".join(f"<li>{_inline(i)}</li>" for i in blk[1]) + "</ul>")
+        elif kind == "img":
+            body.append(
+                f'<p><img src="{html.escape(blk[1])}" alt="{html.escape(blk[2])}" style="max-width:100%"></p>'
+            )
+        elif kind == "table":
+            df = blk[1]
+            head = "".join(f"<th>{html.escape(str(c))}</th>" for c in df.columns)
+            rows = "".join(
+                "<tr"
+                + (' class="unobserved"' if "NA" in [_cell(v) for v in r] else "")
+                + ">"
+                + "".join(f"<td>{html.escape(_cell(v))}</td>" for v in r)
+                + "</tr>"
+                for r in df.itertuples(index=False)
+            )
+            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+    style = (
+        "body{font-family:sans-serif;max-width:60em;margin:2em auto;padding:0 1em;line-height:1.4}"
+        "table{border-collapse:collapse;font-size:85%}td,th{border:1px solid #ccc;padding:2px 6px}"
+        "tr.unobserved{color:#888;background:#f4f4f4}code{background:#f0f0f0}"
+    )
+    return (
+        f'<!doctype html>\n<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{style}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"
+    )
+
+
+def _cell(v: Any) -> str:
+    if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)):
+        return "NA"
+    return str(v)
+
+
+def _inline(text: str) -> str:
+    """Escape, then turn `code` spans into <code>."""
+    parts = html.escape(text).split("`")
+    return "".join(f"<code>{p}</code>" if i % 2 else p for i, p in enumerate(parts))
+
+
+def write_report(blocks: Sequence[Block], out_dir: Path, title: str) -> tuple[Path, Path]:
+    md = atomic_write_text(out_dir / "report.md", render_markdown(blocks))
+    ht = atomic_write_text(out_dir / "report.html", render_html(blocks, title))
+    return md, ht
