@@ -1,8 +1,9 @@
 """Daily counts: detections and scene coverage turned into one row per day, zone and class.
 
 A day without a clear view of a zone is ``unobserved`` with a missing count (``<NA>``), never 0.
-When two scenes cover one day (overlapping tiles, or two platforms), only the scene that saw the
-most of the zone is counted, so no vessel is counted twice.
+When two scenes cover one day (overlapping tiles, two platforms, or Sentinel-2 and Sentinel-1), only
+one scene is counted per zone, so no vessel is counted twice: a clear Sentinel-2 view first, else the
+scene that saw the most of the zone. The ``sensor`` column says which one counted.
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ DETECTION_COLUMNS = (
     "sensor",
     "detector",
     "speed_kmh",
+    "dark",
+    "mmsi",
     "zone",
     "zones",
     "geometry",
@@ -58,6 +61,7 @@ SCENE_COLUMNS = (
     "source",
     "collection",
     "platform",
+    "sensor",
     "processing_level",
     "cloud_cover",
     "cloud_fraction",
@@ -66,6 +70,7 @@ SCENE_COLUMNS = (
     "status",
     "reason",
     "n_detections",
+    "ais_fixes",
 )
 COVERAGE_COLUMNS = ("scene", "zone", "valid_fraction", "cloud_fraction", "observed_fraction")
 DAILY_COLUMNS = (
@@ -75,9 +80,11 @@ DAILY_COLUMNS = (
     "class",
     "count",
     *LENGTH_CLASSES,
+    "dark_count",
     "observed_fraction",
     "cloud_fraction",
     "valid_fraction",
+    "sensor",
     "scene",
     "scenes",
     "n_scenes",
@@ -85,6 +92,13 @@ DAILY_COLUMNS = (
 )
 #: Scene statuses whose pixels were looked at (anything else contributes no view of the day).
 LOOKED_AT = ("clear", "partial", "cloudy", "unknown")
+#: The sensor whose clear views are counted first (optical: sizes and the trained model's accuracy are
+#: known); other sensors fill the days it did not see.
+PREFERRED_SENSOR = "S2"
+#: Classes each sensor can count; a sensor not listed counts every class. Radar sees no trucks on a deck.
+SENSOR_CLASSES: dict[str, tuple[str, ...]] = {"S1": ("ship",)}
+#: Classes that AIS can vouch for (dark / not dark); other classes never get a dark count.
+AIS_CLASSES = ("ship",)
 
 
 @dataclass(frozen=True)
@@ -232,6 +246,8 @@ def detection_rows(detections: Iterable[Detection], aoi: Aoi | None = None) -> l
                 "sensor": d.sensor,
                 "detector": d.detector,
                 "speed_kmh": np.nan if d.speed_kmh is None else float(d.speed_kmh),
+                "dark": d.properties.get("dark"),
+                "mmsi": d.properties.get("mmsi"),
                 "zone": zs[0] if zs else "",
                 "zones": ";".join(zs),
                 "geometry": d.polygon,
@@ -246,6 +262,9 @@ def detections_table(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     df["acquired"] = pd.to_datetime(df["acquired"], utc=True)
     for c in ("score", "length_m", "width_m", "heading_deg", "lon", "lat", "speed_kmh"):
         df[c] = pd.to_numeric(df[c]).astype(float)
+    # dark: True / False after AIS matching, <NA> when not matched (no AIS, or a class AIS cannot vouch for)
+    df["dark"] = df["dark"].astype("object").where(df["dark"].notna(), None).astype("boolean")
+    df["mmsi"] = pd.to_numeric(df["mmsi"]).astype("Int64")
     return df
 
 
@@ -275,11 +294,15 @@ def features_from_rows(df: pd.DataFrame) -> list[dict[str, Any]]:
 
 
 def scenes_table(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
+    """Scenes as a DataFrame; a row without ``sensor`` is Sentinel-1 if its level is GRD, else Sentinel-2."""
     df = pd.DataFrame(list(rows), columns=list(SCENE_COLUMNS))
     df["datetime"] = pd.to_datetime(df["datetime"], utc=True)
     for c in ("cloud_cover", "cloud_fraction", "valid_fraction", "observed_fraction"):
         df[c] = pd.to_numeric(df[c]).astype(float)
     df["n_detections"] = pd.to_numeric(df["n_detections"]).astype("Int64")
+    df["ais_fixes"] = pd.to_numeric(df["ais_fixes"]).astype("Int64")
+    grd = df["processing_level"].astype(object).fillna("").astype(str).str.upper() == "GRD"
+    df["sensor"] = df["sensor"].where(df["sensor"].notna(), np.where(grd, "S1", PREFERRED_SENSOR)).astype(str)
     return df.sort_values(["datetime", "scene"], kind="stable").reset_index(drop=True)
 
 
@@ -319,39 +342,57 @@ def daily_counts(
 ) -> pd.DataFrame:
     """One row per day × zone × class over the whole period (see :data:`DAILY_COLUMNS`).
 
-    Per day and zone the scene with the highest observed fraction is used (ties: earliest
-    acquisition, then scene id); the others are listed in ``scenes`` but not counted, so a ship
-    seen on two overlapping tiles counts once. Without a ``coverage`` row for a zone the scene's
-    AOI-wide fractions stand in for it. ``unobserved`` days have ``<NA>`` counts.
+    Per day, zone and class one scene is counted, among the scenes whose sensor can see the class
+    (:data:`SENSOR_CLASSES`): first a Sentinel-2 scene with at least ``observed_min`` of the zone
+    observed, else the scene with the highest observed fraction (ties: earliest acquisition, then
+    scene id). So S2 counts on clear days and S1 fills the cloudy ones; the others are listed in
+    ``scenes`` but not counted, so a ship seen on two overlapping tiles counts once. Without a
+    ``coverage`` row for a zone the scene's AOI-wide fractions stand in for it. ``unobserved`` days
+    have ``<NA>`` counts. ``dark_count`` (ships without an AIS partner) is ``<NA>`` unless AIS covered
+    the counted scene (``ais_fixes`` > 0 in ``scenes``).
     """
     params = params or AggregateParams()
     looked = scenes[scenes["status"].isin(LOOKED_AT)].copy()
     looked["date"] = looked["datetime"].dt.tz_convert("UTC").dt.date
+    if "sensor" not in looked:
+        looked["sensor"] = PREFERRED_SENSOR
     cov = _coverage_lookup(looked, coverage, zones)
     det_zones = (
         detections["zones"].fillna("").str.split(";") if len(detections) else pd.Series([], dtype=object)
     )
+    dark = detections["dark"] if "dark" in detections else pd.Series(pd.NA, index=detections.index)
+    dark = dark.astype("boolean").fillna(False).astype(bool)
+    info = looked.set_index("scene")[["sensor"]].assign(
+        ais=looked["ais_fixes"].to_numpy() if "ais_fixes" in looked else pd.NA
+    )
+    can_see = {
+        cls: looked["sensor"].map(lambda s, c=cls: c in SENSOR_CLASSES.get(s, (c,))).astype(bool)
+        for cls in classes
+    }
 
     rows = []
     for day in period_days(start, end):
-        todays = looked[looked["date"] == day]
+        on_day = looked["date"] == day
         for zone in zones:
-            best, frac = _best_scene(todays, cov, zone)
-            status = params.status(frac["observed_fraction"] if best else None)
-            base = {
-                "date": day,
-                "aoi": aoi,
-                "zone": zone,
-                "observed_fraction": frac.get("observed_fraction", np.nan) if best else 0.0,
-                "cloud_fraction": frac.get("cloud_fraction", np.nan) if best else np.nan,
-                "valid_fraction": frac.get("valid_fraction", np.nan) if best else 0.0,
-                "scene": best or "",
-                "scenes": ";".join(todays["scene"]),
-                "n_scenes": len(todays),
-                "status": status,
-            }
             for cls in classes:
-                row = dict(base, **{"class": cls})
+                todays = looked[on_day & can_see[cls]]
+                best, frac = _best_scene(todays, cov, zone, params.observed_min)
+                status = params.status(frac["observed_fraction"] if best else None)
+                row = {
+                    "date": day,
+                    "aoi": aoi,
+                    "zone": zone,
+                    "class": cls,
+                    "dark_count": pd.NA,
+                    "observed_fraction": frac.get("observed_fraction", np.nan) if best else 0.0,
+                    "cloud_fraction": frac.get("cloud_fraction", np.nan) if best else np.nan,
+                    "valid_fraction": frac.get("valid_fraction", np.nan) if best else 0.0,
+                    "sensor": info.at[best, "sensor"] if best else "",
+                    "scene": best or "",
+                    "scenes": ";".join(todays["scene"]),
+                    "n_scenes": len(todays),
+                    "status": status,
+                }
                 if status == "unobserved":
                     row.update({"count": pd.NA, **dict.fromkeys(LENGTH_CLASSES, pd.NA)})
                 else:
@@ -362,9 +403,12 @@ def daily_counts(
                         row.update(length_class_counts(detections.loc[sel, "length_m"]))
                     else:  # a truck's box length is not a vessel length
                         row.update(dict.fromkeys(LENGTH_CLASSES, pd.NA))
+                    fixes = info.at[best, "ais"]
+                    if cls in AIS_CLASSES and not pd.isna(fixes) and fixes > 0:
+                        row["dark_count"] = int((sel & dark).sum())
                 rows.append(row)
     df = pd.DataFrame(rows, columns=list(DAILY_COLUMNS))
-    for c in ("count", *LENGTH_CLASSES):
+    for c in ("count", *LENGTH_CLASSES, "dark_count"):
         df[c] = df[c].astype("Int64")
     for c in ("observed_fraction", "cloud_fraction", "valid_fraction"):
         df[c] = df[c].astype(float)
@@ -402,13 +446,20 @@ def _observed_from(scene_row: dict[str, Any]) -> float:
 
 
 def _best_scene(
-    todays: pd.DataFrame, cov: dict[tuple[str, str], dict[str, float]], zone: str
+    todays: pd.DataFrame,
+    cov: dict[tuple[str, str], dict[str, float]],
+    zone: str,
+    observed_min: float = 1.0,
 ) -> tuple[str | None, dict[str, float]]:
+    """The scene to count for ``zone``: a clear view by :data:`PREFERRED_SENSOR` (observed fraction at
+    least ``observed_min``) first, then the highest observed fraction, then the earliest, then by id."""
     best, best_frac, best_key = None, {}, None
     for rec in todays.to_dict("records"):
         frac = cov[(rec["scene"], zone)]
         obs = frac["observed_fraction"]
-        key = (-(obs if np.isfinite(obs) else -1.0), rec["datetime"], rec["scene"])
+        obs = obs if np.isfinite(obs) else -1.0
+        clear_preferred = rec.get("sensor", PREFERRED_SENSOR) == PREFERRED_SENSOR and obs >= observed_min
+        key = (not clear_preferred, -obs, rec["datetime"], rec["scene"])
         if best_key is None or key < best_key:
             best, best_frac, best_key = rec["scene"], frac, key
     return best, best_frac

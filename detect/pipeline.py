@@ -1,13 +1,18 @@
 """`run`: AOI and period in, daily counts, visits, claim verdicts and a report folder out.
 
 search → per scene (read window → cloud screen → detect → scenes/<id>.json) → aggregate → report.
+Sentinel-2 scenes go through the optical reader and detectors; Sentinel-1 GRD scenes (``sensors``
+with ``S1``) through the radar reader and the CFAR ship detector, and fill the days clouds hid.
 Each scene's result is written atomically as soon as it is done, so an interrupted run resumes
-where it stopped; a scene that fails is recorded with its error and the run goes on.
+where it stopped; a scene that fails is recorded with its error and the run goes on. AIS, when
+given, is matched after detection, so changing it redoes no scene.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import re
 import sys
 import time
@@ -22,7 +27,9 @@ import pandas as pd
 
 from detect import aggregate as agg
 from detect import report as rep
+from detect.ais import AisParams
 from detect.claims import Claim, ClaimVerdict, compare, load_claims
+from detect.geometry import Detection
 from detect.visits import VisitParams, VisitSummary, estimate_visits
 from imagery.aoi import Aoi, get_aoi
 from imagery.atomic import atomic_write_json, atomic_write_text
@@ -37,6 +44,108 @@ SCENE_RECORD_VERSION = 1
 #: ESA's Level-2A is global only from December 2018; before that the pipeline reads Level-1C.
 L2A_GLOBAL_START = date(2018, 12, 1)
 RGB = ("B04", "B03", "B02")
+#: Sensors a run can use: Sentinel-2 (optical) and Sentinel-1 (radar, ships only).
+SENSORS = ("S2", "S1")
+#: Sentinel-1 is read this far beyond the AOI grid: an azimuth ghost lies 4.3–6.0 km along track from
+#: its source, and is only recognised when the source is on the grid (docs/sar.md).
+S1_MARGIN_M = 6500.0
+#: AOI zone kinds that are water for the radar detector (where the coarse SAR land mask loses quaysides).
+WATER_ZONE_KINDS = ("water", "anchorage", "berth")
+#: Catalogue sources whose Sentinel-1 GRD cannot be read anonymously.
+S1_REQUESTER_PAYS = ("earth-search", "earth-search:gcp", "earthsearch", "element84")
+
+
+def scene_sensor(scene: Scene) -> str:
+    """``S1`` for a Sentinel-1 scene (GRD level, a sentinel-1 collection or platform), else ``S2``."""
+    if (
+        scene.processing_level.upper() == "GRD"
+        or scene.collection.lower().startswith("sentinel-1")
+        or scene.platform.lower().startswith("sentinel-1")
+    ):
+        return "S1"
+    return "S2"
+
+
+def margin_grid(grid: Grid, margin_m: float) -> tuple[Grid, tuple[slice, slice]]:
+    """``grid`` grown by ``margin_m`` (whole pixels) on every side, and the rows/cols of ``grid`` in it."""
+    from affine import Affine
+
+    n = max(0, math.ceil(margin_m / grid.res_m))
+    shifted = grid.transform @ Affine.translation(-n, -n)
+    wide = Grid(grid.crs, shifted, grid.width + 2 * n, grid.height + 2 * n)
+    return wide, (slice(n, n + grid.height), slice(n, n + grid.width))
+
+
+def read_sar(scene: Scene, grid: Grid, *, cache: Any = None) -> RasterWindow:
+    """A Sentinel-1 scene's co-polarised backscatter (VV, else HH), linear, on ``grid``.
+
+    Catalogue GRD scenes are calibrated to sigma0 with the product's LUTs (``imagery.sar.read_s1``).
+    Sentinel Hub serves S1 already calibrated through its Process API (gamma0, its default ``backCoeff``).
+    A local GeoTIFF of calibrated floats cannot be told from one of DN, so its scene.json must say
+    ``"sar_quantity": "sigma0"`` (or gamma0, beta0). ``cache`` is used for Process API reads only.
+    """
+    from imagery.read import read_window
+    from imagery.sar import MissingCalibrationError, read_s1
+
+    pol = "VV" if "VV" in scene.assets or "HH" not in scene.assets else "HH"
+    if any((a.request or {}).get("api") == "process" for a in scene.assets.values()):
+        win = read_window(scene, grid, (pol,), cache=cache)
+        return replace(win, meta={**win.meta, "sensor": "S1", "quantity": "gamma0", "units": "linear"})
+    quantity = scene.properties.get("harborwatch:sar_quantity") or _sidecar_quantity(scene)
+    try:
+        return read_s1(scene, (pol,), grid=grid, calibrated=quantity)
+    except MissingCalibrationError as e:
+        if scene.source != "local":
+            raise
+        raise MissingCalibrationError(
+            f"{str(e).split(';')[0]}; if the file holds calibrated backscatter, add "
+            '"sar_quantity": "sigma0" (or gamma0, beta0) to its scene.json'
+        ) from None
+
+
+def _sidecar_quantity(scene: Scene) -> str | None:
+    """``sar_quantity`` from a local scene's scene.json, if it has one."""
+    origin = str(scene.properties.get("metadata") or "")
+    if scene.source != "local" or not origin.endswith(".json"):
+        return None
+    try:
+        doc = json.loads(Path(origin).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return doc.get("sar_quantity") if isinstance(doc, dict) else None
+
+
+def s1_water(window: RasterWindow, aoi: Aoi, params: Any = None) -> np.ndarray | None:
+    """Where the radar detector looks for ships: the AOI's water-like zones (berths, anchorages: there the
+    coarse SAR land mask would swallow ships alongside quays) plus what the SAR land mask calls sea
+    elsewhere, so the whole AOI is searched as Sentinel-2 searches it. None (the detector's own SAR land
+    mask) for an AOI without such zones."""
+    from detect.sar import sar_land_mask, water_from_zones
+    from imagery.sar import from_db, sar_quantity
+
+    if not any(z.kind in WATER_ZONE_KINDS for z in aoi.zones):
+        return None
+    zones = water_from_zones(aoi, window.grid, WATER_ZONE_KINDS)
+    quantity, units = sar_quantity(window)
+    pol = getattr(params, "polarisation", None) or window.band_names[0]
+    x = window.band(pol).astype(np.float64)
+    if units == "dB":
+        x = from_db(x).astype(np.float64)
+    valid = np.isfinite(x) & (x > 0) & window.valid_mask
+    sea = ~sar_land_mask(np.where(valid, x, np.nan), window.grid.res_m, quantity, params, pol) & valid
+    return zones | sea
+
+
+def detect_sar(
+    window: RasterWindow, *, aoi: Aoi, conf: float | None = None, device: str = "cpu"
+) -> list[Detection]:
+    """Ships in a Sentinel-1 window by the registered ``ship``/``cfar`` detector over ``s1_water``."""
+    from detect.detectors import get_detector
+
+    pol = window.band_names[0]
+    detector = get_detector("ship", "cfar", device, **({} if pol == "VV" else {"polarisation": pol}))
+    water = s1_water(window, aoi, getattr(detector, "params", None))
+    return detector.detect(window, conf=conf, water=water)
 
 
 @dataclass(frozen=True)
@@ -49,6 +158,9 @@ class Steps:
     screen: Callable[..., tuple[Any, np.ndarray | None, np.ndarray]]
     detect: Callable[..., list[Any]]
     required_bands: Callable[[dict[str, str]], tuple[str, ...]]
+    #: Sentinel-1: ``read_sar(scene, grid, cache=)`` and ``detect_sar(window, aoi=, conf=, device=)``.
+    read_sar: Callable[..., RasterWindow] = read_sar
+    detect_sar: Callable[..., list[Any]] = detect_sar
 
 
 def default_steps() -> Steps:
@@ -139,6 +251,8 @@ class RunResult:
     stays: pd.DataFrame
     verdicts: tuple[ClaimVerdict, ...]
     paths: dict[str, Path] = field(default_factory=dict)
+    #: Sensors searched: ``S2`` and/or ``S1``.
+    sensors: tuple[str, ...] = ("S2",)
 
     @property
     def aoi_name(self) -> str:
@@ -153,6 +267,7 @@ class RunResult:
     def summary(self) -> dict[str, Any]:
         """A JSON-ready summary (what ``harborwatch run --json`` prints)."""
         status = self.scenes["status"].value_counts().to_dict()
+        dark = self.detections["dark"]
         daily = self.daily_counts.copy()
         daily["date"] = daily["date"].map(lambda d: d.isoformat())
         daily = daily.astype(object).where(daily.notna(), None)
@@ -161,9 +276,12 @@ class RunResult:
             "start": self.start.isoformat(),
             "end": self.end.isoformat(),
             "classes": list(self.classes),
+            "sensors": list(self.sensors),
             "out_dir": str(self.out_dir),
             "scenes": {"total": len(self.scenes), **{str(k): int(v) for k, v in status.items()}},
+            "scenes_by_sensor": {str(k): int(v) for k, v in self.scenes["sensor"].value_counts().items()},
             "detections": len(self.detections),
+            "dark_detections": int(dark.sum()) if dark.notna().any() else None,
             "daily_counts": daily.to_dict("records"),
             "visits": [v.to_dict() for v in self.visits],
             "claims": [v.to_dict() for v in self.verdicts],
@@ -195,6 +313,90 @@ def default_collection(source: str, start: date, method: str = "yolo") -> str:
     if source in ("planetary-computer", "pc", "mpc"):
         return "sentinel-2-l2a"  # Planetary Computer has no L1C; its L2A is reprocessed back to 2016
     return "sentinel-2-l1c" if start < L2A_GLOBAL_START else "sentinel-2-l2a"
+
+
+def parse_sensors(
+    sensors: str | Sequence[str] | None, *, method: str = "yolo", collection: str | None = None
+) -> tuple[str, ...]:
+    """``"s2,s1"`` or ``["S2", "S1"]`` → ``("S2", "S1")``. Without ``sensors``: ``S1`` for the radar
+    detector (``method="cfar"``) or a ``sentinel-1-*`` collection, else ``S2``."""
+    if sensors is None or (isinstance(sensors, str) and not sensors.strip()):
+        s1 = method == "cfar" or (collection or "").lower().startswith("sentinel-1")
+        return ("S1",) if s1 else ("S2",)
+    items = sensors.split(",") if isinstance(sensors, str) else list(sensors)
+    out = tuple(dict.fromkeys(str(x).strip().upper() for x in items if str(x).strip()))
+    bad = [x for x in out if x not in SENSORS]
+    if bad or not out:
+        raise InputError(
+            f"unknown sensor {', '.join(bad) or repr(sensors)}; use s2 (Sentinel-2), s1 (Sentinel-1) or s2,s1"
+        )
+    return out
+
+
+def _check_sensors(sensors: Sequence[str], *, source: str, classes: Sequence[str], method: str) -> None:
+    if "S2" in sensors and method == "cfar":
+        raise InputError(
+            "--method cfar is the Sentinel-1 detector; for Sentinel-2 choose yolo or baseline "
+            "(with --sensors s2,s1 the Sentinel-1 scenes use cfar anyway)"
+        )
+    if "S1" in sensors and source.strip().lower() in S1_REQUESTER_PAYS:
+        raise InputError(
+            "Earth Search's Sentinel-1 GRD is in a requester-pays bucket; for --sensors s1 use "
+            "--source planetary-computer (anonymous) or --source sentinelhub"
+        )
+    if "S1" in sensors and "ship" not in classes:
+        raise InputError("Sentinel-1 counts ships only; add ship to --classes, or use --sensors s2")
+
+
+def sensor_collections(
+    sensors: Sequence[str], source: str, start: date, collection: str | None = None, method: str = "yolo"
+) -> dict[str, str]:
+    """Sensor → catalogue collection. ``collection`` names one sensor's collection (``sentinel-1-*`` for
+    S1, anything else for S2); local folders are searched once (``any``) and split by sensor."""
+    out: dict[str, str] = {}
+    for sensor in sensors:
+        s1 = sensor == "S1"
+        if source.startswith("local:"):
+            out[sensor] = collection or "any"
+        elif collection and collection.lower().startswith("sentinel-1") == s1:
+            out[sensor] = collection
+        else:
+            out[sensor] = "sentinel-1-grd" if s1 else default_collection(source, start, method)
+    if collection and not source.startswith("local:") and collection not in out.values():
+        raise InputError(
+            f"collection {collection!r} is not for the sensors asked ({', '.join(sensors)}); "
+            "sentinel-1-* collections are s1, the others s2"
+        )
+    return out
+
+
+def search_scenes(
+    steps: Steps,
+    aoi: Aoi,
+    start: date,
+    end: date,
+    *,
+    sources: dict[str, str],
+    collections: dict[str, str],
+    max_cloud: float | None = None,
+) -> list[Scene]:
+    """Scenes of every sensor, oldest first: one search per distinct (source, collection), each scene
+    kept when its sensor was asked for (a local folder may hold both)."""
+    queries: dict[tuple[str, str], list[str]] = {}
+    for sensor, coll in collections.items():
+        queries.setdefault((sources[sensor], coll), []).append(sensor)
+    found: dict[str, Scene] = {}
+    skipped: dict[str, int] = {}
+    for (src, coll), wanted in queries.items():
+        for scene in steps.search(aoi, start, end, collection=coll, source=src, max_cloud=max_cloud):
+            sensor = scene_sensor(scene)
+            if sensor in wanted:
+                found.setdefault(scene.id, scene)
+            else:
+                skipped[sensor] = skipped.get(sensor, 0) + 1
+    for sensor, n in skipped.items():
+        log.info("%d %s scene(s) left out: %s is not in --sensors", n, sensor, sensor.lower())
+    return sorted(found.values(), key=lambda sc: (sc.datetime, sc.id))
 
 
 def scene_bands(scene: Scene, detector: Sequence[str]) -> tuple[str, ...]:
@@ -240,8 +442,6 @@ def aoi_fingerprint(aoi: Aoi) -> str:
 
 
 def _load_done(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
-    import json
-
     try:
         rec = json.loads(path.read_text())
     except (FileNotFoundError, ValueError):
@@ -259,6 +459,7 @@ def _base_record(scene: Scene, key: dict[str, Any]) -> dict[str, Any]:
         "source": scene.source,
         "collection": scene.collection,
         "platform": scene.platform,
+        "sensor": scene_sensor(scene),
         "processing_level": scene.processing_level,
         "cloud_cover": scene.cloud_cover,
         "cloud_fraction": None,
@@ -287,13 +488,47 @@ def process_scene(
     params: agg.AggregateParams,
     key: dict[str, Any],
     scenes_dir: Path,
+    sensor: str | None = None,
+    s1_margin_m: float = S1_MARGIN_M,
 ) -> dict[str, Any]:
-    """Read, screen and detect one scene; write its detections, then its record (the record marks it done)."""
+    """Read, screen and detect one scene; write its detections, then its record (the record marks it done).
+
+    A Sentinel-1 scene (``sensor``, default from the scene) is read onto ``grid`` grown by
+    ``s1_margin_m`` so that azimuth ghosts of bright targets off the AOI can be recognised; ships found
+    there are detected on the wide window and kept only when their centre lies on ``grid``.
+    ``methods`` for it is ``{"ship": "cfar"}``; ``bands`` is not used.
+    """
     t0 = time.perf_counter()
     rec = _base_record(scene, key)
+    rec["sensor"] = sensor = sensor or scene_sensor(scene)
     name = safe_name(scene.id)
     try:
-        window = steps.read(scene, grid, scene_bands(scene, bands), cache=cache)
+        if sensor == "S1":
+            from detect.sar import s1_observation
+
+            wide, inner = margin_grid(grid, s1_margin_m)
+            full = steps.read_sar(scene, wide, cache=cache)
+            window = replace(
+                full, data=full.data[(slice(None), *inner)], grid=grid, valid=full.valid_mask[inner]
+            )
+            seen = s1_observation(window)
+            rec.update(polarisations=seen["polarisations"], quantity=seen["quantity"])
+
+            def find() -> list[Any]:
+                if "ship" not in methods:
+                    return []
+                return on_grid(steps.detect_sar(full, aoi=aoi, conf=conf, device=device), grid)
+
+        else:
+            window = steps.read(scene, grid, scene_bands(scene, bands), cache=cache)
+
+            def find() -> list[Any]:
+                return [
+                    d
+                    for c, m in methods.items()
+                    for d in steps.detect(window, classes=(c,), method=m, conf=conf, device=device)
+                ]
+
         screen, cloud, valid = steps.screen(window, masks[agg.ALL_ZONE])
         coverage = agg.zone_coverage(scene.id, masks, valid, cloud)
         cov_all = next(c for c in coverage if c["zone"] == agg.ALL_ZONE)
@@ -310,11 +545,7 @@ def process_scene(
             rec["reason"] = "; ".join(r for r in (rec["reason"], skip) if r)
             detections: list[Any] = []
         else:
-            detections = [
-                d
-                for c, m in methods.items()
-                for d in steps.detect(window, classes=(c,), method=m, conf=conf, device=device)
-            ]
+            detections = find()
         rows = agg.detection_rows(detections, aoi)
     except (KeyboardInterrupt, SystemExit):
         raise
@@ -326,13 +557,23 @@ def process_scene(
         return rec
     df = agg.detections_table(rows)
     fc = {"type": "FeatureCollection", "features": agg.features_from_rows(df)}
-    import json
-
     atomic_write_text(scenes_dir / f"{name}.geojson", json.dumps(fc) + "\n")
     rec["n_detections"] = len(df)
     rec["elapsed_s"] = round(time.perf_counter() - t0, 3)
     atomic_write_json(scenes_dir / f"{name}.json", rec)
     return rec
+
+
+def on_grid(detections: Sequence[Detection], grid: Grid) -> list[Detection]:
+    """The detections whose centre lies on ``grid``."""
+    from detect.sar import detection_pixels
+
+    px = detection_pixels(detections, grid)
+    return [
+        d
+        for d, (col, row) in zip(detections, px, strict=True)
+        if 0 <= col < grid.width and 0 <= row < grid.height
+    ]
 
 
 def screen_reason(screen: Any) -> str:
@@ -359,8 +600,6 @@ def _num(v: Any, default: float | None = None) -> float | None:
 
 
 def _load_detections(scenes_dir: Path, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-    import json
-
     rows: list[dict[str, Any]] = []
     for rec in records:
         if rec["status"] == "failed" or not rec.get("n_detections"):
@@ -394,12 +633,23 @@ def run(
     steps: Steps | None = None,
     command: Sequence[str] | None = None,
     report: bool = True,
+    sensors: str | Sequence[str] | None = None,
+    ais: str | Path | pd.DataFrame | None = None,
+    ais_params: AisParams | None = None,
+    s1_margin_m: float = S1_MARGIN_M,
 ) -> RunResult:
     """Count ``classes`` per day and zone over ``aoi`` from ``start`` to ``end`` (UTC dates, inclusive).
 
     Writes the run folder ``out_dir`` (see docs/run.md) and returns its tables. Rerunning with the
     same arguments reuses every finished scene in ``out_dir/scenes``. ``report=False`` writes the
     tables and run.json but not the charts and report (for batch jobs that only need the numbers).
+
+    ``sensors``: ``"s2"`` (default), ``"s1"`` or ``"s2,s1"``. Sentinel-1 GRD scenes are searched in
+    ``sentinel-1-grd`` and counted for ships by the CFAR detector (``method`` is the Sentinel-2 ship
+    detector); a day is counted from a clear Sentinel-2 view when there is one, else from the scene
+    that saw most (``agg.daily_counts``). ``method="cfar"`` or a ``sentinel-1-*`` ``collection``
+    without ``sensors`` means ``s1``. ``ais``: a CSV/Parquet file (or a table) of AIS fixes; ship
+    detections without an AIS partner are marked ``dark`` and counted in ``dark_count``.
     """
     started = datetime.now(timezone.utc)
     area = get_aoi(aoi)
@@ -409,12 +659,16 @@ def run(
     classes = tuple(dict.fromkeys(c.strip() for c in classes if c.strip()))
     if not classes:
         raise InputError("no classes to count; use e.g. --classes ship or ship,truck")
+    used = parse_sensors(sensors, method=method, collection=collection)
+    _check_sensors(used, source=source, classes=classes, method=method)
     claim_list = _claims(claims)
-    collection = collection or default_collection(source, d0, method)
-    if source == "earth-search" and collection == "sentinel-2-l1c":
+    ais_table, ais_info = _ais(ais, ais_params)
+    collections = sensor_collections(used, source, d0, collection, method)
+    sources = dict.fromkeys(used, source)
+    if source == "earth-search" and collections.get("S2") == "sentinel-2-l1c":
         # Earth Search's own L1C assets are requester-pays; the same granules are anonymous on Google Cloud.
         log.info("reading Earth Search L1C granules from the public Google Cloud bucket (earth-search:gcp)")
-        source = "earth-search:gcp"
+        sources["S2"] = "earth-search:gcp"
     params = params or agg.AggregateParams()
     steps = steps or default_steps()
     out = Path(out_dir)
@@ -424,17 +678,31 @@ def run(
     grid = area.grid(10.0)
     masks = agg.zone_masks(area, grid)
     cache = _cache(cache_dir, source)
-    methods = detector_methods(classes, method)
-    bands = steps.required_bands(methods)
-    key = _record_key(methods, conf, grid, area)
+    # Per sensor: detector methods, bands and the record key a finished scene must match.
+    methods = {"S2": detector_methods(classes, method)} if "S2" in used else {}
+    if "S1" in used:
+        methods["S1"] = {"ship": "cfar"}
+    bands = steps.required_bands(methods["S2"]) if "S2" in used else ()
+    keys = {
+        "S2": _record_key(methods.get("S2", {}), conf, grid, area),
+        "S1": _record_key(methods.get("S1", {}), conf, margin_grid(grid, s1_margin_m)[0], area),
+    }
 
-    found = steps.search(area, d0, d1, collection=collection, source=source, max_cloud=max_cloud)
-    log.info("%d scenes over %s, %s – %s (%s, %s)", len(found), area.name, d0, d1, source, collection)
+    found = search_scenes(steps, area, d0, d1, sources=sources, collections=collections, max_cloud=max_cloud)
+    log.info(
+        "%d scenes over %s, %s – %s (%s)",
+        len(found),
+        area.name,
+        d0,
+        d1,
+        ", ".join(f"{sn}: {sources[sn]} {c}" for sn, c in collections.items()),
+    )
     records = []
     bar = _progress(len(found), progress)
     try:
         for scene in found:
-            rec = _load_done(scenes_dir / f"{safe_name(scene.id)}.json", key)
+            sensor = scene_sensor(scene)
+            rec = _load_done(scenes_dir / f"{safe_name(scene.id)}.json", keys[sensor])
             if rec is None:
                 rec = process_scene(
                     scene,
@@ -443,13 +711,15 @@ def run(
                     masks=masks,
                     steps=steps,
                     bands=bands,
-                    methods=methods,
+                    methods=methods[sensor],
                     conf=conf,
                     device=device,
                     cache=cache,
                     params=params,
-                    key=key,
+                    key=keys[sensor],
                     scenes_dir=scenes_dir,
+                    sensor=sensor,
+                    s1_margin_m=s1_margin_m,
                 )
             records.append(rec)
             bar.update(1)
@@ -458,6 +728,8 @@ def run(
 
     detections = agg.detections_table(_load_detections(scenes_dir, records))
     scenes = agg.scenes_table(records)
+    if ais_table is not None:
+        detections, scenes = apply_ais(detections, scenes, ais_table, ais_params)
     coverage = agg.coverage_table([c for r in records for c in r.get("coverage", [])])
     zones = agg.zone_names(area)
     daily = agg.daily_counts(
@@ -485,6 +757,7 @@ def run(
         visits=visits,
         stays=stays,
         verdicts=(),
+        sensors=used,
     )
     if claim_list:
         result = replace(result, verdicts=tuple(compare(claim_list, result, params=visit_params)))
@@ -492,11 +765,16 @@ def run(
         "aoi": area.name,
         "start": d0.isoformat(),
         "end": d1.isoformat(),
-        "source": source,
-        "collection": collection,
+        "source": sources.get("S2", source),
+        "collection": collections.get("S2") or collections.get("S1"),
+        "sensors": list(used),
+        "collections": collections,
         "classes": list(classes),
         "max_cloud": max_cloud,
-        "methods": methods,
+        "methods": methods.get("S2") or methods["S1"],
+        "s1_methods": methods.get("S1"),
+        "s1_margin_m": s1_margin_m if "S1" in used else None,
+        "ais": ais_info,
         "device": device,
         "conf": conf,
         "cache_dir": str(cache_dir) if cache_dir else None,
@@ -512,13 +790,80 @@ def run(
         steps=steps,
         cache=cache,
         parameters=parameters,
-        method=methods.get("ship", method),
+        method=(methods.get("S2") or methods["S1"]).get("ship", method),
         command=command,
         started=started,
         report=report,
     )
     result.paths.update(paths)
     return result
+
+
+def _ais(
+    ais: str | Path | pd.DataFrame | None, params: AisParams | None
+) -> tuple[pd.DataFrame | None, dict[str, Any] | None]:
+    """The AIS table (normalised) and what run.json says about it."""
+    from detect.ais import load_ais, normalise_ais
+
+    if ais is None:
+        return None, None
+    table = normalise_ais(ais) if isinstance(ais, pd.DataFrame) else load_ais(ais)
+    info = {
+        "file": None if isinstance(ais, pd.DataFrame) else str(ais),
+        "fixes": len(table),
+        "vessels": int(table["mmsi"].nunique()),
+        "first": table["timestamp"].min().isoformat() if len(table) else None,
+        "last": table["timestamp"].max().isoformat() if len(table) else None,
+        "params": vars(params or AisParams()),
+    }
+    return table, info
+
+
+def apply_ais(
+    detections: pd.DataFrame, scenes: pd.DataFrame, ais: pd.DataFrame, params: AisParams | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Ship detections matched with AIS (``detect.ais.match_ais``): ``dark`` True when no AIS position lies
+    within the gates, else False with the partner's ``mmsi``; and per scene ``ais_fixes``, the fixes within
+    the time window of its acquisition (anywhere). A scene with none was outside the AIS data: its
+    detections stay ``<NA>``, because no AIS there says nothing about the ships. Works on any sensor.
+    """
+    from detect.ais import match_ais
+
+    p = params or AisParams()
+    detections, scenes = detections.copy(), scenes.copy()
+    times = ais["timestamp"]
+    window = pd.Timedelta(seconds=p.time_window_s)
+    scenes["ais_fixes"] = pd.array(
+        [int(((times - t).abs() <= window).sum()) if pd.notna(t) else 0 for t in scenes["datetime"]],
+        dtype="Int64",
+    )
+    covered = set(scenes.loc[scenes["ais_fixes"] > 0, "scene"])
+    sel = detections["class"].isin(agg.AIS_CLASSES) & detections["scene"].isin(covered)
+    if sel.any():
+        idx = detections.index[sel]
+        matched = match_ais([_row_detection(r) for r in detections.loc[idx].to_dict("records")], ais, p)
+        detections.loc[idx, "dark"] = [bool(d.properties["dark"]) for d in matched.detections]
+        detections.loc[idx, "mmsi"] = pd.array(matched.mmsi_by_detection, dtype="Int64")
+    return detections, scenes
+
+
+def _row_detection(row: dict[str, Any]) -> Detection:
+    """A detections-table row back as a ``Detection`` (what ``match_ais`` takes)."""
+    acquired = row["acquired"]
+    return Detection(
+        class_name=row["class"],
+        score=row["score"],
+        polygon=row["geometry"],
+        lon=row["lon"],
+        lat=row["lat"],
+        length_m=row["length_m"],
+        width_m=row["width_m"],
+        heading_deg=row["heading_deg"],
+        scene=row["scene"],
+        acquired=None if pd.isna(acquired) else pd.Timestamp(acquired).to_pydatetime(),
+        sensor=row["sensor"],
+        detector=row["detector"],
+    )
 
 
 def _claims(claims: str | Path | Sequence[Claim] | None) -> tuple[Claim, ...]:
@@ -670,18 +1015,27 @@ def _write_map(
     day, scene_id = pick
     dets = result.detections[result.detections["scene"] == scene_id]
     scene = next((s for s in found if s.id == scene_id), None)
-    rgb = None
-    if scene is not None and all(b in scene.assets for b in RGB):
-        try:
-            rgb = steps.read(scene, grid, RGB, cache=cache).data
-        except Exception as e:  # the map is an illustration; the counts do not depend on it
-            log.warning("map: could not read %s for the background: %s", scene_id, e)
+    radar = scene is not None and scene_sensor(scene) == "S1"
+    image = None
+    try:
+        if radar:
+            # Radar has no colour: the backscatter in dB, grey (the stretch works on any values).
+            from imagery.sar import to_db
+
+            image = np.repeat(to_db(steps.read_sar(scene, grid, cache=cache).data[:1]), 3, axis=0)
+        elif scene is not None and all(b in scene.assets for b in RGB):
+            image = steps.read(scene, grid, RGB, cache=cache).data
+    except Exception as e:  # the map is an illustration; the counts do not depend on it
+        log.warning("map: could not read %s for the background: %s", scene_id, e)
     title = f"{result.aoi.name} {day}: {len(dets)} detections ({scene_id})"
-    rep.plot_map(rgb, grid, dets, path, zones=zones, title=title)
-    caption = (
-        f"{day}, scene `{scene_id}`: {len(dets)} detections (red outlines) over the true-colour image "
-        "(B04/B03/B02, 2–98 % stretch); zones in yellow."
+    rep.plot_map(image, grid, dets, path, zones=zones, title=title)
+    background = (
+        "the Sentinel-1 backscatter (dB, grey, 2–98 % stretch)"
+        if radar
+        else "the true-colour image (B04/B03/B02, 2–98 % stretch)"
     )
+    caption = f"{day}, scene `{scene_id}`: {len(dets)} detections (red outlines) over {background}; "
+    caption += "zones in yellow."
     return path, caption
 
 

@@ -31,7 +31,22 @@ _JSON = click.option(
 @click.option(
     "--collection",
     default=None,
-    help="Catalogue collection; default sentinel-2-l1c before 2018-12, else sentinel-2-l2a.",
+    help="Catalogue collection; default sentinel-2-l1c before 2018-12, else sentinel-2-l2a "
+    "(Sentinel-1: sentinel-1-grd).",
+)
+@click.option(
+    "--sensors",
+    default=None,
+    help="s2 (default), s1, or s2,s1: Sentinel-1 radar fills the days clouds hid (ships only; "
+    "needs --source planetary-computer, sentinelhub or local:DIR).",
+)
+@click.option(
+    "--ais",
+    "ais",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="AIS fixes (CSV or Parquet: mmsi, timestamp, lat, lon[, sog, cog, length]): ships without an AIS "
+    "partner are counted as dark.",
 )
 @click.option("--classes", default="ship", show_default=True, help="Comma-separated: ship, truck.")
 @click.option(
@@ -62,6 +77,8 @@ def run_cmd(
     end: str,
     source: str,
     collection: str | None,
+    sensors: str | None,
+    ais: str | None,
     classes: str,
     claims: str | None,
     max_cloud: float | None,
@@ -87,6 +104,8 @@ def run_cmd(
         out_dir=out,
         source=source,
         collection=collection,
+        sensors=sensors,
+        ais=ais,
         classes=class_list,
         max_cloud=max_cloud,
         claims=claims,
@@ -127,7 +146,9 @@ def _human(results: list[Any]) -> str:
         )
         for row in d.itertuples(index=False):
             count = "NA" if pd.isna(row.count) else int(row.count)
-            lines.append(f"  {row.date}  {row.status:<10}  {r.classes[0]}s: {count}")
+            sensor = f"  ({row.sensor})" if len(r.sensors) > 1 and row.sensor else ""
+            dark = "" if pd.isna(row.dark_count) else f", dark: {int(row.dark_count)}"
+            lines.append(f"  {row.date}  {row.status:<10}  {r.classes[0]}s: {count}{dark}{sensor}")
         for v in r.verdicts:
             lines.append(f"  claim {v.claim.id}: {v.verdict}")
         lines.append(f"  report: {r.paths.get('report_html')}")

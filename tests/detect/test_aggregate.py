@@ -229,3 +229,66 @@ def test_no_scenes_at_all_gives_a_full_period_of_unobserved_days():
     )
     assert len(d) == 61 * 3
     assert (d["status"] == "unobserved").all() and d["count"].isna().all()
+
+
+def test_clear_s2_counts_first_and_s1_fills_the_days_s2_did_not_see():
+    dets = [
+        det("A", 1, 120.01, 37.01, 100.0),
+        det("R1", 1, 120.01, 37.01, 110.0),
+        det("R1", 1, 120.02, 37.02, 30.0),
+        det("P", 2, 120.01, 37.01, 100.0),
+        det("R2", 2, 120.01, 37.01, 120.0),
+        det("R2", 2, 120.02, 37.02, 60.0),
+        det("R2", 2, 120.03, 37.03, 15.0),
+        det("P", 2, 120.03, 37.03, 12.0, cls="truck"),
+    ]
+    detections = agg.detections_table(agg.detection_rows(dets, AOI))
+    detections.loc[detections["scene"] == "R2", "dark"] = [False, True, True]
+
+    def radar(sid, day, fixes=None, **kw):
+        return dict(scene(sid, day, minute=10), processing_level="GRD", ais_fixes=fixes, **kw)
+
+    scenes = agg.scenes_table(
+        [
+            scene("A", 1, valid=0.95),  # clear enough: S2 wins over the radar's full view
+            radar("R1", 1),
+            scene("P", 2, status="partial", cloud=0.5),  # half under cloud: the radar fills the day
+            radar("R2", 2, fixes=12),
+            scene("X", 3, status="cloudy", cloud=0.97),
+        ]
+    )
+    # sorted by time (radar at :10); R1 says no sensor, but a GRD scene is Sentinel-1
+    assert list(scenes["sensor"]) == ["S1", "S2", "S1", "S2", "S2"]
+    d = agg.daily_counts(
+        detections,
+        scenes,
+        None,
+        aoi=AOI.name,
+        zones=agg.zone_names(AOI),
+        start=date(2018, 5, 1),
+        end=date(2018, 5, 3),
+        classes=("ship", "truck"),
+    )
+    r1, r2 = row(d, 1), row(d, 2)
+    assert (r1["scene"], r1["sensor"], r1["count"], r1["n_scenes"]) == ("A", "S2", 1, 2)
+    assert (r2["scene"], r2["sensor"], r2["count"], r2["status"]) == ("R2", "S1", 3, "observed")
+    assert (r2["count_lt50m"], r2["count_50_150m"]) == (1, 2)
+    assert r2["dark_count"] == 2  # AIS covered R2: two of its three ships had no partner
+    assert pd.isna(r1["dark_count"])  # A had no AIS data: not assessed, not 0
+    # Radar cannot count trucks: the truck day is the partial S2 view, and only S2 scenes are listed.
+    t2 = row(d, 2, cls="truck")
+    assert (t2["scene"], t2["sensor"], t2["status"], t2["count"]) == ("P", "S2", "partial", 1)
+    assert t2["scenes"] == "P" and row(d, 2)["scenes"] == "R2;P"
+    assert pd.isna(t2["dark_count"])  # AIS says nothing about trucks
+    r3 = row(d, 3)
+    assert (r3["status"], r3["sensor"]) == ("unobserved", "S2") and pd.isna(r3["count"])
+
+
+def test_dark_and_mmsi_survive_the_geojson_round_trip():
+    d = det("A", 1, 120.01, 37.01, 100.0)
+    rows = agg.detection_rows([d.with_properties(dark=False, mmsi=412345678), d], AOI)
+    table = agg.detections_table(rows)
+    assert str(table["dark"].dtype) == "boolean" and str(table["mmsi"].dtype) == "Int64"
+    back = agg.detections_table(agg.rows_from_features(agg.features_from_rows(table)))
+    assert back["dark"].tolist()[0] is False and pd.isna(back["dark"].iloc[1])
+    assert back["mmsi"].iloc[0] == 412345678 and pd.isna(back["mmsi"].iloc[1])
