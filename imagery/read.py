@@ -91,7 +91,7 @@ def _guess_scale(dtype: str, sample: np.ndarray) -> float:
     # Checked on all 15 sen2ships scenes (99.9th percentiles 14133–48156, medians 609–14654).
     p999 = float(np.percentile(finite, 99.9))
     if dtype == "uint16" and (med * 1e-4 > 0.3 or p999 > 14000):
-        log.info("values look like reflectance × 65535 (median %.0f, p99.9 %.0f); scaling by 1/65535", med, p999)
+        log.info("values look like reflectance × 65535 (median %.0f, p99.9 %.0f)", med, p999)
         return 1.0 / 65535.0
     return 1e-4
 
