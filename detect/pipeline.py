@@ -545,7 +545,7 @@ def process_scene(
             rec["reason"] = "; ".join(r for r in (rec["reason"], skip) if r)
             detections: list[Any] = []
         else:
-            detections = find()
+            detections = _flag_trucks(find(), aoi)
         rows = agg.detection_rows(detections, aoi)
     except (KeyboardInterrupt, SystemExit):
         raise
@@ -574,6 +574,20 @@ def on_grid(detections: Sequence[Detection], grid: Grid) -> list[Detection]:
         for d, (col, row) in zip(detections, px, strict=True)
         if 0 <= col < grid.width and 0 <= row < grid.height
     ]
+
+
+def _flag_trucks(detections: list[Any], aoi: Aoi) -> list[Any]:
+    """Mark trucks on or off the AOI's road and bridge-deck zones (``on_road``); ships pass unchanged.
+
+    Off-road trucks are kept, flagged, so a user sees them; per-zone counts come from the zones themselves.
+    """
+    trucks = [d for d in detections if d.class_name == "truck"]
+    if not trucks:
+        return detections
+    from detect.trucks import flag_on_road
+
+    flagged = iter(flag_on_road(trucks, aoi))
+    return [next(flagged) if d.class_name == "truck" else d for d in detections]
 
 
 def screen_reason(screen: Any) -> str:

@@ -415,12 +415,12 @@ def _zone_of(det: Detection, crs: str, zones: list[tuple[str, Any]]) -> str | No
 
 
 def flag_on_road(detections: list[Detection], aoi: Aoi) -> list[Detection]:
-    """Copies of the detections with ``on_road`` (inside a road/bridge-deck zone) and ``zone`` set."""
+    """Copies of the detections with ``on_road`` (inside a road/bridge-deck zone) and ``road_zone`` set."""
     crs, zones = _zone_areas(aoi)
     out = []
     for d in detections:
         hit = _zone_of(d, crs, zones)
-        out.append(d.with_properties(on_road=hit is not None, zone=hit))
+        out.append(d.with_properties(on_road=hit is not None, road_zone=hit))
     return out
 
 

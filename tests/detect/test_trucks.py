@@ -157,7 +157,7 @@ def test_counts_only_inside_road_and_bridge_zones(detector, city):
     assert counts == {"deck": 1}
     flagged = flag_on_road([inside, *far], aoi)
     assert flagged[0].properties["on_road"] is True
-    assert flagged[0].properties["zone"] == "deck"
+    assert flagged[0].properties["road_zone"] == "deck"
     assert all(d.properties["on_road"] is False for d in flagged[1:])
 
 
