@@ -1,0 +1,396 @@
+"""The ultralytics adapter: the only module that imports ultralytics.
+
+The rest of harborwatch sees a ``ModelSpec`` (bands, input size, normalisation, sha256) and a
+``YoloModel`` that takes uint8 chips and returns plain float32 arrays, so the YOLO version can
+change here and nowhere else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from imagery.atomic import atomic_write_json
+from imagery.errors import InputError, ModelError
+
+#: Columns of one prediction row, in chip pixels; theta in radians (0 for axis-aligned models).
+PREDICTION_COLUMNS = ("cx", "cy", "w", "h", "theta_rad", "score", "class_id")
+DEFAULT_MODEL = "ships-s2"
+_TASKS = ("obb", "detect")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a set of weights expects as input and how it scored; ``<name>.json`` beside ``<name>.pt``."""
+
+    name: str
+    task: str  # "obb" (oriented boxes) or "detect" (axis-aligned)
+    bands: tuple[str, ...]  # Sentinel band names in channel order, e.g. ("B04", "B03", "B02", "B08")
+    imgsz: int  # model input size in pixels (square chips)
+    gsd_m: float  # ground sampling the model expects, metres per pixel
+    normalisation: dict[str, Any] = field(hash=False)  # parameters for detect.bands.to_model_input
+    class_names: tuple[str, ...] = ("ship",)
+    sha256: str = ""  # of the .pt file
+    metrics: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.task not in _TASKS:
+            raise InputError(f"model task must be one of {', '.join(_TASKS)}, got {self.task!r}")
+        if not self.bands:
+            raise InputError("a model spec needs at least one band")
+        if self.imgsz <= 0 or self.imgsz % 32:
+            raise InputError(f"imgsz must be a positive multiple of 32, got {self.imgsz}")
+        # JSON round-trips give lists; keep the frozen record's sequences as tuples.
+        object.__setattr__(self, "bands", tuple(self.bands))
+        object.__setattr__(self, "class_names", tuple(self.class_names))
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["bands"] = list(self.bands)
+        d["class_names"] = list(self.class_names)
+        return d
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> ModelSpec:
+        known = {k: d[k] for k in cls.__dataclass_fields__ if k in d}
+        missing = [k for k in ("name", "task", "bands", "imgsz", "gsd_m", "normalisation") if k not in known]
+        if missing:
+            raise ModelError(f"model spec lacks field(s) {', '.join(missing)}")
+        return cls(**known)
+
+    def write(self, path: str | Path) -> Path:
+        return atomic_write_json(path, self.to_json())
+
+    @classmethod
+    def read(cls, path: str | Path) -> ModelSpec:
+        path = Path(path)
+        try:
+            return cls.from_json(json.loads(path.read_text()))
+        except FileNotFoundError:
+            raise ModelError(f"model spec {path} not found (it must lie beside the .pt file)") from None
+        except (json.JSONDecodeError, TypeError) as e:
+            raise ModelError(f"model spec {path} is not valid: {e}") from None
+
+
+def weights_dir() -> Path:
+    """Where named weights live.
+
+    $HARBORWATCH_WEIGHTS_DIR, else the repo's weights/ (editable install), else
+    <sys.prefix>/share/harborwatch/weights (wheel install).
+    """
+    env = os.environ.get("HARBORWATCH_WEIGHTS_DIR")
+    if env:
+        return Path(env)
+    repo = Path(__file__).resolve().parents[1] / "weights"
+    if repo.is_dir():
+        return repo
+    return Path(sys.prefix) / "share" / "harborwatch" / "weights"
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def resolve_weights(name_or_path: str | Path) -> tuple[Path, Path]:
+    """(weights .pt, spec .json) for a model name in ``weights_dir()`` or a path to a .pt / .json file."""
+    p = Path(name_or_path)
+    if p.suffix in (".pt", ".json") or p.exists():
+        pt = p.with_suffix(".pt")
+    else:
+        pt = weights_dir() / f"{p.name}.pt"
+    return pt, pt.with_suffix(".json")
+
+
+def ultralytics_env() -> Path:
+    """Make ultralytics run offline; called once before its import. Returns its config dir.
+
+    Settings go to a harborwatch cache dir (not ~/.config/Ultralytics with analytics on), nothing
+    auto-installs, and the fonts it fetches when loading datasets are provided from matplotlib's.
+    """
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path(tempfile.gettempdir())) / "harborwatch"
+    cfg = Path(os.environ.setdefault("YOLO_CONFIG_DIR", str(cache / "ultralytics")))
+    os.environ.setdefault("YOLO_OFFLINE", "1")
+    os.environ.setdefault("YOLO_AUTOINSTALL", "0")
+    os.environ.setdefault("MPLCONFIGDIR", str(cache / "matplotlib"))
+    # ultralytics 8.4 reads settings and fonts from the "Ultralytics" sub-folder, older versions from cfg.
+    targets = [d / n for d in (cfg, cfg / "Ultralytics") for n in ("Arial.ttf", "Arial.Unicode.ttf")]
+    missing = [t for t in targets if not t.exists()]
+    if missing:
+        import matplotlib  # font source only; imported lazily to keep start-up fast
+
+        font = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+        for t in missing:
+            t.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(font, t)
+    return cfg
+
+
+def _ultralytics():
+    ultralytics_env()
+    # ultralytics logs to stdout, where harborwatch keeps results (``--json``): send its log to stderr.
+    with contextlib.redirect_stdout(sys.stderr):
+        import ultralytics
+    for h in logging.getLogger("ultralytics").handlers:
+        if isinstance(h, logging.StreamHandler) and h.stream is sys.stdout:
+            h.setStream(sys.stderr)
+    return ultralytics
+
+
+def _result_rows(result: Any, task: str) -> np.ndarray:
+    """One ultralytics Result → float32 (K, 7) [cx, cy, w, h, theta, score, class]."""
+    if task == "obb":
+        boxes = result.obb
+        if boxes is None or len(boxes) == 0:
+            return np.zeros((0, 7), np.float32)
+        xywhr = boxes.xywhr.cpu().numpy()
+    else:
+        boxes = result.boxes
+        if boxes is None or len(boxes) == 0:
+            return np.zeros((0, 7), np.float32)
+        xywh = boxes.xywh.cpu().numpy()
+        xywhr = np.concatenate([xywh, np.zeros((len(xywh), 1), xywh.dtype)], axis=1)
+    conf = boxes.conf.cpu().numpy()[:, None]
+    cls = boxes.cls.cpu().numpy()[:, None]
+    return np.concatenate([xywhr, conf, cls], axis=1).astype(np.float32)
+
+
+class YoloModel:
+    """Trained YOLO weights plus their spec; predicts on batches of normalised uint8 chips."""
+
+    def __init__(self, spec: ModelSpec, weights: Path, device: str = "cpu") -> None:
+        self.spec = spec
+        self.weights = Path(weights)
+        self.device = device
+        try:
+            self._yolo = _ultralytics().YOLO(str(self.weights), task=spec.task)
+        except Exception as e:  # a truncated or foreign file fails deep inside torch.load
+            raise ModelError(f"cannot load weights {self.weights}: {type(e).__name__}: {e}") from None
+
+    @classmethod
+    def load(cls, name_or_path: str = DEFAULT_MODEL, device: str = "cpu") -> YoloModel:
+        """Load named weights (from ``weights_dir()``) or a .pt path, offline; checks the spec's sha256."""
+        pt, spec_path = resolve_weights(name_or_path)
+        if not pt.is_file():
+            raise ModelError(f"model weights {pt} not found (weights dir: {weights_dir()})")
+        spec = ModelSpec.read(spec_path)
+        if not spec.sha256:
+            raise ModelError(f"model spec {spec_path} has no sha256 for {pt.name}")
+        actual = sha256_file(pt)
+        if actual != spec.sha256:
+            raise ModelError(
+                f"weights {pt} do not match their spec: sha256 {actual[:12]}… != {spec.sha256[:12]}… "
+                "(corrupt download or mismatched files)"
+            )
+        return cls(spec, pt, device=device)
+
+    def predict(
+        self, chips: np.ndarray, conf: float = 0.25, iou: float = 0.5, half: bool = False
+    ) -> list[np.ndarray]:
+        """Detect on (N, H, W, C) uint8 chips; one float32 (K, 7) array per chip (``PREDICTION_COLUMNS``)."""
+        chips = np.asarray(chips)
+        if chips.ndim == 3:
+            chips = chips[None]
+        c = len(self.spec.bands)
+        if chips.ndim != 4 or chips.shape[-1] != c:
+            raise InputError(
+                f"chips must be (N, H, W, {c}) for bands {','.join(self.spec.bands)}, got {chips.shape}"
+            )
+        if chips.dtype != np.uint8:
+            raise InputError(f"chips must be uint8 (see detect.bands.to_model_input), got {chips.dtype}")
+        if len(chips) == 0:
+            return []
+        # Arrays go in exactly as training read its chip files back (cv2 channel order), so the
+        # predictor's 3-channel BGR→RGB flip matches the one the training loader applied.
+        results = self._yolo.predict(
+            list(chips),
+            imgsz=self.spec.imgsz,
+            conf=conf,
+            iou=iou,
+            quantize=16 if (half and self.device != "cpu") else None,  # fp16 only where it exists
+            device=self.device,
+            verbose=False,
+            save=False,
+        )
+        return [_result_rows(r, self.spec.task) for r in results]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Hyper-parameters handed to the ultralytics trainer; augmentation fitted to 10 m imagery."""
+
+    arch: str = "yolo11n-obb.yaml"
+    epochs: int = 50
+    imgsz: int = 128
+    batch: int = 8  # small batches: more optimiser steps per epoch when training from scratch on ~300 chips
+    device: str = "cpu"
+    workers: int = 0
+    seed: int = 0
+    warmup_epochs: float = (
+        1.0  # runs are short (tens of epochs); the default 3 would spend a tenth warming up
+    )
+    patience: int = 0  # 0 = never stop early: no per-epoch validation runs (it costs CPU time)
+    # Geometric augmentation: flips both ways (90° rotations are applied when chips are written),
+    # slight scale jitter, no shear/perspective/arbitrary rotation (grey corners don't exist in imagery).
+    fliplr: float = 0.5
+    flipud: float = 0.5
+    degrees: float = 0.0
+    scale: float = 0.15
+    translate: float = 0.1
+    mosaic: float = 0.0
+    mixup: float = 0.0
+    # Colour: HSV jitter means nothing for reflectance bands (and not at all with NIR as a 4th channel);
+    # brightness/contrast/haze are applied to the chips offline by detect.dataset.
+    hsv_h: float = 0.0
+    hsv_s: float = 0.0
+    hsv_v: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict, hash=False)
+
+    def overrides(self) -> dict[str, Any]:
+        d = {k: v for k, v in asdict(self).items() if k not in ("arch", "extra")}
+        d.update(self.extra)
+        return d
+
+
+def train_yolo(
+    data_yaml: str | Path, out_dir: str | Path, cfg: TrainConfig, *, verbose: bool = False
+) -> Path:
+    """Train from scratch (``cfg.arch`` yaml, no pretrained weights) and return the stripped last.pt.
+
+    ``out_dir`` receives the ultralytics run folder ``run/``; the returned file is ``out_dir/model.pt``.
+    """
+    ul = _ultralytics()
+    from ultralytics.utils import LOGGER
+
+    out_dir = Path(out_dir).resolve()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    task = "obb" if "obb" in cfg.arch else "detect"
+    yolo = ul.YOLO(cfg.arch, task=task)
+    if not verbose:
+        LOGGER.setLevel("WARNING")
+    args = cfg.overrides()
+    args.update(
+        data=str(data_yaml),
+        project=str(out_dir),
+        name="run",
+        exist_ok=True,
+        pretrained=False,
+        amp=False if args.get("device", "cpu") == "cpu" else args.get("amp", True),
+        plots=False,
+        val=False,
+        verbose=verbose,
+        deterministic=False,
+    )
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # progress prints, never results
+            yolo.train(**args)
+    except (FileNotFoundError, RuntimeError, ValueError) as e:
+        raise ModelError(f"training failed: {type(e).__name__}: {e}") from None
+    last = out_dir / "run" / "weights" / "last.pt"
+    if not last.is_file():
+        raise ModelError(f"training wrote no weights under {last.parent}")
+    final = out_dir / "model.pt"
+    from ultralytics.utils.torch_utils import strip_optimizer
+
+    strip_optimizer(last, str(final))
+    return final
+
+
+def write_model(pt: str | Path, spec: ModelSpec, dest_dir: str | Path) -> tuple[Path, ModelSpec]:
+    """Copy weights to ``dest_dir/<spec.name>.pt`` and write the spec (with the file's sha256) beside it."""
+    dest_dir = Path(dest_dir)
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    target = dest_dir / f"{spec.name}.pt"
+    if Path(pt).resolve() != target.resolve():
+        from imagery.atomic import atomic_path
+
+        with atomic_path(target) as tmp:
+            shutil.copyfile(pt, tmp)
+    final = ModelSpec(**{**asdict(spec), "sha256": sha256_file(target)})
+    final.write(target.with_suffix(".json"))
+    for f in (target, target.with_suffix(".json")):
+        f.chmod(0o644)  # temp files are created 0600; weights are meant to be shared and installed
+    return target, final
+
+
+def untrained_checkpoint(
+    path: str | Path, channels: int, arch: str = "yolo11n-obb.yaml", nc: int = 1
+) -> Path:
+    """Write randomly initialised weights in the ultralytics checkpoint format (no training, no download).
+
+    For exercising loading and prediction (shapes, channels) where a trained model is beside the point.
+    """
+    _ultralytics()
+    import torch
+    from ultralytics.nn.tasks import DetectionModel, OBBModel
+
+    cls = OBBModel if "obb" in arch else DetectionModel
+    with contextlib.redirect_stdout(sys.stderr):
+        model = cls(arch, ch=channels, nc=nc, verbose=False)
+    model.names = {i: n for i, n in enumerate(("ship",) * nc)}
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"model": model.half(), "train_args": {"task": "obb" if "obb" in arch else "detect"}}, path)
+    return path
+
+
+def export_onnx(
+    model_name_or_path: str | Path,
+    out_path: str | Path,
+    *,
+    imgsz: int | None = None,
+    opset: int = 17,
+) -> Path:
+    """Export weights to ONNX at ``out_path`` (dynamic batch, no NMS in the graph), offline.
+
+    The graph holds the decoded head output ``(N, 4 + classes + 1 angle, anchors)``; confidence
+    filtering and NMS are left to the caller (``detect.onnx_runtime``). ``simplify=False`` because
+    onnxslim is not a dependency and ultralytics would try to install it. The spec JSON is copied
+    beside the ONNX file so ``OnnxYoloModel.load`` finds it.
+    """
+    pt, spec_path = resolve_weights(model_name_or_path)
+    if not pt.is_file():
+        raise ModelError(f"model weights {pt} not found (weights dir: {weights_dir()})")
+    spec = ModelSpec.read(spec_path)
+    out = Path(out_path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    ul = _ultralytics()
+    # ultralytics writes the .onnx beside the .pt: export a copy in a temp dir, not into weights/.
+    with tempfile.TemporaryDirectory(prefix="harborwatch-onnx-") as tmp:
+        src = Path(tmp) / pt.name
+        shutil.copyfile(pt, src)
+        try:
+            with contextlib.redirect_stdout(sys.stderr):
+                made = ul.YOLO(str(src), task=spec.task).export(
+                    format="onnx",
+                    imgsz=imgsz or spec.imgsz,
+                    opset=opset,
+                    dynamic=True,
+                    simplify=False,
+                    half=False,
+                    nms=False,
+                    device="cpu",
+                    verbose=False,
+                )
+        except Exception as e:
+            raise ModelError(f"ONNX export of {pt} failed: {type(e).__name__}: {e}") from None
+        from imagery.atomic import atomic_path
+
+        with atomic_path(out) as part:
+            shutil.move(str(made), part)
+    spec.write(out.with_suffix(".json"))
+    return out
