@@ -24,7 +24,7 @@ from rasterio.errors import RasterioIOError
 from detect.geometry import Detection, detection_from_pixel_box
 from detect.slicing import CLS, SCORE, rotated_corners
 from imagery.errors import InputError, MissingBandsError, RasterReadError
-from imagery.read import find_band_files, normalise_band_name, open_raster
+from imagery.read import find_band_files, normalise_band_name, open_raster, resolve_input
 from imagery.types import CATEGORICAL_LAYERS, S2_BANDS, RasterWindow
 
 log = logging.getLogger(__name__)
@@ -195,14 +195,8 @@ def check_input(
     Raises InputError (or MissingBandsError naming the bands) for anything a user can fix, so a
     run over many inputs can refuse a bad one before spending time on the others.
     """
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"no such file or folder: {path}")
-    wanted = [normalise_band_name(b) for b in bands] if bands else None
-    if path.is_dir():
-        files = find_band_files(path)
-        if not files:
-            raise InputError(f"{path} holds no band files named like *_B04.tif")
+    path, wanted, files = resolve_input(path, bands)
+    if files is not None:
         present = list(files)
         if wanted is None and required:
             wanted = list(dict.fromkeys([*required, *(b for b in optional if b in files)]))

@@ -958,8 +958,23 @@ def write_outputs(
     paths["visits_json"] = atomic_write_json(out / "visits.json", [v.to_dict() for v in result.visits])
     paths["claims_json"] = atomic_write_json(out / "claims.json", [v.to_dict() for v in result.verdicts])
     model = rep.model_info(method)
-    if report:
-        paths.update(_write_report(result, found, grid, steps, cache, parameters, model))
+    if report:  # counts.png, map.png, report.md and report.html
+        title = f"{result.aoi.name}, {result.start} – {result.end}"
+        paths["counts_png"] = rep.plot_counts(result.daily_counts, out / "counts.png", title=title)
+        paths["map_png"], caption = _write_map(result, found, grid, steps, cache, out / "map.png")
+        blocks = rep.report_blocks(
+            aoi=result.aoi,
+            start=result.start,
+            end=result.end,
+            parameters=parameters,
+            scenes=result.scenes,
+            daily=result.daily_counts,
+            visits=result.visits,
+            verdicts=result.verdicts,
+            model=model,
+            images={"counts": "counts.png", "map": "map.png", "map_caption": caption},
+        )
+        paths["report_md"], paths["report_html"] = rep.write_report(blocks, out, f"harborwatch: {title}")
     paths["run_json"] = rep.write_run_json(
         out / "run.json",
         parameters=parameters,
@@ -971,36 +986,6 @@ def write_outputs(
             "scene_ids": list(result.scenes["scene"]),
         },
     )
-    return paths
-
-
-def _write_report(
-    result: RunResult,
-    found: Sequence[Scene],
-    grid: Grid,
-    steps: Steps,
-    cache: Any,
-    parameters: dict[str, Any],
-    model: rep.ModelInfo,
-) -> dict[str, Path]:
-    """counts.png, map.png, report.md and report.html."""
-    out = result.out_dir
-    title = f"{result.aoi.name}, {result.start} – {result.end}"
-    paths = {"counts_png": rep.plot_counts(result.daily_counts, out / "counts.png", title=title)}
-    paths["map_png"], caption = _write_map(result, found, grid, steps, cache, out / "map.png")
-    blocks = rep.report_blocks(
-        aoi=result.aoi,
-        start=result.start,
-        end=result.end,
-        parameters=parameters,
-        scenes=result.scenes,
-        daily=result.daily_counts,
-        visits=result.visits,
-        verdicts=result.verdicts,
-        model=model,
-        images={"counts": "counts.png", "map": "map.png", "map_caption": caption},
-    )
-    paths["report_md"], paths["report_html"] = rep.write_report(blocks, out, f"harborwatch: {title}")
     return paths
 
 

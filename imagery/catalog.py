@@ -211,6 +211,39 @@ def check_collection(collection: str, allowed: tuple[str, ...], source: str) -> 
         raise InputError(f"{source} has no collection {collection!r}; choose one of: {', '.join(allowed)}")
 
 
+class SceneSearch:
+    """``Catalog.search`` for the remote sources: validate the arguments, let the source ``find`` its
+    candidate scenes for the UTC period, then ``finish`` them the same way for every source."""
+
+    name: str
+    collections: tuple[str, ...]
+
+    def search(
+        self,
+        aoi: Aoi,
+        start: date | datetime | str,
+        end: date | datetime | str,
+        *,
+        collection: str,
+        max_cloud: float | None = None,
+        limit: int | None = None,
+    ) -> list[Scene]:
+        check_collection(collection, self.collections, self.name)
+        check_limit(limit)
+        check_max_cloud(max_cloud)
+        t0, t1 = parse_period(start, end)
+        check_coverage(aoi, t0, t1, collection, self.name)
+        scenes = self.find(aoi, t0, t1, collection=collection, max_cloud=max_cloud, limit=limit)
+        return finish(scenes, aoi, t0, t1, max_cloud=max_cloud, limit=limit)
+
+    def find(
+        self, aoi: Aoi, start: datetime, end: datetime, *, collection: str, max_cloud: float | None,
+        limit: int | None,
+    ) -> Iterable[Scene]:
+        """Candidate scenes for an already validated search (``finish`` filters, sorts and limits them)."""
+        raise NotImplementedError
+
+
 # -- assets that cannot be read anonymously -------------------------------------------------------------
 
 def ensure_readable(asset: Asset) -> None:

@@ -150,6 +150,23 @@ def reproject_array(
     return dst
 
 
+def resolve_input(
+    path: str | Path, bands: Sequence[str] | None = None
+) -> tuple[Path, list[str] | None, dict[str, Path] | None]:
+    """An input's path, the bands asked for (Sentinel names; None: all) and, for a band folder, its
+    band files (None for a single raster). Raises ``InputError`` for a missing path or an empty folder."""
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"no such file or folder: {path}")
+    wanted = [normalise_band_name(b) for b in bands] if bands else None
+    if not path.is_dir():
+        return path, wanted, None
+    files = find_band_files(path)
+    if not files:
+        raise InputError(f"{path} holds no band files named like *_B04.tif")
+    return path, wanted, files
+
+
 def open_raster(
     path: str | Path,
     bands: list[str] | tuple[str, ...] | None = None,
@@ -167,14 +184,8 @@ def open_raster(
     ``res_m`` grid (or ``native=True``), else on the UTM ``res_m`` grid covering it — so lengths in
     pixels are true ground metres even for Web Mercator exports.
     """
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"no such file or folder: {path}")
-    wanted = [normalise_band_name(b) for b in bands] if bands else None
-    if path.is_dir():
-        files = find_band_files(path)
-        if not files:
-            raise InputError(f"{path} holds no band files named like *_B04.tif")
+    path, wanted, files = resolve_input(path, bands)
+    if files is not None:
         names = wanted or [b for b in files if b != "SCL"]
         missing = [b for b in names if b not in files]
         if missing:

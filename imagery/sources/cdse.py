@@ -10,18 +10,10 @@ from __future__ import annotations
 import hashlib
 import logging
 from collections.abc import Mapping
-from datetime import date, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from imagery.catalog import (
-    check_collection,
-    check_coverage,
-    check_limit,
-    check_max_cloud,
-    day_window,
-    finish,
-    parse_period,
-)
+from imagery.catalog import SceneSearch, day_window
 from imagery.config import CdseCredentials, load_cdse_credentials, redact_secrets
 from imagery.errors import CatalogError, CredentialsError, HarborwatchError, RateLimitError
 from imagery.http import RetryPolicy, redact_url
@@ -50,7 +42,7 @@ def data_collection(collection: str, service_url: str):
     return getattr(DataCollection, member).define_from(f"HARBORWATCH_{member}_{tag}", service_url=service_url)
 
 
-class SentinelHubCatalogSource:
+class SentinelHubCatalogSource(SceneSearch):
     """Catalogue search on Copernicus Data Space (or any Sentinel Hub deployment via ``base_url``)."""
 
     name = "sentinelhub"
@@ -111,21 +103,10 @@ class SentinelHubCatalogSource:
             self._catalog = catalog
         return self._catalog
 
-    def search(
-        self,
-        aoi: Aoi,
-        start: date | datetime | str,
-        end: date | datetime | str,
-        *,
-        collection: str,
-        max_cloud: float | None = None,
-        limit: int | None = None,
+    def find(
+        self, aoi: Aoi, start: datetime, end: datetime, *, collection: str, max_cloud: float | None,
+        limit: int | None,
     ) -> list[Scene]:
-        check_collection(collection, self.collections, self.name)
-        check_limit(limit)
-        check_max_cloud(max_cloud)
-        t0, t1 = parse_period(start, end)
-        check_coverage(aoi, t0, t1, collection, self.name)
         from sentinelhub import CRS, Geometry
 
         catalog = self._get_catalog()
@@ -135,7 +116,7 @@ class SentinelHubCatalogSource:
             cql = f"eo:cloud_cover <= {float(max_cloud):g}"
 
         def run() -> list[dict]:
-            it = catalog.search(dc, time=(t0, t1), geometry=Geometry(aoi.geometry, CRS.WGS84), filter=cql,
+            it = catalog.search(dc, time=(start, end), geometry=Geometry(aoi.geometry, CRS.WGS84), filter=cql,
                                 limit=100)
             out = []
             for feature in it:
@@ -146,8 +127,7 @@ class SentinelHubCatalogSource:
 
         features = _translate(run, f"{catalog.service_url}/search")
         log.info("%s %s: %d item(s) from the API", self.name, collection, len(features))
-        scenes = [self.feature_to_scene(f, collection) for f in features]
-        return finish(scenes, aoi, t0, t1, max_cloud=max_cloud, limit=limit)
+        return [self.feature_to_scene(f, collection) for f in features]
 
     def feature_to_scene(self, feature: Mapping[str, Any], collection: str) -> Scene:
         props = feature.get("properties") or {}

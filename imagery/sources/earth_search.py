@@ -9,40 +9,20 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Mapping
-from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from imagery.catalog import (
-    check_collection,
-    check_coverage,
-    check_limit,
-    check_max_cloud,
-    finish,
-    parse_period,
-    stac_datetime_range,
-)
 from imagery.errors import CatalogError, InputError
 from imagery.http import RetryingSession, RetryPolicy, make_session
 from imagery.sources.stac import (
     COMMON_NAME_BANDS,
     SAR_KEY_BANDS,
+    StacCatalog,
     baseline_offset_dn,
     build_assets,
-    cloud_query,
     item_baseline,
-    item_crs,
-    item_datetime,
-    item_footprint,
-    item_level,
-    item_platform,
-    open_client,
     raster_scale_offset,
-    run_search,
 )
 from imagery.types import Asset, Scene
-
-if TYPE_CHECKING:
-    from imagery.aoi import Aoi
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +40,7 @@ _COMPACT_PRODUCT_RE = re.compile(
 )
 
 
-class EarthSearchCatalog:
+class EarthSearchCatalog(StacCatalog):
     """Earth Search v1. ``l1c_hrefs='gcp'`` points L1C bands at the anonymous Google Cloud bucket."""
 
     name = "earth-search"
@@ -83,41 +63,6 @@ class EarthSearchCatalog:
 
     def __repr__(self) -> str:
         return f"EarthSearchCatalog(url={self.url!r}, l1c_hrefs={self.l1c_hrefs!r})"
-
-    def search(
-        self,
-        aoi: Aoi,
-        start: date | datetime | str,
-        end: date | datetime | str,
-        *,
-        collection: str,
-        max_cloud: float | None = None,
-        limit: int | None = None,
-    ) -> list[Scene]:
-        check_collection(collection, self.collections, self.name)
-        check_limit(limit)
-        check_max_cloud(max_cloud)
-        t0, t1 = parse_period(start, end)
-        check_coverage(aoi, t0, t1, collection, self.name)
-        if self._client is None:
-            self._client = open_client(self.url, self.session)
-        params: dict[str, Any] = {
-            "collections": [collection],
-            "intersects": aoi.geometry.__geo_interface__,
-            "datetime": stac_datetime_range(t0, t1),
-            "limit": 100,
-        }
-        query = cloud_query(max_cloud, collection)
-        if query:
-            params["query"] = query
-        items = run_search(self._client, self.url, **params)
-        log.info("%s %s: %d item(s) from the API", self.name, collection, len(items))
-        scenes = []
-        for item in items:
-            if item.get("collection", collection) != collection:
-                continue
-            scenes.append(self.item_to_scene(item, collection))
-        return finish(scenes, aoi, t0, t1, max_cloud=max_cloud, limit=limit)
 
     def item_to_scene(self, item: Mapping[str, Any], collection: str | None = None) -> Scene:
         """One Earth Search v1 item as a ``Scene`` (bands renamed to Sentinel names, offsets resolved)."""
@@ -170,19 +115,13 @@ class EarthSearchCatalog:
             **({"sar:polarizations": props.get("sar:polarizations")} if is_sar else {}),
             **extra,
         }
-        return Scene(
-            id=str(item["id"]),
-            source=self.name,
-            collection=collection,
-            datetime=item_datetime(props),
-            platform=item_platform(props, str(item["id"])),
-            processing_level=item_level(collection, props),
-            cloud_cover=_float_or_none(props.get("eo:cloud_cover")),
-            footprint=item_footprint(item),
+        return self.make_scene(
+            item,
+            collection,
             assets=assets,
-            crs=item_crs(props, item.get("assets")),
-            processing_baseline=baseline,
-            properties={k: v for k, v in properties.items() if v is not None},
+            baseline=baseline,
+            cloud_cover=_float_or_none(props.get("eo:cloud_cover")),
+            properties=properties,
         )
 
 

@@ -11,42 +11,23 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from datetime import date, datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from datetime import datetime, timedelta, timezone
+from typing import Any
 from urllib.parse import urlsplit
 
-from imagery.catalog import (
-    check_collection,
-    check_coverage,
-    check_limit,
-    check_max_cloud,
-    finish,
-    parse_period,
-    stac_datetime_range,
-)
 from imagery.errors import CatalogError
 from imagery.http import RetryingSession, RetryPolicy, expiry_from, make_session
 from imagery.sources.stac import (
     SAR_KEY_BANDS,
     SENTINEL_KEY_BANDS,
+    StacCatalog,
     baseline_offset_dn,
     build_assets,
-    cloud_query,
     item_baseline,
-    item_crs,
-    item_datetime,
-    item_footprint,
-    item_level,
-    item_platform,
-    open_client,
-    run_search,
     sar_calibration_hrefs,
     sar_properties,
 )
 from imagery.types import Asset, Scene
-
-if TYPE_CHECKING:
-    from imagery.aoi import Aoi
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +83,7 @@ class SasSigner:
         return f"{href}{'&' if parts.query else '?'}{token}"
 
 
-class PlanetaryComputerCatalog:
+class PlanetaryComputerCatalog(StacCatalog):
     """Planetary Computer STAC; ``sign=False`` keeps unsigned hrefs (``Asset.request['unsigned_href']``
     always holds the unsigned one, so a reader can re-sign after a token expires).
 
@@ -132,38 +113,6 @@ class PlanetaryComputerCatalog:
 
     def __repr__(self) -> str:
         return f"PlanetaryComputerCatalog(url={self.url!r}, sign={self.sign})"
-
-    def search(
-        self,
-        aoi: Aoi,
-        start: date | datetime | str,
-        end: date | datetime | str,
-        *,
-        collection: str,
-        max_cloud: float | None = None,
-        limit: int | None = None,
-    ) -> list[Scene]:
-        check_collection(collection, self.collections, self.name)
-        check_limit(limit)
-        check_max_cloud(max_cloud)
-        t0, t1 = parse_period(start, end)
-        check_coverage(aoi, t0, t1, collection, self.name)
-        if self._client is None:
-            self._client = open_client(self.url, self.session)
-        params: dict[str, Any] = {
-            "collections": [collection],
-            "intersects": aoi.geometry.__geo_interface__,
-            "datetime": stac_datetime_range(t0, t1),
-            "limit": 100,
-        }
-        query = cloud_query(max_cloud, collection)
-        if query:
-            params["query"] = query
-        items = run_search(self._client, self.url, **params)
-        log.info("%s %s: %d item(s) from the API", self.name, collection, len(items))
-        scenes = [self.item_to_scene(it, collection) for it in items
-                  if it.get("collection", collection) == collection]
-        return finish(scenes, aoi, t0, t1, max_cloud=max_cloud, limit=limit)
 
     def _href(self, unsigned: str) -> str:
         return self.signer.sign(unsigned) if self.sign else unsigned
@@ -204,17 +153,11 @@ class PlanetaryComputerCatalog:
             if cal:
                 properties["harborwatch:calibration_hrefs"] = {p: self._href(h) for p, h in cal.items()}
                 properties["harborwatch:calibration_unsigned_hrefs"] = cal
-        return Scene(
-            id=str(item["id"]),
-            source=self.name,
-            collection=collection,
-            datetime=item_datetime(props),
-            platform=item_platform(props, str(item["id"])),
-            processing_level=item_level(collection, props),
-            cloud_cover=None if props.get("eo:cloud_cover") is None else float(props["eo:cloud_cover"]),
-            footprint=item_footprint(item),
+        return self.make_scene(
+            item,
+            collection,
             assets=assets,
-            crs=item_crs(props, item.get("assets")),
-            processing_baseline=baseline,
-            properties={k: v for k, v in properties.items() if v is not None},
+            baseline=baseline,
+            cloud_cover=None if props.get("eo:cloud_cover") is None else float(props["eo:cloud_cover"]),
+            properties=properties,
         )

@@ -10,16 +10,20 @@ import logging
 import re
 from collections.abc import Callable, Mapping
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pystac_client import Client
 from pystac_client.exceptions import APIError
 from pystac_client.stac_api_io import StacApiIO
 from shapely.geometry import shape
 
+from imagery.catalog import SceneSearch, stac_datetime_range
 from imagery.errors import CatalogError, HarborwatchError
 from imagery.http import RetryingSession, RetryPolicy, make_session, redact_url
-from imagery.types import Asset
+from imagery.types import Asset, Scene
+
+if TYPE_CHECKING:
+    from imagery.aoi import Aoi
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +101,70 @@ def run_search(client: Client, url: str, **params: Any) -> list[dict]:
         raise CatalogError(
             f"STAC search at {redact_url(url)} rejected its parameters: {_one_line(e)}"
         ) from None
+
+
+class StacCatalog(SceneSearch):
+    """The search a STAC API source shares: one item search over the AOI and period (cloud filter where
+    the collection has one), items of other collections dropped, each item made a ``Scene`` by the
+    source's ``item_to_scene``."""
+
+    url: str
+    session: RetryingSession
+    _client: Client | None
+
+    def find(
+        self, aoi: Aoi, start: datetime, end: datetime, *, collection: str, max_cloud: float | None,
+        limit: int | None,
+    ) -> list[Scene]:
+        if self._client is None:
+            self._client = open_client(self.url, self.session)
+        params: dict[str, Any] = {
+            "collections": [collection],
+            "intersects": aoi.geometry.__geo_interface__,
+            "datetime": stac_datetime_range(start, end),
+            "limit": 100,
+        }
+        query = cloud_query(max_cloud, collection)
+        if query:
+            params["query"] = query
+        items = run_search(self._client, self.url, **params)
+        # logged under the source's own module, as each source did before sharing this code
+        logging.getLogger(type(self).__module__).info(
+            "%s %s: %d item(s) from the API", self.name, collection, len(items)
+        )
+        return [self.item_to_scene(it, collection) for it in items
+                if it.get("collection", collection) == collection]
+
+    def item_to_scene(self, item: Mapping[str, Any], collection: str | None = None) -> Scene:
+        raise NotImplementedError
+
+    def make_scene(
+        self,
+        item: Mapping[str, Any],
+        collection: str,
+        *,
+        assets: Mapping[str, Asset],
+        baseline: str | None,
+        cloud_cover: float | None,
+        properties: Mapping[str, Any],
+    ) -> Scene:
+        """The ``Scene`` of one item: what every STAC source reads the same way, plus its own parts
+        (``properties`` left as None are dropped)."""
+        props = item.get("properties") or {}
+        return Scene(
+            id=str(item["id"]),
+            source=self.name,
+            collection=collection,
+            datetime=item_datetime(props),
+            platform=item_platform(props, str(item["id"])),
+            processing_level=item_level(collection, props),
+            cloud_cover=cloud_cover,
+            footprint=item_footprint(item),
+            assets=assets,
+            crs=item_crs(props, item.get("assets")),
+            processing_baseline=baseline,
+            properties={k: v for k, v in properties.items() if v is not None},
+        )
 
 
 def _one_line(e: BaseException) -> str:
