@@ -685,8 +685,17 @@ def _model_text(m: ModelInfo) -> str:
     if m.bands:
         parts.append(f"bands {', '.join(m.bands)}")
     text = ", ".join(parts) + "."
-    flat = _flat_metrics(m.metrics)
-    if flat:
+    pooled = (m.metrics.get("cv") or {}).get("pooled") if isinstance(m.metrics, dict) else None
+    if isinstance(pooled, dict) and pooled.get("f1") is not None:
+        folds = (m.metrics.get("cv") or {}).get("folds_completed")
+        text += (
+            " Measured accuracy, leave-cities-out cross-validation on held-out whole scenes"
+            + (f" ({len(folds) if isinstance(folds, list | tuple) else folds} folds)" if folds else "")
+            + ": "
+            + "; ".join(f"{k} {v}" for k, v in _flat_metrics(pooled))
+            + "."
+        )
+    elif flat := _flat_metrics(m.metrics):
         text += " Measured accuracy (from the weights' spec): " + "; ".join(f"{k} {v}" for k, v in flat) + "."
     else:
         text += " No accuracy figures were found in the weights' spec."
