@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import logging
 import random
-import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from pyproj import Transformer
 from shapely.geometry import Polygon, box
 
 from detect.bands import normalise
+from detect.rle import decode_rle
 from imagery.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from imagery.errors import InputError, MissingBandsError
 from imagery.read import find_band_files, open_raster
@@ -37,66 +37,6 @@ CLASS_NAMES = ("ship",)
 SEN2SHIPS_SCALE = 1.0 / 65535.0
 #: Bands loaded besides the model's, when present, to find the coast for hard negatives (NDWI).
 _WATER_BANDS = ("B03", "B08")
-
-
-# ---------------------------------------------------------------------------------------------
-# COCO RLE
-# ---------------------------------------------------------------------------------------------
-def _parse_counts(counts: Any) -> list[int]:
-    """RLE counts as a list: COCO's compressed string, CVAT's "[1, 2, 3]" text, or a plain list."""
-    if isinstance(counts, (list, tuple)):
-        return [int(c) for c in counts]
-    if not isinstance(counts, str):
-        raise InputError(f"RLE counts must be a list or a string, got {type(counts).__name__}")
-    text = counts.strip()
-    if text.startswith("[") and text.endswith("]"):
-        return [int(c) for c in re.findall(r"-?\d+", text)]
-    return _decode_compressed_counts(text)
-
-
-def _decode_compressed_counts(s: str) -> list[int]:
-    """COCO's compressed RLE string (6 bits per char, offset 48; counts after the 2nd are deltas)."""
-    out: list[int] = []
-    p = 0
-    while p < len(s):
-        x, k, more = 0, 0, True
-        while more:
-            c = ord(s[p]) - 48
-            x |= (c & 0x1F) << (5 * k)
-            more = bool(c & 0x20)
-            p += 1
-            k += 1
-            if not more and (c & 0x10):
-                x |= -1 << (5 * k)
-        if len(out) > 2:
-            x += out[-2]
-        out.append(x)
-    return out
-
-
-def _parse_size(size: Any) -> tuple[int, int]:
-    if isinstance(size, str):
-        size = [int(v) for v in re.findall(r"\d+", size)]
-    h, w = (int(v) for v in size)
-    return h, w
-
-
-def decode_rle(segmentation: dict[str, Any]) -> np.ndarray:
-    """A COCO RLE ``{"counts", "size": [h, w]}`` → bool mask (h, w).
-
-    Runs alternate 0/1 (starting with 0) in column-major order.
-    """
-    h, w = _parse_size(segmentation["size"])
-    counts = _parse_counts(segmentation["counts"])
-    if any(c < 0 for c in counts) or sum(counts) != h * w:
-        raise InputError(f"RLE counts sum to {sum(counts)}, expected {h}×{w}={h * w}")
-    flat = np.zeros(h * w, dtype=bool)
-    pos = 0
-    for i, c in enumerate(counts):
-        if i % 2:
-            flat[pos : pos + c] = True
-        pos += c
-    return flat.reshape((w, h)).T
 
 
 # ---------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from pyproj import Transformer
 from shapely.geometry import Polygon
 
 from detect.geometry import Detection
+from detect.rle import decode_rle
 from imagery.aoi import to_crs, utm_crs_for
 from imagery.errors import InputError, MissingBandsError, RasterReadError
 from imagery.read import BAND_FILE_RE
@@ -51,55 +52,6 @@ class Truth:
 
 
 # ---------------------------------------------------------------------------------------------- COCO
-
-
-def decode_rle(segmentation: dict[str, Any]) -> np.ndarray:
-    """COCO RLE (uncompressed list or compressed string counts) → bool (height, width) mask."""
-    h, w = (int(v) for v in segmentation["size"])
-    counts = segmentation["counts"]
-    if isinstance(counts, str):
-        counts = _rle_string_counts(counts)
-    flat = np.zeros(h * w, bool)
-    pos, value = 0, False
-    for n in counts:
-        n = int(n)
-        if value:
-            flat[pos : pos + n] = True
-        pos += n
-        value = not value
-    return flat.reshape(w, h).T  # COCO runs go down columns
-
-
-def _rle_string_counts(s: str) -> list[int]:
-    # COCO's compact form: 5 bits per character, continuation bit 0x20, sign in the last chunk,
-    # and counts after the second stored as differences from the count two places earlier.
-    counts: list[int] = []
-    i = 0
-    while i < len(s):
-        x, shift, more = 0, 0, True
-        while more:
-            c = ord(s[i]) - 48
-            x |= (c & 0x1F) << (5 * shift)
-            more = bool(c & 0x20)
-            i += 1
-            shift += 1
-            if not more and (c & 0x10):
-                x |= -1 << (5 * shift)
-        if len(counts) > 2:
-            x += counts[-2]
-        counts.append(x)
-    return counts
-
-
-def encode_rle(mask: np.ndarray) -> dict[str, Any]:
-    """bool (height, width) mask → uncompressed COCO RLE (runs down columns, starting with zeros)."""
-    flat = np.asarray(mask, bool).T.ravel()
-    change = np.flatnonzero(np.diff(flat.astype(np.int8))) + 1
-    bounds = np.concatenate([[0], change, [flat.size]])
-    runs = np.diff(bounds).tolist()
-    if flat.size and flat[0]:
-        runs = [0, *runs]
-    return {"size": [int(mask.shape[0]), int(mask.shape[1])], "counts": [int(r) for r in runs]}
 
 
 def _pixel_corners(mask: np.ndarray) -> np.ndarray:

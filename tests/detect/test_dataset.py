@@ -15,11 +15,11 @@ from detect.dataset import (
     _dihedral,
     chip_windows,
     cities_with_bands,
-    decode_rle,
     load_scene,
     map_points,
     write_city_chips,
 )
+from detect.rle import decode_rle
 from imagery.errors import InputError, MissingBandsError
 
 SHIPS = Path(__file__).parents[1] / "fixtures" / "ships_train"

@@ -17,13 +17,12 @@ from shapely.geometry import Point, box
 from detect.evaluate import (
     Truth,
     average_precision,
-    decode_rle,
-    encode_rle,
     evaluate,
     load_coco_truth,
     summarise,
 )
 from detect.geometry import Detection
+from detect.rle import decode_rle, encode_rle
 from imagery.errors import InputError
 
 CHIPS = Path(__file__).parents[1] / "fixtures" / "chips"
@@ -176,8 +175,8 @@ def test_rle_round_trip_and_compressed_counts() -> None:
     np.testing.assert_array_equal(decode_rle(rle), m)
     assert encode_rle(np.ones((2, 2), bool))["counts"] == [0, 4]
     # COCO's compact string: '3' '2' '5' are single chunks; 'X1' is 8 + (1 << 5) = 40; the 4th count
-    # is stored relative to the 2nd.
-    assert decode_rle({"size": [5, 10], "counts": "3X1"}).sum() == 40
+    # is stored relative to the 2nd. Runs must fill the mask: 3 + 40 + 7 = 5×10.
+    assert decode_rle({"size": [5, 10], "counts": "3X17"}).sum() == 40
     flat = (
         decode_rle({"size": [2, 7], "counts": "3252"}).T.ravel().astype(int).tolist()
     )  # runs 3, 2, 5, 2 + 2
