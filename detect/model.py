@@ -169,6 +169,30 @@ def _result_rows(result: Any, task: str) -> np.ndarray:
     return np.concatenate([xywhr, conf, cls], axis=1).astype(np.float32)
 
 
+def as_chip_batch(chips: np.ndarray, spec: ModelSpec, *, fixed_size: bool = False) -> np.ndarray:
+    """Chips as an (N, H, W, C) uint8 batch for ``spec``; one (H, W, C) chip becomes a batch of one.
+
+    ``fixed_size`` also requires H = W = ``spec.imgsz`` (exported graphs have a fixed input).
+    Raises InputError naming the expected shape or dtype.
+    """
+    chips = np.asarray(chips)
+    if chips.ndim == 3:
+        chips = chips[None]
+    c, s = len(spec.bands), spec.imgsz
+    bands = ",".join(spec.bands)
+    if fixed_size:
+        if chips.ndim != 4 or chips.shape[1:] != (s, s, c):
+            raise InputError(
+                f"chips must be (N, {s}, {s}, {c}) for bands {bands} "
+                f"(the model's imgsz, as ShipDetector cuts them), got {chips.shape}"
+            )
+    elif chips.ndim != 4 or chips.shape[-1] != c:
+        raise InputError(f"chips must be (N, H, W, {c}) for bands {bands}, got {chips.shape}")
+    if chips.dtype != np.uint8:
+        raise InputError(f"chips must be uint8 (see detect.bands.to_model_input), got {chips.dtype}")
+    return chips
+
+
 class YoloModel:
     """Trained YOLO weights plus their spec; predicts on batches of normalised uint8 chips."""
 
@@ -202,16 +226,7 @@ class YoloModel:
         self, chips: np.ndarray, conf: float = 0.25, iou: float = 0.5, half: bool = False
     ) -> list[np.ndarray]:
         """Detect on (N, H, W, C) uint8 chips; one float32 (K, 7) array per chip (``PREDICTION_COLUMNS``)."""
-        chips = np.asarray(chips)
-        if chips.ndim == 3:
-            chips = chips[None]
-        c = len(self.spec.bands)
-        if chips.ndim != 4 or chips.shape[-1] != c:
-            raise InputError(
-                f"chips must be (N, H, W, {c}) for bands {','.join(self.spec.bands)}, got {chips.shape}"
-            )
-        if chips.dtype != np.uint8:
-            raise InputError(f"chips must be uint8 (see detect.bands.to_model_input), got {chips.dtype}")
+        chips = as_chip_batch(chips, self.spec)
         if len(chips) == 0:
             return []
         # Arrays go in exactly as training read its chip files back (cv2 channel order), so the

@@ -15,8 +15,16 @@ from pathlib import Path
 
 import numpy as np
 
-from detect.model import DEFAULT_MODEL, ModelSpec, export_onnx, resolve_weights, sha256_file, weights_dir
-from imagery.errors import InputError, ModelError
+from detect.model import (
+    DEFAULT_MODEL,
+    ModelSpec,
+    as_chip_batch,
+    export_onnx,
+    resolve_weights,
+    sha256_file,
+    weights_dir,
+)
+from imagery.errors import ModelError
 
 log = logging.getLogger(__name__)
 
@@ -141,21 +149,11 @@ class OnnxYoloModel:
     ) -> list[np.ndarray]:
         """Detect on (N, imgsz, imgsz, C) uint8 chips. ``half`` is accepted for the contract and ignored:
         the exported graph is float32."""
-        chips = np.asarray(chips)
-        if chips.ndim == 3:
-            chips = chips[None]
-        c, s = len(self.spec.bands), self.spec.imgsz
-        if chips.ndim != 4 or chips.shape[1:] != (s, s, c):
-            raise InputError(
-                f"chips must be (N, {s}, {s}, {c}) for bands {','.join(self.spec.bands)} "
-                f"(the model's imgsz, as ShipDetector cuts them), got {chips.shape}"
-            )
-        if chips.dtype != np.uint8:
-            raise InputError(f"chips must be uint8 (see detect.bands.to_model_input), got {chips.dtype}")
+        chips = as_chip_batch(chips, self.spec, fixed_size=True)
         if len(chips) == 0:
             return []
         x = chips.transpose(0, 3, 1, 2)
-        if c == 3:
+        if chips.shape[-1] == 3:
             x = x[:, ::-1]  # ultralytics reads 3-channel arrays as BGR and flips them; do the same
         x = np.ascontiguousarray(x, dtype=np.float32) / 255.0
         (output,) = self._session.run(None, {self._input: x})
