@@ -25,7 +25,7 @@ from pyproj import Transformer
 from scipy import ndimage, special
 
 from detect.geometry import Detection, detection_from_pixel_box
-from detect.water import otsu_threshold
+from detect.water import drop_small, otsu_threshold
 from imagery.errors import InputError, MissingBandsError
 from imagery.sar import S1_WAVELENGTH_M, from_db, sar_quantity
 from imagery.types import Grid, RasterWindow
@@ -382,19 +382,10 @@ def sar_land_mask(
         elif quantity != "dn2":
             land_c = smooth > p.land_threshold_db - (8.0 if polarisation in ("VH", "HV") else 0.0)
     min_blocks = round(p.min_land_m2 / (blk * res_m) ** 2)
-    land_c = _drop_small(land_c, min_blocks)
+    land_c = drop_small(land_c, min_blocks)
     # Block edges fall up to a block off the true shore: grow land by one block to stay on the safe side.
     land_c = cv2.dilate(land_c.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     return np.repeat(np.repeat(land_c, blk, 0), blk, 1)[:h, :w]
-
-
-def _drop_small(mask: np.ndarray, min_px: int) -> np.ndarray:
-    if min_px <= 1 or not mask.any():
-        return mask
-    _, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
-    keep = stats[:, cv2.CC_STAT_AREA] >= min_px
-    keep[0] = False
-    return keep[labels]
 
 
 def water_from_zones(

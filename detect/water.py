@@ -83,7 +83,7 @@ def _disk(radius_px: int) -> np.ndarray:
     return cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius_px + 1, 2 * radius_px + 1))
 
 
-def _drop_small(mask: np.ndarray, min_px: int) -> np.ndarray:
+def drop_small(mask: np.ndarray, min_px: int) -> np.ndarray:
     """Remove 8-connected True blobs smaller than ``min_px`` pixels."""
     if min_px <= 1 or not mask.any():
         return mask
@@ -130,10 +130,10 @@ def water_mask(
     water = np.nan_to_num(index, nan=-1.0) > t
     if open_px > 0:
         water = cv2.morphologyEx(water.astype(np.uint8), cv2.MORPH_OPEN, _disk(open_px)).astype(bool)
-    water = _drop_small(water, round(min_water_m2 / px_area))
+    water = drop_small(water, round(min_water_m2 / px_area))
     # Fill small land holes (ships) by removing small land blobs that do not touch invalid data.
     land = ~water & window.valid_mask
-    holes = land & ~_drop_small(land, round(max_hole_m2 / px_area))
+    holes = land & ~drop_small(land, round(max_hole_m2 / px_area))
     core = (water | holes) & window.valid_mask
     radius = round(dilate_m / window.grid.res_m)
     grown = cv2.dilate(core.astype(np.uint8), _disk(radius)).astype(bool) if radius > 0 else core
