@@ -182,21 +182,12 @@ def screen_clouds(
 ) -> tuple[Any, np.ndarray | None, np.ndarray]:
     """(CloudScreen over ``area``, cloud mask or None, valid mask) for one window.
 
-    Same choice of mask as ``imagery.clouds.screen_window`` (SCL, else s2cloudless, else the window's
-    own), but the masks are kept: daily counts need the clear share of every zone, not only the AOI's.
+    The masks of ``imagery.clouds.screen_window`` (SCL, else s2cloudless, else the window's own; radar is
+    clear), kept: daily counts need the clear share of every zone, not only the AOI's.
     """
     from imagery import clouds
 
-    valid = window.valid_mask
-    if (window.processing_level or "").upper() == "GRD":
-        cloud, method = np.zeros(window.grid.shape, dtype=bool), "sar"  # radar sees through cloud
-    elif "SCL" in window.band_names:
-        cloud, invalid = clouds.scl_cloud_mask(window.band("SCL"))
-        valid, method = valid & ~invalid, "scl"
-    elif all(b in window.band_names for b in clouds.S2CLOUDLESS_BANDS):
-        cloud, method = clouds.s2cloudless_mask(window), "s2cloudless"
-    else:
-        cloud, method = window.cloud, "mask"
+    cloud, valid, method = clouds.window_cloud_mask(window)
     return clouds.screen(cloud, valid, method=method, area=area), cloud, valid
 
 

@@ -139,8 +139,11 @@ def screen(
 
 def window_cloud_mask(window: RasterWindow) -> tuple[np.ndarray | None, np.ndarray, str]:
     """(cloud mask or None, valid mask, method) for a window: SCL if it has it, else s2cloudless if it has
-    the bands, else the window's own ``cloud`` mask ("mask", or "none" when it has none)."""
+    the bands, else the window's own ``cloud`` mask ("mask", or "none" when it has none). Radar (GRD)
+    windows get an all-clear mask: Sentinel-1 sees through cloud."""
     valid = window.valid_mask
+    if (window.processing_level or "").upper() == "GRD":
+        return np.zeros(window.grid.shape, dtype=bool), valid, "sar"
     if "SCL" in window.band_names:
         cloud, invalid = scl_cloud_mask(window.band("SCL"))
         return cloud, valid & ~invalid, "scl"
