@@ -113,7 +113,12 @@ def main() -> None:
         )
         rows, base = [], None
         for name, fn in cases:
-            m = measure(fn, repeat=1, warmup=0 if "resume" in name or "single" not in name else 1)
+            m = measure(
+                fn,
+                repeat=1,
+                warmup=0 if "resume" in name or "single" not in name else 1,
+                sample_during=True,
+            )
             base = base or m.seconds
             rows.append([
                 name, f"{m.seconds:.1f}", f"{args.scenes / m.seconds * 3600:.0f}", f"{km2 / m.seconds:.1f}",

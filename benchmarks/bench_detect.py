@@ -78,8 +78,11 @@ def cv_table() -> str:
     if "__CV_TABLE__" in card or "| fold" not in card:
         return "(the model card's cross-validation table is not filled in yet: run benchmarks/ship_cv.py)"
     lines = card.splitlines()
-    start = next(i for i, line in enumerate(lines) if "overall" in line.lower() and line.startswith("|"))
-    return "\n".join(lines[max(0, start - 8) : start + 1])
+    start = next((i for i, line in enumerate(lines) if line.startswith("| detector | fold")), None)
+    if start is None:
+        return "(no '| detector | fold' table in weights/ships-s2.md: run benchmarks/ship_cv.py --markdown)"
+    end = next((j for j in range(start, len(lines)) if not lines[j].startswith("|")), len(lines))
+    return "\n".join(lines[start:end])
 
 
 def main() -> None:

@@ -136,7 +136,7 @@ def main() -> None:
             ]
             for name, fn in cases:
                 server.clear()
-                m = measure(fn, repeat=args.repeat, warmup=0)
+                m = measure(fn, repeat=args.repeat, warmup=0, sample_during=True)  # bytes counted per call
                 sent = server.bytes_sent / args.repeat / 2**20 if name.startswith("HTTP") else None
                 rows.append(
                     [

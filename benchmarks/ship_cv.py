@@ -148,14 +148,16 @@ def format_markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def run(cv_dirs: list[Path], data: Path, conf: float, baseline: bool, device: str) -> dict[str, Any]:
+def run(
+    cv_dirs: list[Path], data: Path, conf: float, baseline: bool, device: str, refine: bool = True
+) -> dict[str, Any]:
     coco = json.loads((data / "annotations_coco.json").read_text())
     rows: list[dict] = []
     sweeps: dict[str, dict[str, float]] = {}
     baseline_done: dict[str, tuple] = {}
     for cv_dir in cv_dirs:
         report = json.loads((cv_dir / "cv.json").read_text())
-        label = "yolo " + ",".join(report["bands"])
+        label = "yolo " + ",".join(report["bands"]) + ("" if refine else " (box geometry)")
         pooled: dict = {}
         pooled_base: dict = {}
         fold_cities: list[str] = []
@@ -165,7 +167,7 @@ def run(cv_dirs: list[Path], data: Path, conf: float, baseline: bool, device: st
             if not pt.is_file():
                 log.warning("%s fold %d: no weights yet, skipped", cv_dir.name, i)
                 continue
-            det = ShipDetector(YoloModel.load(str(pt), device=device), conf=conf)
+            det = ShipDetector(YoloModel.load(str(pt), device=device), conf=conf, refine=refine)
             per_scene, skipped, secs = detect_scenes(det, data, coco, held)
             pooled.update(per_scene)
             fold_cities += held
@@ -180,7 +182,7 @@ def run(cv_dirs: list[Path], data: Path, conf: float, baseline: bool, device: st
                 pooled_base.update(b_scenes)
                 rows.append(
                     row(
-                        f"baseline (vs {label[5:]})",
+                        f"baseline (vs {label[5:].split(' (')[0]})",
                         str(i),
                         held,
                         summarise("baseline", b_scenes, BaselineDetector().conf, b_skipped),
@@ -193,7 +195,7 @@ def run(cv_dirs: list[Path], data: Path, conf: float, baseline: bool, device: st
         if pooled_base:
             rows.append(
                 row(
-                    f"baseline (vs {label[5:]})",
+                    f"baseline (vs {label[5:].split(' (')[0]})",
                     "pooled",
                     fold_cities,
                     summarise("baseline", pooled_base, BaselineDetector().conf),
@@ -217,11 +219,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--conf", type=float, default=0.25, help="operating threshold for P/R/F1/counts")
     p.add_argument("--baseline", action="store_true", help="score the CFAR baseline on the same scenes")
     p.add_argument("--device", default="cpu")
+    p.add_argument(
+        "--no-refine",
+        action="store_true",
+        help="keep the network's box geometry (no outline from the pixels, detect.refine)",
+    )
     p.add_argument("--out", type=Path, help="write the table as JSON here")
     p.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    result = run(args.cv_dir, args.data, args.conf, args.baseline, args.device)
+    result = run(args.cv_dir, args.data, args.conf, args.baseline, args.device, refine=not args.no_refine)
     print(format_table(result["rows"]))
     if args.markdown:
         print()

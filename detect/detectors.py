@@ -95,13 +95,17 @@ def boxes_to_detections(
     *,
     on_water: np.ndarray | None = None,
     keep_land: bool = False,
+    properties: Sequence[dict[str, Any]] | None = None,
 ) -> list[Detection]:
     """Rotated pixel boxes ``[cx, cy, w, h, theta, score, class_id]`` on the window's grid → Detections.
 
     ``on_water`` (per box, or None when no water mask could be made) drops boxes off water unless
-    ``keep_land``; each detection carries ``on_land`` (true/false, or null when unchecked).
+    ``keep_land``; each detection carries ``on_land`` (true/false, or null when unchecked) and the
+    box's entry of ``properties`` (one dict per box), if given.
     """
+    props = list(properties) if properties is not None else [{} for _ in range(len(boxes))]
     if on_water is not None and not keep_land:
+        props = [d for d, keep in zip(props, on_water, strict=True) if keep]
         boxes, on_water = boxes[on_water], on_water[on_water]
     corners = rotated_corners(boxes) if len(boxes) else np.zeros((0, 4, 2))
     out = []
@@ -117,7 +121,7 @@ def boxes_to_detections(
                 scene=window.scene_id,
                 acquired=window.acquired,
                 detector=detector,
-                properties={"on_land": None if on_water is None else not bool(on_water[i])},
+                properties={"on_land": None if on_water is None else not bool(on_water[i]), **props[i]},
             )
         )
     return out

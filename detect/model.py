@@ -274,9 +274,12 @@ class TrainConfig:
     hsv_s: float = 0.0
     hsv_v: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict, hash=False)
+    #: Weights (a checkpoint trained earlier on the SAME cities) to start from instead of random ones:
+    #: continues a run without leaking held-out cities. None = from scratch.
+    init: str | None = None
 
     def overrides(self) -> dict[str, Any]:
-        d = {k: v for k, v in asdict(self).items() if k not in ("arch", "extra")}
+        d = {k: v for k, v in asdict(self).items() if k not in ("arch", "extra", "init")}
         d.update(self.extra)
         return d
 
@@ -284,7 +287,8 @@ class TrainConfig:
 def train_yolo(
     data_yaml: str | Path, out_dir: str | Path, cfg: TrainConfig, *, verbose: bool = False
 ) -> Path:
-    """Train from scratch (``cfg.arch`` yaml, no pretrained weights) and return the stripped last.pt.
+    """Train from scratch (``cfg.arch`` yaml; or from ``cfg.init``, weights trained earlier on the same
+    data) and return the stripped last.pt.
 
     ``out_dir`` receives the ultralytics run folder ``run/``; the returned file is ``out_dir/model.pt``.
     """
@@ -303,7 +307,7 @@ def train_yolo(
         project=str(out_dir),
         name="run",
         exist_ok=True,
-        pretrained=False,
+        pretrained=str(cfg.init) if cfg.init else False,
         amp=False if args.get("device", "cpu") == "cpu" else args.get("amp", True),
         plots=False,
         val=False,

@@ -11,6 +11,7 @@ import numpy as np
 
 from detect.bands import to_model_input
 from detect.detectors import boxes_to_detections
+from detect.refine import refine_boxes
 from detect.slicing import CX, CY, H, W, make_tiles, merge_boxes, predict_tiles
 from detect.water import WaterMask, water_mask
 from imagery.types import RasterWindow
@@ -33,6 +34,8 @@ class ShipDetector:
     whose centre is off (dilated) water; ``keep_land`` keeps them flagged ``on_land: true`` instead.
     ``overlap``: tile overlap in model pixels; it must exceed the longest ship (400 m = 40 px at
     10 m) so that some tile sees every ship whole. ``iou``: NMS threshold within and across tiles.
+    ``refine``: replace each box's geometry by the outline of the bright hull inside it where that can
+    be trusted (``detect.refine``); each detection says ``length_source``: "pixels" or "box".
     """
 
     classes = ("ship",)
@@ -48,6 +51,7 @@ class ShipDetector:
         iou: float = 0.5,
         overlap: int = 48,
         keep_land: bool = False,
+        refine: bool = True,
     ) -> None:
         if model is None or isinstance(model, str):
             from detect.model import DEFAULT_MODEL, YoloModel
@@ -61,6 +65,7 @@ class ShipDetector:
         self.iou = iou
         self.overlap = overlap
         self.keep_land = keep_land
+        self.refine = refine
         self.name = f"yolo:{self.spec.name}"
         self.required_bands = tuple(self.spec.bands)
         self.last_water: WaterMask | None = None
@@ -97,8 +102,18 @@ class ShipDetector:
         on_water = None
         if wm is not None and wm.available:
             on_water = wm.contains(boxes[:, CX], boxes[:, CY])
+        props = None
+        if self.refine:
+            boxes, sources = refine_boxes(window, boxes, wm)
+            props = [{"length_source": src} for src in sources]
         return boxes_to_detections(
-            window, boxes, self._class_names(), self.name, on_water=on_water, keep_land=self.keep_land
+            window,
+            boxes,
+            self._class_names(),
+            self.name,
+            on_water=on_water,
+            keep_land=self.keep_land,
+            properties=props,
         )
 
     def _class_names(self) -> tuple[str, ...]:

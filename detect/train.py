@@ -27,7 +27,7 @@ from detect.dataset import (
     load_coco,
     write_data_yaml,
 )
-from detect.model import ModelSpec, TrainConfig, YoloModel, train_yolo, write_model
+from detect.model import ModelSpec, TrainConfig, YoloModel, sha256_file, train_yolo, write_model
 from imagery.atomic import atomic_write_json
 from imagery.errors import InputError
 from imagery.read import normalise_band_name
@@ -57,6 +57,10 @@ class TrainPlan:
     #: their pixel scale (gsd_m), so it may exceed the training chip size (fewer, larger tiles predict
     #: faster); on fold 0, 128 px tiles scored better than 256 px for a model trained on 128 px chips.
     infer_imgsz: int = 128
+    #: A finished run (output folder of an earlier ``detect.train`` with the same bands and folds) whose
+    #: fold and final weights this run starts from: more epochs without redoing the first ones. Each
+    #: fold starts from the weights that saw the same training cities, so no held-out city leaks in.
+    init_from: str = ""
 
     def __post_init__(self) -> None:
         if self.cv == 1 or self.cv < 0:
@@ -91,6 +95,33 @@ def _spec(plan: TrainPlan, name: str, metrics: dict[str, Any] | None = None) -> 
     )
 
 
+def init_weights(plan: TrainPlan, folds: Sequence[Sequence[str]], fold: int | None) -> Path | None:
+    """The weights fold ``fold`` (None: the final model) starts from, under ``plan.init_from``.
+
+    Refuses a run whose bands or fold membership differ from this one's: its fold weights would have
+    been trained on cities this fold holds out.
+    """
+    if not plan.init_from:
+        return None
+    src = Path(plan.init_from)
+    try:
+        prior = json.loads((src / "cv.json").read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise InputError(f"--init-from {src}: no readable cv.json ({e})") from None
+    if tuple(prior.get("bands", ())) != tuple(plan.bands):
+        raise InputError(f"--init-from {src} was trained on {prior.get('bands')}, not {list(plan.bands)}")
+    held = [sorted(f["held_out"]) for f in prior.get("folds", [])]
+    if fold is not None and held != [sorted(f) for f in folds]:
+        raise InputError(f"--init-from {src} has different folds; its weights saw this run's held-out cities")
+    if fold is None:
+        pt = src / "final" / f"{plan.name}.pt"
+    else:
+        pt = src / f"fold{fold}" / f"{plan.name}-fold{fold}.pt"
+    if not pt.is_file():
+        raise InputError(f"--init-from {src}: {pt} not found")
+    return pt
+
+
 def train_on(
     plan: TrainPlan,
     train_cities: Sequence[str],
@@ -98,6 +129,7 @@ def train_on(
     run_dir: Path,
     name: str,
     extra: dict[str, Any] | None = None,
+    init: Path | None = None,
 ) -> tuple[Path, ModelSpec]:
     """Train one model on ``train_cities``'s chips; writes ``run_dir/<name>.pt`` + spec. Skips if present."""
     pt, spec_path = run_dir / f"{name}.pt", run_dir / f"{name}.json"
@@ -113,7 +145,8 @@ def train_on(
         channels=len(plan.bands),
     )
     t0 = time.monotonic()
-    trained = train_yolo(yaml_path, run_dir, plan.train)
+    cfg = replace(plan.train, init=str(init)) if init else plan.train
+    trained = train_yolo(yaml_path, run_dir, cfg)
     seconds = time.monotonic() - t0
     info = {
         "train_cities": list(train_cities),
@@ -122,6 +155,7 @@ def train_on(
         "chip_px": plan.train.imgsz,
         "train_seconds": round(seconds, 1),
         "device": plan.train.device,
+        **({"init": {"weights": str(init), "sha256": sha256_file(init)}} if init else {}),
         **(extra or {}),
     }
     return write_model(trained, _spec(plan, name, {"training": info}), run_dir)
@@ -148,6 +182,11 @@ def run(plan: TrainPlan) -> dict[str, Any]:
         plan.chips,
     )
     folds = make_folds(cities, plan.cv) if plan.cv else []
+    for i in range(len(folds)):  # check every starting point before hours of training
+        if not plan.only_folds or i in plan.only_folds:
+            init_weights(plan, folds, i)
+    if plan.final:
+        init_weights(plan, folds, None)
     report: dict[str, Any] = {
         "bands": list(plan.bands),
         "cities": cities,
@@ -165,11 +204,12 @@ def run(plan: TrainPlan) -> dict[str, Any]:
             continue
         train_cities = [c for c in cities if c not in held]
         log.info("fold %d/%d: held out %s", i + 1, len(folds), ", ".join(held))
-        pt, spec = train_on(plan, train_cities, held, out / f"fold{i}", f"{plan.name}-fold{i}")
+        init = init_weights(plan, folds, i)
+        pt, spec = train_on(plan, train_cities, held, out / f"fold{i}", f"{plan.name}-fold{i}", init=init)
         report["folds"][i].update(weights=str(pt), train_seconds=spec.metrics["training"]["train_seconds"])
         atomic_write_json(out / "cv.json", report)
     if plan.final:
-        pt, spec = train_on(plan, cities, [], out / "final", plan.name)
+        pt, spec = train_on(plan, cities, [], out / "final", plan.name, init=init_weights(plan, folds, None))
         report["final"] = {
             "weights": str(pt),
             "sha256": spec.sha256,
@@ -203,6 +243,7 @@ def make_plan(
     workers: int = 0,
     only_folds: Sequence[int] = (),
     infer_imgsz: int | None = None,
+    init_from: str | Path = "",
 ) -> TrainPlan:
     """A ``TrainPlan`` from the few knobs the CLI exposes; inputs are checked here, before any work."""
     data = Path(data)
@@ -232,6 +273,7 @@ def make_plan(
         cities=tuple(cities),
         only_folds=tuple(only_folds),
         infer_imgsz=infer_imgsz,
+        init_from=str(init_from or ""),
     )
 
 
@@ -254,6 +296,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--no-final", action="store_true")
     p.add_argument("--cities", default="", help="comma-separated subset of cities")
     p.add_argument("--folds", default="", help="comma-separated fold numbers to run (default: all)")
+    p.add_argument(
+        "--init-from",
+        default="",
+        help="output folder of an earlier run (same bands and folds) whose weights each fold continues from",
+    )
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     plan = make_plan(
@@ -270,6 +317,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         arch=args.arch,
         cities=[c for c in args.cities.split(",") if c],
         only_folds=[int(f) for f in args.folds.split(",") if f.strip()],
+        init_from=args.init_from,
     )
     report = run(plan)
     print(json.dumps({k: report[k] for k in ("bands", "folds", "dropped_cities") if k in report}, indent=1))

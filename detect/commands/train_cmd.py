@@ -61,6 +61,13 @@ from detect.train import make_plan, parse_bands, run
     help="Ultralytics model yaml, trained from scratch (no pretrained weights needed).",
 )
 @click.option("--no-final", is_flag=True, help="Only run the cross-validation folds.")
+@click.option(
+    "--init-from",
+    type=click.Path(exists=True, file_okay=False),
+    default=None,
+    help="Output folder of an earlier run (same bands and folds): each fold and the final model "
+    "continue from its weights instead of starting from scratch.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON to stdout.")
 def train_cmd(
     data: str,
@@ -74,6 +81,7 @@ def train_cmd(
     device: str,
     arch: str,
     no_final: bool,
+    init_from: str | None,
     as_json: bool,
 ) -> None:
     """Train the Sentinel-2 vessel model (YOLO-OBB) on sen2ships, with leave-cities-out cross-validation.
@@ -92,6 +100,7 @@ def train_cmd(
         batch=batch,
         final=not no_final,
         arch=arch,
+        init_from=init_from or "",
     )
     report = run(plan)
     summary = {

@@ -295,3 +295,4 @@ def test_yolo_detect_on_the_real_chip_follows_the_contract(
         assert p["detector"] == d.detector and p["detector"].startswith("yolo:")
         assert p["score"] == pytest.approx(d.score, abs=1e-4) and p["on_land"] is False
         assert 0 < p["width_m"] <= p["length_m"] and 0 <= p["heading_deg"] < 180
+        assert p["length_source"] in ("pixels", "axis", "box")

@@ -98,3 +98,20 @@ def test_city_lacking_a_band_is_left_out_and_reported(tmp_path: Path, capsys: py
     code = _cli(["train", "--data", str(data), "--out", str(tmp_path / "out"), "--cv", "0", "--imgsz", "64"])
     assert code == 2
     assert "no city" in capsys.readouterr().err  # nothing left to train on: one line, exit 2
+
+
+def test_init_from_continues_the_earlier_weights_and_refuses_other_folds(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    base = ["train", "--data", str(SHIPS), "--cv", "0", "--epochs", "1", "--imgsz", "64", "--batch", "4"]
+    assert _cli([*base, "--out", str(tmp_path / "first"), "--json"]) == 0
+    first = json.loads(capsys.readouterr().out)["final"]
+    init_from = ["--init-from", str(tmp_path / "first")]
+    assert _cli([*base, "--out", str(tmp_path / "more"), *init_from, "--json"]) == 0
+    more = json.loads(capsys.readouterr().out)["final"]
+    init = YoloModel.load(more["weights"]).spec.metrics["training"]["init"]
+    assert init["sha256"] == first["sha256"] and more["sha256"] != first["sha256"]
+    # Different bands: the earlier weights don't fit this run, refused before any training.
+    code = _cli([*base, "--bands", "B04,B03,B02", "--out", str(tmp_path / "x"), *init_from])
+    assert code == 2 and "--init-from" in capsys.readouterr().err
+    assert not (tmp_path / "x" / "final").exists()
