@@ -35,6 +35,7 @@ from imagery.aoi import Aoi, get_aoi
 from imagery.atomic import atomic_write_json, atomic_write_text
 from imagery.clouds import S2CLOUDLESS_BANDS
 from imagery.errors import InputError
+from imagery.sar import read_sar
 from imagery.types import Grid, RasterWindow, Scene
 
 log = logging.getLogger(__name__)
@@ -74,45 +75,6 @@ def margin_grid(grid: Grid, margin_m: float) -> tuple[Grid, tuple[slice, slice]]
     shifted = grid.transform @ Affine.translation(-n, -n)
     wide = Grid(grid.crs, shifted, grid.width + 2 * n, grid.height + 2 * n)
     return wide, (slice(n, n + grid.height), slice(n, n + grid.width))
-
-
-def read_sar(scene: Scene, grid: Grid, *, cache: Any = None) -> RasterWindow:
-    """A Sentinel-1 scene's co-polarised backscatter (VV, else HH), linear, on ``grid``.
-
-    Catalogue GRD scenes are calibrated to sigma0 with the product's LUTs (``imagery.sar.read_s1``).
-    Sentinel Hub serves S1 already calibrated through its Process API (gamma0, its default ``backCoeff``).
-    A local GeoTIFF of calibrated floats cannot be told from one of DN, so its scene.json must say
-    ``"sar_quantity": "sigma0"`` (or gamma0, beta0). ``cache`` is used for Process API reads only.
-    """
-    from imagery.read import read_window
-    from imagery.sar import MissingCalibrationError, read_s1
-
-    pol = "VV" if "VV" in scene.assets or "HH" not in scene.assets else "HH"
-    if any((a.request or {}).get("api") == "process" for a in scene.assets.values()):
-        win = read_window(scene, grid, (pol,), cache=cache)
-        return replace(win, meta={**win.meta, "sensor": "S1", "quantity": "gamma0", "units": "linear"})
-    quantity = scene.properties.get("harborwatch:sar_quantity") or _sidecar_quantity(scene)
-    try:
-        return read_s1(scene, (pol,), grid=grid, calibrated=quantity)
-    except MissingCalibrationError as e:
-        if scene.source != "local":
-            raise
-        raise MissingCalibrationError(
-            f"{str(e).split(';')[0]}; if the file holds calibrated backscatter, add "
-            '"sar_quantity": "sigma0" (or gamma0, beta0) to its scene.json'
-        ) from None
-
-
-def _sidecar_quantity(scene: Scene) -> str | None:
-    """``sar_quantity`` from a local scene's scene.json, if it has one."""
-    origin = str(scene.properties.get("metadata") or "")
-    if scene.source != "local" or not origin.endswith(".json"):
-        return None
-    try:
-        doc = json.loads(Path(origin).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    return doc.get("sar_quantity") if isinstance(doc, dict) else None
 
 
 def s1_water(window: RasterWindow, aoi: Aoi, params: Any = None) -> np.ndarray | None:

@@ -10,6 +10,8 @@ indexed by line and pixel) and then warped onto the grid with a thin-plate-splin
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import logging
 import math
 import re
@@ -19,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import rasterio
@@ -535,3 +538,42 @@ def sar_quantity(window: RasterWindow) -> tuple[str, str]:
             "read it with imagery.sar.read_s1"
         )
     return q, window.meta.get("units", "linear")
+
+
+def read_sar(scene: Scene, grid: Grid, *, cache: Any = None) -> RasterWindow:
+    """A Sentinel-1 scene's co-polarised backscatter (VV, else HH), linear, on ``grid``.
+
+    Catalogue GRD scenes are calibrated to sigma0 with the product's LUTs (``imagery.sar.read_s1``).
+    Sentinel Hub serves S1 already calibrated through its Process API (gamma0, its default ``backCoeff``).
+    A local GeoTIFF of calibrated floats cannot be told from one of DN, so its scene.json must say
+    ``"sar_quantity": "sigma0"`` (or gamma0, beta0). ``cache`` is used for Process API reads only.
+    """
+    from imagery.read import read_window
+
+    pol = "VV" if "VV" in scene.assets or "HH" not in scene.assets else "HH"
+    if any((a.request or {}).get("api") == "process" for a in scene.assets.values()):
+        win = read_window(scene, grid, (pol,), cache=cache)
+        meta = {**win.meta, "sensor": "S1", "quantity": "gamma0", "units": "linear"}
+        return dataclasses.replace(win, meta=meta)
+    quantity = scene.properties.get("harborwatch:sar_quantity") or _sidecar_quantity(scene)
+    try:
+        return read_s1(scene, (pol,), grid=grid, calibrated=quantity)
+    except MissingCalibrationError as e:
+        if scene.source != "local":
+            raise
+        raise MissingCalibrationError(
+            f"{str(e).split(';')[0]}; if the file holds calibrated backscatter, add "
+            '"sar_quantity": "sigma0" (or gamma0, beta0) to its scene.json'
+        ) from None
+
+
+def _sidecar_quantity(scene: Scene) -> str | None:
+    """``sar_quantity`` from a local scene's scene.json, if it has one."""
+    origin = str(scene.properties.get("metadata") or "")
+    if scene.source != "local" or not origin.endswith(".json"):
+        return None
+    try:
+        doc = json.loads(Path(origin).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return doc.get("sar_quantity") if isinstance(doc, dict) else None
