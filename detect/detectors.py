@@ -8,6 +8,7 @@ once per process, so weights load once.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import re
 import time
@@ -246,6 +247,29 @@ def read_window(
     if missing:
         raise MissingBandsError(missing, f"{path} (bands read: {', '.join(window.band_names)})")
     return window
+
+
+#: Named weights (under ``detect.model.weights_dir()``) each learned detector loads by default.
+DEFAULT_WEIGHTS: dict[tuple[str, str], str] = {
+    ("ship", "yolo"): "ships-s2",
+    ("ship", "yolo-onnx"): "ships-s2",
+    ("truck", "gbm"): "trucks-s2",
+}
+
+
+def weights_fingerprint(class_name: str, method: str) -> str | None:
+    """The sha256 (from the spec) of the weights ``method`` loads for ``class_name``; None for detectors
+    without weights or when the spec cannot be read (loading will then say why)."""
+    name = DEFAULT_WEIGHTS.get((class_name, method))
+    if name is None:
+        return None
+    from detect.model import weights_dir
+
+    try:
+        spec = json.loads((weights_dir() / f"{name}.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return spec.get("sha256") if isinstance(spec, dict) else None
 
 
 def _ship_yolo(device: str = "cpu", **kw: Any) -> Detector:

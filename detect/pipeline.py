@@ -41,7 +41,8 @@ from imagery.types import Grid, RasterWindow, Scene
 log = logging.getLogger(__name__)
 
 #: Per-scene result format; a record written by another version is redone.
-SCENE_RECORD_VERSION = 1
+#: 2: ship boxes refitted to the hull's pixels (``detect.refine``) and weights in the record key.
+SCENE_RECORD_VERSION = 2
 #: ESA's Level-2A is global only from December 2018; before that the pipeline reads Level-1C.
 L2A_GLOBAL_START = date(2018, 12, 1)
 RGB = ("B04", "B03", "B02")
@@ -374,9 +375,13 @@ def safe_name(scene_id: str) -> str:
 
 def _record_key(methods: dict[str, str], conf: float | None, grid: Grid, aoi: Aoi) -> dict[str, Any]:
     """What a finished scene's result depends on; a record with another key is redone."""
+    from detect.detectors import weights_fingerprint
+
     return {
         "version": SCENE_RECORD_VERSION,
         "methods": dict(methods),
+        # New weights mean new detections: a scene counted with other weights is redone.
+        "weights": {c: weights_fingerprint(c, m) for c, m in sorted(methods.items())},
         "conf": conf,
         "grid": grid.key(),
         "zones": aoi_fingerprint(aoi),  # zone coverage and membership are computed per scene

@@ -252,3 +252,17 @@ def test_method_applies_to_classes_that_have_it():
 
     with pytest.raises(InputError, match="no detector for class 'zeppelin'"):
         pipeline.detector_methods(["zeppelin"], "yolo")
+
+
+def test_other_weights_make_another_record_key(tmp_path, monkeypatch):
+    """A scene counted with other weights (a retrained model) is redone, not reused."""
+    grid = AOI.grid(10.0)
+    methods = {"ship": "yolo"}
+    shipped = pipeline._record_key(methods, None, grid, AOI)
+    assert shipped["weights"]["ship"] and shipped == pipeline._record_key(methods, None, grid, AOI)
+    spec = json.loads((Path(pipeline.__file__).parents[1] / "weights" / "ships-s2.json").read_text())
+    (tmp_path / "ships-s2.json").write_text(json.dumps({**spec, "sha256": "0" * 64}))
+    monkeypatch.setenv("HARBORWATCH_WEIGHTS_DIR", str(tmp_path))
+    retrained = pipeline._record_key(methods, None, grid, AOI)
+    assert retrained["weights"] == {"ship": "0" * 64} and retrained != shipped
+    assert pipeline._record_key({"ship": "baseline"}, None, grid, AOI)["weights"] == {"ship": None}
