@@ -149,7 +149,13 @@ def format_markdown(rows: list[dict]) -> str:
 
 
 def run(
-    cv_dirs: list[Path], data: Path, conf: float, baseline: bool, device: str, refine: bool = True
+    cv_dirs: list[Path],
+    data: Path,
+    conf: float,
+    baseline: bool,
+    device: str,
+    refine: bool = True,
+    tta: bool = False,
 ) -> dict[str, Any]:
     coco = json.loads((data / "annotations_coco.json").read_text())
     rows: list[dict] = []
@@ -157,7 +163,8 @@ def run(
     baseline_done: dict[str, tuple] = {}
     for cv_dir in cv_dirs:
         report = json.loads((cv_dir / "cv.json").read_text())
-        label = "yolo " + ",".join(report["bands"]) + ("" if refine else " (box geometry)")
+        label = "yolo " + ",".join(report["bands"]) + (" +tta" if tta else "")
+        label += "" if refine else " (box geometry)"
         pooled: dict = {}
         pooled_base: dict = {}
         fold_cities: list[str] = []
@@ -167,7 +174,7 @@ def run(
             if not pt.is_file():
                 log.warning("%s fold %d: no weights yet, skipped", cv_dir.name, i)
                 continue
-            det = ShipDetector(YoloModel.load(str(pt), device=device), conf=conf, refine=refine)
+            det = ShipDetector(YoloModel.load(str(pt), device=device), conf=conf, refine=refine, tta=tta)
             per_scene, skipped, secs = detect_scenes(det, data, coco, held)
             pooled.update(per_scene)
             fold_cities += held
@@ -182,7 +189,7 @@ def run(
                 pooled_base.update(b_scenes)
                 rows.append(
                     row(
-                        f"baseline (vs {label[5:].split(' (')[0]})",
+                        f"baseline (vs {label[5:].split(' ')[0]})",
                         str(i),
                         held,
                         summarise("baseline", b_scenes, BaselineDetector().conf, b_skipped),
@@ -195,7 +202,7 @@ def run(
         if pooled_base:
             rows.append(
                 row(
-                    f"baseline (vs {label[5:].split(' (')[0]})",
+                    f"baseline (vs {label[5:].split(' ')[0]})",
                     "pooled",
                     fold_cities,
                     summarise("baseline", pooled_base, BaselineDetector().conf),
@@ -224,11 +231,20 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="keep the network's box geometry (no outline from the pixels, detect.refine)",
     )
+    p.add_argument("--tta", action="store_true", help="flip test-time augmentation (detect.tta)")
     p.add_argument("--out", type=Path, help="write the table as JSON here")
     p.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    result = run(args.cv_dir, args.data, args.conf, args.baseline, args.device, refine=not args.no_refine)
+    result = run(
+        args.cv_dir,
+        args.data,
+        args.conf,
+        args.baseline,
+        args.device,
+        refine=not args.no_refine,
+        tta=args.tta,
+    )
     print(format_table(result["rows"]))
     if args.markdown:
         print()

@@ -13,6 +13,7 @@ from detect.bands import to_model_input
 from detect.detectors import boxes_to_detections
 from detect.refine import refine_boxes
 from detect.slicing import CX, CY, H, W, make_tiles, merge_boxes, predict_tiles
+from detect.tta import FlipTTA
 from detect.water import WaterMask, water_mask
 from imagery.types import RasterWindow
 
@@ -35,7 +36,9 @@ class ShipDetector:
     ``overlap``: tile overlap in model pixels; it must exceed the longest ship (400 m = 40 px at
     10 m) so that some tile sees every ship whole. ``iou``: NMS threshold within and across tiles.
     ``refine``: replace each box's geometry by the outline of the bright hull inside it where that can
-    be trusted (``detect.refine``); each detection says ``length_source``: "pixels" or "box".
+    be trusted (``detect.refine``); each detection says ``length_source``: "pixels", "axis" or "box".
+    ``tta``: run the four flips of every tile and fuse them (``detect.tta``): more accurate, four
+    times the model's compute.
     """
 
     classes = ("ship",)
@@ -52,6 +55,7 @@ class ShipDetector:
         overlap: int = 48,
         keep_land: bool = False,
         refine: bool = True,
+        tta: bool = False,
     ) -> None:
         if model is None or isinstance(model, str):
             from detect.model import DEFAULT_MODEL, YoloModel
@@ -59,6 +63,8 @@ class ShipDetector:
             model = YoloModel.load(model or DEFAULT_MODEL, device=device)
         self.model = model
         self.spec = model.spec
+        self.tta = tta
+        self._predictor = FlipTTA(model) if tta else model
         self.conf = conf
         self.use_water = water_mask
         self.batch_size = batch_size
@@ -66,7 +72,7 @@ class ShipDetector:
         self.overlap = overlap
         self.keep_land = keep_land
         self.refine = refine
-        self.name = f"yolo:{self.spec.name}"
+        self.name = f"yolo:{self.spec.name}" + ("+tta" if tta else "")
         self.required_bands = tuple(self.spec.bands)
         self.last_water: WaterMask | None = None
 
@@ -94,7 +100,13 @@ class ShipDetector:
             scale = 1.0
         tiles = make_tiles(image.shape[:2], self.spec.imgsz, self.overlap, keep=keep)
         boxes, truncated = predict_tiles(
-            self.model, image, tiles, self.spec.imgsz, conf=conf, iou=self.iou, batch_size=self.batch_size
+            self._predictor,
+            image,
+            tiles,
+            self.spec.imgsz,
+            conf=conf,
+            iou=self.iou,
+            batch_size=self.batch_size,
         )
         boxes = boxes[merge_boxes(boxes, truncated, iou=self.iou)]
         if scale != 1.0:
