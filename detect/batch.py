@@ -389,26 +389,20 @@ class _Plan:
 def _plan(job: Job, out: Path, steps: pl.Steps | None, device: str, cache_dir: str | None) -> _Plan:
     """Search the job's scenes and make a task of each one not yet finished.
 
-    Mirrors the set-up at the top of ``pipeline.run`` (sensors, collections, methods, record keys) so
-    that the finishing ``run`` finds every scene done; see docs/scale.md for the refactor that would
-    let both share it.
+    The set-up (sensors, collections, methods, record keys) is ``pipeline.plan_run``'s, the same as
+    the finishing ``run``'s, so that it finds every scene done.
     """
-    area = get_aoi(job.aoi)
-    classes = tuple(c for c in job.classes if c)
-    used = pl.parse_sensors(job.sensors, method=job.method, collection=job.collection)
-    pl._check_sensors(used, source=job.source, classes=classes, method=job.method)
-    collections = pl.sensor_collections(used, job.source, job.start, job.collection, job.method)
-    sources = dict.fromkeys(used, job.source)
-    if job.source == "earth-search" and collections.get("S2") == "sentinel-2-l1c":
-        sources["S2"] = "earth-search:gcp"  # as run() does: the same granules, anonymous on Google Cloud
-    methods = {"S2": pl.detector_methods(classes, job.method)} if "S2" in used else {}
-    if "S1" in used:
-        methods["S1"] = {"ship": "cfar"}
-    grid = area.grid(10.0)
-    keys = {
-        "S2": pl._record_key(methods.get("S2", {}), job.conf, grid, area),
-        "S1": pl._record_key(methods.get("S1", {}), job.conf, pl.margin_grid(grid, pl.S1_MARGIN_M)[0], area),
-    }
+    setup = pl.plan_run(
+        job.aoi,
+        job.start,
+        source=job.source,
+        collection=job.collection,
+        classes=job.classes,
+        method=job.method,
+        conf=job.conf,
+        sensors=job.sensors,
+    )
+    area, grid, methods, keys = setup.area, setup.grid, setup.methods, setup.keys
     scenes_dir = out / "jobs" / job.id / "scenes"
     scenes_dir.mkdir(parents=True, exist_ok=True)
     found = pl.search_scenes(
@@ -416,8 +410,8 @@ def _plan(job: Job, out: Path, steps: pl.Steps | None, device: str, cache_dir: s
         area,
         job.start,
         job.end,
-        sources=sources,
-        collections=collections,
+        sources=setup.sources,
+        collections=setup.collections,
         max_cloud=job.max_cloud,
     )
     outcome = JobOutcome(job, scenes_total=len(found))

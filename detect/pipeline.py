@@ -584,6 +584,56 @@ def _load_detections(scenes_dir: Path, records: Sequence[dict[str, Any]]) -> lis
 # --------------------------------------------------------------------------- run
 
 
+@dataclass(frozen=True)
+class RunSetup:
+    """What a run derives from its arguments before reading any scene; ``run`` and the batch planner
+    (``detect.batch``) share it, so a batch's finishing ``run`` finds every scene its workers did."""
+
+    area: Aoi
+    classes: tuple[str, ...]
+    sensors: tuple[str, ...]
+    collections: dict[str, str]  # sensor → catalogue collection
+    sources: dict[str, str]  # sensor → catalogue source
+    methods: dict[str, dict[str, str]]  # sensor → class → detector method
+    grid: Grid  # the AOI's UTM 10 m grid
+    keys: dict[str, dict[str, Any]]  # sensor → the record key a finished scene must match
+
+
+def plan_run(
+    aoi: Aoi | str,
+    start: date,
+    *,
+    source: str,
+    collection: str | None,
+    classes: Sequence[str],
+    method: str,
+    conf: float | None,
+    sensors: str | Sequence[str] | None,
+    s1_margin_m: float = S1_MARGIN_M,
+) -> RunSetup:
+    """Check a run's arguments and derive its sensors, collections, sources, detectors, grid and keys."""
+    area = get_aoi(aoi)
+    wanted = tuple(dict.fromkeys(c.strip() for c in classes if c.strip()))
+    if not wanted:
+        raise InputError("no classes to count; use e.g. --classes ship or ship,truck")
+    used = parse_sensors(sensors, method=method, collection=collection)
+    _check_sensors(used, source=source, classes=wanted, method=method)
+    collections = sensor_collections(used, source, start, collection, method)
+    sources = dict.fromkeys(used, source)
+    if source == "earth-search" and collections.get("S2") == "sentinel-2-l1c":
+        # Earth Search's own L1C assets are requester-pays; the same granules are anonymous on Google Cloud.
+        sources["S2"] = "earth-search:gcp"
+    methods = {"S2": detector_methods(wanted, method)} if "S2" in used else {}
+    if "S1" in used:
+        methods["S1"] = {"ship": "cfar"}
+    grid = area.grid(10.0)
+    keys = {
+        "S2": _record_key(methods.get("S2", {}), conf, grid, area),
+        "S1": _record_key(methods.get("S1", {}), conf, margin_grid(grid, s1_margin_m)[0], area),
+    }
+    return RunSetup(area, wanted, tuple(used), collections, sources, methods, grid, keys)
+
+
 def run(
     aoi: Aoi | str,
     start: date | datetime | str,
@@ -624,41 +674,35 @@ def run(
     detections without an AIS partner are marked ``dark`` and counted in ``dark_count``.
     """
     started = datetime.now(timezone.utc)
-    area = get_aoi(aoi)
     d0, d1 = parse_date(start, "start"), parse_date(end, "end")
     if d1 < d0:
         raise InputError(f"end {d1} is before start {d0}")
-    classes = tuple(dict.fromkeys(c.strip() for c in classes if c.strip()))
-    if not classes:
-        raise InputError("no classes to count; use e.g. --classes ship or ship,truck")
-    used = parse_sensors(sensors, method=method, collection=collection)
-    _check_sensors(used, source=source, classes=classes, method=method)
+    setup = plan_run(
+        aoi,
+        d0,
+        source=source,
+        collection=collection,
+        classes=classes,
+        method=method,
+        conf=conf,
+        sensors=sensors,
+        s1_margin_m=s1_margin_m,
+    )
+    area, classes, used, grid = setup.area, setup.classes, setup.sensors, setup.grid
+    collections, sources, methods, keys = setup.collections, setup.sources, setup.methods, setup.keys
+    if sources.get("S2") == "earth-search:gcp" and source == "earth-search":
+        log.info("reading Earth Search L1C granules from the public Google Cloud bucket (earth-search:gcp)")
     claim_list = _claims(claims)
     ais_table, ais_info = _ais(ais, ais_params)
-    collections = sensor_collections(used, source, d0, collection, method)
-    sources = dict.fromkeys(used, source)
-    if source == "earth-search" and collections.get("S2") == "sentinel-2-l1c":
-        # Earth Search's own L1C assets are requester-pays; the same granules are anonymous on Google Cloud.
-        log.info("reading Earth Search L1C granules from the public Google Cloud bucket (earth-search:gcp)")
-        sources["S2"] = "earth-search:gcp"
     params = params or agg.AggregateParams()
     steps = steps or default_steps()
     out = Path(out_dir)
     scenes_dir = out / "scenes"
     scenes_dir.mkdir(parents=True, exist_ok=True)
 
-    grid = area.grid(10.0)
     masks = agg.zone_masks(area, grid)
     cache = _cache(cache_dir, source)
-    # Per sensor: detector methods, bands and the record key a finished scene must match.
-    methods = {"S2": detector_methods(classes, method)} if "S2" in used else {}
-    if "S1" in used:
-        methods["S1"] = {"ship": "cfar"}
     bands = steps.required_bands(methods["S2"]) if "S2" in used else ()
-    keys = {
-        "S2": _record_key(methods.get("S2", {}), conf, grid, area),
-        "S1": _record_key(methods.get("S1", {}), conf, margin_grid(grid, s1_margin_m)[0], area),
-    }
 
     found = search_scenes(steps, area, d0, d1, sources=sources, collections=collections, max_cloud=max_cloud)
     log.info(
