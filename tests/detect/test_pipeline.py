@@ -266,3 +266,26 @@ def test_other_weights_make_another_record_key(tmp_path, monkeypatch):
     retrained = pipeline._record_key(methods, None, grid, AOI)
     assert retrained["weights"] == {"ship": "0" * 64} and retrained != shipped
     assert pipeline._record_key({"ship": "baseline"}, None, grid, AOI)["weights"] == {"ship": None}
+
+
+def test_plan_run_reads_2018_l1c_from_google_cloud_and_checks_classes():
+    setup = pipeline.plan_run(
+        AOI,
+        date(2018, 5, 1),
+        source="earth-search",
+        collection=None,
+        classes=["ship", " ship", "truck"],
+        method="yolo",
+        conf=None,
+        sensors=None,
+    )
+    assert setup.collections == {"S2": "sentinel-2-l1c"}  # L2A is not global before Dec 2018
+    assert setup.sources == {"S2": "earth-search:gcp"} and setup.classes == ("ship", "truck")
+    assert setup.methods == {"S2": {"ship": "yolo", "truck": "gbm"}} and set(setup.keys) == {"S2", "S1"}
+    common = {"collection": None, "method": "yolo", "conf": None}
+    radar = pipeline.plan_run(AOI, DAY, source="planetary-computer", classes=["ship"], sensors="s1", **common)
+    assert radar.methods == {"S1": {"ship": "cfar"}} and radar.sources == {"S1": "planetary-computer"}
+    with pytest.raises(pipeline.InputError, match="requester-pays"):
+        pipeline.plan_run(AOI, DAY, source="earth-search", classes=["ship"], sensors="s1", **common)
+    with pytest.raises(pipeline.InputError, match="no classes"):
+        pipeline.plan_run(AOI, DAY, source="earth-search", classes=[" "], sensors=None, **common)
