@@ -246,6 +246,17 @@ class SceneSearch:
 
 # -- assets that cannot be read anonymously -------------------------------------------------------------
 
+def fresh_href(asset: Asset) -> str:
+    """The href to open now: an href signed at search time (Planetary Computer SAS) is signed again,
+    so a scene read after its token expired still opens. Others are returned as they are."""
+    request = asset.request or {}
+    if request.get("signer") == "planetary-computer":
+        from imagery.sources.planetary_computer import resign
+
+        return resign(asset.href, request.get("unsigned_href"), request.get("sas_url"))
+    return asset.href
+
+
 def ensure_readable(asset: Asset) -> None:
     """Raise ``CredentialsError`` for an asset that needs credentials we do not have (requester-pays S3).
 

@@ -420,8 +420,10 @@ def _read_asset(scene: Scene, asset: Asset, grid: Grid) -> tuple[np.ndarray, dic
     shown = redact_href(asset.href)
     what = f"{asset.band} of {scene.id} from {shown}"
     scale, guessed = (1.0 if categorical else float(asset.scale)), False
+    from imagery.catalog import fresh_href  # re-signs hrefs whose token may have expired
+
     try:
-        with gdal_env(), rasterio.open(vsi_path(asset.href)) as src:
+        with gdal_env(), rasterio.open(vsi_path(fresh_href(asset))) as src:
             if src.crs is None:
                 raise CrsError(f"cannot read {what}: the file has no CRS")
             if scene.crs and not _same_crs(scene.crs, src.crs):

@@ -32,6 +32,7 @@ from rasterio.transform import GCPTransformer
 from rasterio.warp import reproject, transform_bounds
 from rasterio.windows import Window, from_bounds
 
+from imagery.catalog import fresh_href
 from imagery.errors import CoverageError, InputError, RasterReadError
 from imagery.gdal import gdal_env, vsi_path
 from imagery.read import check_href_access, default_grid_for, redact_href, reproject_array
@@ -311,6 +312,12 @@ def _scene_sources(scene: Scene, pols: Sequence[str], calibrated: str | None) ->
     if quantity is None and "rtc" in scene.collection.lower():
         quantity = "gamma0"  # PC sentinel-1-rtc: radiometrically terrain-corrected gamma0, linear
     cal_hrefs = dict(scene.properties.get("harborwatch:calibration_hrefs") or {})
+    unsigned_cal = scene.properties.get("harborwatch:calibration_unsigned_hrefs") or {}
+    sas_url = scene.properties.get("harborwatch:sas_url")
+    if unsigned_cal and sas_url:  # Planetary Computer: sign again, the search's token may have expired
+        from imagery.sources.planetary_computer import resign
+
+        cal_hrefs = {p: resign(h, unsigned_cal.get(p), sas_url) for p, h in cal_hrefs.items()}
     out = []
     for p in wanted:
         if p not in assets:
@@ -319,7 +326,8 @@ def _scene_sources(scene: Scene, pols: Sequence[str], calibrated: str | None) ->
         check_href_access(assets[p])
         cal = cal_hrefs.get(p) or cal_hrefs.get(p.lower())
         cal_asset = assets.get(f"SCHEMA-CALIBRATION-{p}") or assets.get(f"CALIBRATION-{p}")
-        out.append(_PolSource(p, assets[p].href, cal or (cal_asset.href if cal_asset else None), quantity))
+        href = fresh_href(assets[p])
+        out.append(_PolSource(p, href, cal or (fresh_href(cal_asset) if cal_asset else None), quantity))
     return tuple(out)
 
 

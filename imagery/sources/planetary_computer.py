@@ -83,6 +83,28 @@ class SasSigner:
         return f"{href}{'&' if parts.query else '?'}{token}"
 
 
+#: The signer of the latest catalogue per SAS API, for re-signing at read time (``resign``); in a
+#: process that made no catalogue (a dask worker) one is made on first use.
+_SIGNERS: dict[str, Any] = {}
+_SIGNERS_LOCK = threading.Lock()
+
+
+def signer_for(sas_url: str = PC_SAS_URL) -> SasSigner:
+    key = sas_url.rstrip("/")
+    with _SIGNERS_LOCK:
+        if key not in _SIGNERS:
+            _SIGNERS[key] = SasSigner(key)
+        return _SIGNERS[key]
+
+
+def resign(href: str, unsigned: str | None, sas_url: str | None) -> str:
+    """A signed ``href`` signed again with a token valid now (tokens last about an hour; a batch job
+    reads scenes long after it searched them). Unsigned hrefs (``sign=False``) stay unsigned."""
+    if not unsigned or href == unsigned:
+        return href
+    return signer_for(sas_url or PC_SAS_URL).sign(unsigned)
+
+
 class PlanetaryComputerCatalog(StacCatalog):
     """Planetary Computer STAC; ``sign=False`` keeps unsigned hrefs (``Asset.request['unsigned_href']``
     always holds the unsigned one, so a reader can re-sign after a token expires).
@@ -109,6 +131,9 @@ class PlanetaryComputerCatalog(StacCatalog):
         self.session = session or make_session(retry)
         self.signer = signer or SasSigner(sas_url, self.session)
         self.sign = sign
+        self.sas_url = str(getattr(self.signer, "sas_url", sas_url)).rstrip("/")
+        with _SIGNERS_LOCK:
+            _SIGNERS[self.sas_url] = self.signer
         self._client = None
 
     def __repr__(self) -> str:
@@ -137,6 +162,7 @@ class PlanetaryComputerCatalog(StacCatalog):
                 scale=1.0 if (categorical or is_sar) else 1e-4,
                 nodata=0.0,
                 request={"stac_key": key, "unsigned_href": unsigned, "signer": "planetary-computer",
+                         "sas_url": self.sas_url,
                          "offset_rule": "sar" if is_sar else ("categorical" if categorical else "baseline")},
             )
 
@@ -153,6 +179,7 @@ class PlanetaryComputerCatalog(StacCatalog):
             if cal:
                 properties["harborwatch:calibration_hrefs"] = {p: self._href(h) for p, h in cal.items()}
                 properties["harborwatch:calibration_unsigned_hrefs"] = cal
+                properties["harborwatch:sas_url"] = self.sas_url
         return self.make_scene(
             item,
             collection,

@@ -17,6 +17,7 @@ from imagery.errors import CatalogError, CredentialsError, RateLimitError
 from imagery.http import RetryPolicy, make_session
 from imagery.sources.earth_search import EarthSearchCatalog, gcp_l1c_hrefs, granule_dir
 from imagery.sources.planetary_computer import PlanetaryComputerCatalog, SasSigner
+from imagery.types import Asset
 
 try:
     from test_http import ScriptedServer
@@ -407,3 +408,32 @@ def test_live_planetary_computer_longkou_l2a_2018_is_signed():
     scenes = get_catalog("planetary-computer").search(aoi, "2018-05-01", "2018-06-30",
                                                       collection="sentinel-2-l2a", limit=2)
     assert scenes and "sig=" in scenes[0].assets["B04"].href
+
+
+def test_a_scene_read_after_its_token_expired_is_signed_again():
+    """Batch jobs read scenes long after searching them: readers re-sign (imagery.catalog.fresh_href)."""
+    from imagery.catalog import fresh_href
+    from imagery.sar import _scene_sources
+
+    now = {"t": datetime(2024, 5, 14, 12, 0, tzinfo=timezone.utc)}
+    with pc_api([load(PC / "items" / PC_S1)]) as srv:
+        session = make_session(TINY)
+        signer = SasSigner(srv.url + "/api/sas/v1/token", session, now=lambda: now["t"])
+        pc = PlanetaryComputerCatalog(url=srv.url, session=session, signer=signer)
+        [s] = pc.search(aoi_inside(load(PC / "items" / PC_S1)), "2025-03-12", "2025-03-12",
+                        collection="sentinel-1-grd")
+        assert len(srv.sas_calls) == 1
+        vv = s.assets["VV"]
+        assert fresh_href(vv) == vv.href and len(srv.sas_calls) == 1  # token still valid: cached
+        now["t"] = datetime(2024, 5, 14, 19, 30, tzinfo=timezone.utc)  # past the 19:00:49 expiry
+        assert fresh_href(vv).startswith(vv.request["unsigned_href"] + "?") and len(srv.sas_calls) == 2
+        # The reader of S1 re-signs the measurement and the calibration LUTs (the recorded token is
+        # expired by now, so each signing asks the fake SAS API again).
+        [source] = _scene_sources(s, ["VV"], None)
+        assert len(srv.sas_calls) == 5 and source.href.startswith(vv.request["unsigned_href"] + "?")
+        assert source.calibration.startswith(s.properties["harborwatch:calibration_unsigned_hrefs"]["VV"])
+        unsigned = PlanetaryComputerCatalog(url=srv.url, sign=False, signer=signer).item_to_scene(
+            load(PC / "items" / PC_S1), "sentinel-1-grd"
+        )
+        assert fresh_href(unsigned.assets["VV"]) == unsigned.assets["VV"].request["unsigned_href"]
+    assert fresh_href(Asset(href="https://example.com/b.tif", band="B04")) == "https://example.com/b.tif"

@@ -230,6 +230,8 @@ class QuerySigner:
     """Appends the recorded SAS query to every href, as ``SasSigner`` does to Azure blob hrefs (which it
     refuses to sign on any other host, such as 127.0.0.1)."""
 
+    sas_url = "test://query-signer"  # the key readers find it under when they re-sign
+
     def __init__(self, token: str) -> None:
         self.token = token
 
