@@ -8,9 +8,11 @@ the crop's open water (median + max(k·σ, min_contrast), σ from the MAD) form 
 and the component that overlaps the box most gives the new box (``cv2.minAreaRect`` of its pixel
 corners: the same measure as the sen2ships truth lengths, which come from the labelled masks).
 
-The refinement is refused, and the detector's box kept, when it cannot be trusted: no water to
-measure the background against, no bright component in the box, a component touching the crop's
-edge (the ship merged with a quay, a breakwater or a neighbour), or one mostly on land.
+The outline is refused when it cannot be trusted: no water to measure the background against, no
+bright component in the box, a component touching the crop's edge (the ship merged with a quay, a
+breakwater or a neighbour), or one mostly on land. A ship merged with the quay it lies alongside still
+has water off its bow and stern, so its length is then taken from the brightness profile along the
+box's long axis (``axis_extent``). If that fails too, the detector's box is kept.
 """
 
 from __future__ import annotations
