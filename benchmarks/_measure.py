@@ -18,8 +18,8 @@ import psutil
 @dataclass(frozen=True)
 class Measured:
     seconds: float  # median over the repeats
-    peak_rss_mb: float  # highest resident memory of this process and its children during the repeats
-    rss_growth_mb: float  # that peak above the resident memory just before
+    peak_rss_mb: float  # highest resident memory of this process and its children while sampled
+    rss_growth_mb: float  # that peak above the resident memory before the timed calls
     value: Any  # what the last call returned
 
 
@@ -66,7 +66,6 @@ def measure(
     sampler = threading.Thread(target=sample, args=(0.05 if sample_during else 0.01,), daemon=True)
     if not sample_during:
         timed()
-        before = peak[0] = _tree_rss()
     sampler.start()
     try:
         if sample_during:

@@ -99,7 +99,8 @@ def _background(
         return None
     crop = img[r0:r1, c0:c1]
     inside = np.zeros(crop.shape, np.uint8)
-    corners = rotated_corners(box[None])[0] - np.array([c0, r0])
+    # fillPoly fills a pixel whose centre lies inside; centres sit at +0.5 in box coordinates.
+    corners = rotated_corners(box[None])[0] - np.array([c0 + 0.5, r0 + 0.5])
     cv2.fillPoly(inside, [np.round(corners * 16).astype(np.int32)], 1, shift=4)
     bg = crop[water[r0:r1, c0:c1] & ~inside.astype(bool) & np.isfinite(crop)]
     if bg.size < p.min_water_px:
@@ -133,13 +134,17 @@ def axis_extent(img: np.ndarray, water: np.ndarray, box: np.ndarray, p: RefinePa
             img, xs[None], ys[None], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=np.nan
         )
         lines.append(sampled[0])
-    above = np.nan_to_num(np.median(np.stack(lines), axis=0), nan=-np.inf) > threshold
+    profile = np.median(np.stack(lines), axis=0)
+    above = np.nan_to_num(profile, nan=-np.inf) > threshold
     mid = len(t) // 2
     if not above[mid]:
         return None
     below = np.flatnonzero(~above)
     left, right = below[below < mid], below[below > mid]
     if left.size == 0 or right.size == 0:
+        return None
+    # The walk must end on water, not on nodata or the window's edge (a hull cut there is longer).
+    if not (np.isfinite(profile[left[-1]]) and np.isfinite(profile[right[0]])):
         return None
     t0, t1 = float(t[left[-1]]) + 0.25, float(t[right[0]]) - 0.25  # halfway to the first dark sample
     ext = t1 - t0
@@ -158,8 +163,8 @@ def refine_box(
 ) -> np.ndarray | None:
     """The refined ``[cx, cy, w, h, theta]`` of one box on the window grid, or None to keep it.
 
-    ``img``: brightness; ``water``: open water for the background (ships left out); ``land``: pixels
-    off the water mask's core.
+    ``img``: brightness (NaN where there is no data); ``water``: water pixels for the background (the
+    box's own footprint is left out of it); ``land``: pixels off the water mask's core.
     """
     found = _background(img, water, box, p)
     if found is None:
@@ -174,6 +179,9 @@ def refine_box(
         return None
     comp = component[0]
     if float(land[r0:r1, c0:c1][comp].mean()) > p.max_land_frac:
+        return None
+    grown = cv2.dilate(comp.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    if not np.isfinite(crop[grown]).all():  # cut by nodata: the outline is only part of the hull
         return None
     (rx, ry), (rw, rh), angle = cv2.minAreaRect(_pixel_corners(comp))
     return np.array([rx + c0, ry + r0, rw, rh, math.radians(angle)])

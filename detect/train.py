@@ -98,19 +98,33 @@ def _spec(plan: TrainPlan, name: str, metrics: dict[str, Any] | None = None) -> 
 def init_weights(plan: TrainPlan, folds: Sequence[Sequence[str]], fold: int | None) -> Path | None:
     """The weights fold ``fold`` (None: the final model) starts from, under ``plan.init_from``.
 
-    Refuses a run whose bands or fold membership differ from this one's: its fold weights would have
-    been trained on cities this fold holds out.
+    Refuses a run whose fold membership differs from this one's (its fold weights would have been
+    trained on cities this fold holds out), or whose bands, normalisation or architecture differ (the
+    weights would not fit, or would load only in part).
     """
     if not plan.init_from:
         return None
     src = Path(plan.init_from)
     try:
         prior = json.loads((src / "cv.json").read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise InputError(f"--init-from {src}: no readable cv.json ({e})") from None
-    if tuple(prior.get("bands", ())) != tuple(plan.bands):
-        raise InputError(f"--init-from {src} was trained on {prior.get('bands')}, not {list(plan.bands)}")
-    held = [sorted(f["held_out"]) for f in prior.get("folds", [])]
+        bands = tuple(prior["bands"])
+        held = [sorted(f["held_out"]) for f in prior["folds"]]
+        prior_train = dict(prior.get("train") or {})
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        raise InputError(f"--init-from {src}: no readable cv.json of a training run ({e})") from None
+    if bands != tuple(plan.bands):
+        raise InputError(f"--init-from {src} was trained on {list(bands)}, not {list(plan.bands)}")
+    # Another architecture would load only the layers that happen to match: effectively from scratch.
+    if prior_train.get("arch", plan.train.arch) != plan.train.arch:
+        raise InputError(f"--init-from {src} is a {prior_train['arch']} run, this one {plan.train.arch}")
+    plan_json = src / "plan.json"
+    if plan_json.is_file():
+        try:
+            gamma = json.loads(plan_json.read_text()).get("gamma")
+        except (OSError, ValueError, AttributeError):
+            gamma = None
+        if gamma is not None and float(gamma) != plan.gamma:
+            raise InputError(f"--init-from {src} normalised with gamma {gamma}, this run {plan.gamma}")
     if fold is not None and held != [sorted(f) for f in folds]:
         raise InputError(f"--init-from {src} has different folds; its weights saw this run's held-out cities")
     if fold is None:
@@ -135,6 +149,8 @@ def train_on(
     pt, spec_path = run_dir / f"{name}.pt", run_dir / f"{name}.json"
     if pt.is_file() and spec_path.is_file():
         log.info("%s exists, skipping", pt)
+        if init is not None:
+            log.warning("%s was already trained: --init-from does not apply to it", pt)
         model = YoloModel.load(str(pt))
         return pt, model.spec
     chip_dir = plan.chip_dir

@@ -3,12 +3,15 @@ fused.
 
 Ships have no preferred orientation in a nadir image, so a model's mistakes under a flip are partly
 independent; averaging the four views' scores lifts the ships all views see above the clutter only
-some see. Fusion per chip: boxes of all views sorted by score, each unclaimed box claims the boxes
-overlapping it (rotated IoU > ``fuse_iou``); the cluster keeps its best box's geometry and the mean
-score over the four views (a view that missed the ship adds 0). Four times the model's compute.
+some see. Fusion per chip (``fuse``): boxes of all views sorted by score; each unclaimed box claims
+the best overlapping box (rotated IoU > ``fuse_iou``) of each other view; the cluster keeps its best
+box's geometry and the mean score over the four views (a view that missed the ship adds 0). Four
+times the model's compute.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import shapely
@@ -31,12 +34,21 @@ def unflip(boxes: np.ndarray, width: int, height: int, cols: bool, rows: bool) -
     return out
 
 
-def fuse(boxes: np.ndarray, views: int, conf: float, fuse_iou: float = 0.3) -> np.ndarray:
-    """Cluster boxes from ``views`` views; each cluster → its best box with the mean score over views."""
-    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 7)
+def fuse(views: Sequence[np.ndarray], conf: float, fuse_iou: float = 0.3) -> np.ndarray:
+    """Boxes of one chip from each view → one box per object, with the mean score over the views.
+
+    Boxes are visited by score; an unclaimed box opens a cluster and claims the best unclaimed box of
+    every *other* view that overlaps it (rotated IoU > ``fuse_iou``), so two ships a view told apart
+    stay apart. The cluster keeps its best box's geometry; its score is the sum of its boxes' scores
+    (at most one per view) over the number of views.
+    """
+    parts = [np.asarray(v, dtype=np.float32).reshape(-1, 7) for v in views]
+    boxes = np.concatenate(parts) if parts else np.zeros((0, 7), np.float32)
     if len(boxes) == 0:
         return boxes
-    boxes = boxes[np.argsort(-boxes[:, SCORE], kind="stable")]
+    view = np.concatenate([np.full(len(p), k) for k, p in enumerate(parts)])
+    order = np.argsort(-boxes[:, SCORE], kind="stable")
+    boxes, view = boxes[order], view[order]
     polys = shapely.polygons(rotated_corners(boxes))
     areas = shapely.area(polys)
     claimed = np.zeros(len(boxes), bool)
@@ -44,13 +56,19 @@ def fuse(boxes: np.ndarray, views: int, conf: float, fuse_iou: float = 0.3) -> n
     for i in range(len(boxes)):
         if claimed[i]:
             continue
+        claimed[i] = True
         inter = shapely.area(shapely.intersection(polys[i], polys))
         iou = inter / np.maximum(areas[i] + areas - inter, 1e-9)
-        cluster = ~claimed & (iou > fuse_iou)
-        cluster[i] = True
-        claimed |= cluster
+        total = float(boxes[i, SCORE])
+        for k in range(len(parts)):
+            if k == view[i]:
+                continue
+            cand = np.flatnonzero(~claimed & (view == k) & (iou > fuse_iou))
+            if cand.size:  # boxes are in score order: the first is the view's best
+                claimed[cand[0]] = True
+                total += float(boxes[cand[0], SCORE])
         best = boxes[i].copy()
-        best[SCORE] = min(1.0, float(boxes[cluster, SCORE].sum()) / views)
+        best[SCORE] = total / len(parts)
         if best[SCORE] >= conf:
             kept.append(best)
     return np.array(kept, dtype=np.float32).reshape(-1, 7)
@@ -82,4 +100,4 @@ class FlipTTA:
             preds = self.model.predict(np.ascontiguousarray(view), conf=conf / 2, iou=iou, half=half)
             for k, p in enumerate(preds):
                 per_chip[k].append(unflip(p, width, height, cols, rows))
-        return [fuse(np.concatenate(v), len(FLIPS), conf, self.fuse_iou) for v in per_chip]
+        return [fuse(v, conf, self.fuse_iou) for v in per_chip]

@@ -87,3 +87,15 @@ def test_without_nir_the_visible_bands_are_used_and_without_either_nothing_chang
     swir_only = RasterWindow(b08[None], ("B11",), grid)
     out, sources = refine_boxes(swir_only, box, None)
     assert sources == ["box"] and np.array_equal(out, box)
+
+
+def test_a_hull_cut_by_nodata_keeps_the_detector_box() -> None:
+    """Neither the outline nor the axis walk may stop at missing data: that length would be too short."""
+    b03, b08 = _sea()
+    _ship(b08, (80.0, 80.0), 20, 3, 0)  # columns 70–89
+    b08[:, 86:] = np.nan  # the swath edge cuts the hull's last 4 px
+    b03[:, 86:] = np.nan
+    window = _window(b03, b08)
+    box = _box(80, 80, 26, 8, 0)
+    out, sources = refine_boxes(window, box, water_mask(window))
+    assert sources == ["box"] and np.array_equal(out, box)

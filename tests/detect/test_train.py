@@ -115,3 +115,9 @@ def test_init_from_continues_the_earlier_weights_and_refuses_other_folds(
     code = _cli([*base, "--bands", "B04,B03,B02", "--out", str(tmp_path / "x"), *init_from])
     assert code == 2 and "--init-from" in capsys.readouterr().err
     assert not (tmp_path / "x" / "final").exists()
+    code = _cli([*base, "--arch", "yolov8n-obb.yaml", "--out", str(tmp_path / "y"), *init_from])
+    assert code == 2 and "yolo11n-obb.yaml run" in capsys.readouterr().err
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "cv.json").write_text("[]")
+    code = _cli([*base, "--out", str(tmp_path / "z"), "--init-from", str(tmp_path / "broken")])
+    assert code == 2 and "no readable cv.json" in capsys.readouterr().err

@@ -75,9 +75,17 @@ def test_four_views_fuse_into_one_box_with_the_mean_score() -> None:
 
 
 def test_fuse_keeps_separate_ships_apart() -> None:
-    boxes = np.array(
-        [[10, 10, 12, 3, 0, 0.9, 0], [10.5, 10, 12, 3, 0, 0.7, 0], [40, 40, 12, 3, 0, 0.8, 0]], np.float32
-    )
-    out = fuse(boxes, views=4, conf=0.1)
+    a = [10, 10, 12, 3, 0, 0.9, 0]
+    b = [40, 40, 12, 3, 0, 0.8, 0]
+    views = [np.array([a, b]), np.array([[10.5, 10, 12, 3, 0, 0.7, 0]]), np.zeros((0, 7)), np.zeros((0, 7))]
+    out = fuse(views, conf=0.1)
     assert len(out) == 2
     assert out[0, 5] == pytest.approx((0.9 + 0.7) / 4) and out[1, 5] == pytest.approx(0.8 / 4)
+
+
+def test_fuse_never_merges_two_ships_one_view_told_apart() -> None:
+    """Two rafted ships (IoU 0.33 > fuse_iou) seen apart in every view stay two, each with its mean."""
+    ship1 = [20, 20, 30, 10, 0, 0.9, 0]
+    ship2 = [20, 25, 30, 10, 0, 0.6, 0]
+    out = fuse([np.array([ship1, ship2])] * 4, conf=0.1)
+    assert len(out) == 2 and sorted(out[:, 5].tolist()) == pytest.approx([0.6, 0.9])
