@@ -186,11 +186,12 @@ def worker_detector(class_name: str, method: str, device: str) -> Any:
     key = (class_name, method, device)
     with _LOCK:
         if key not in _DETECTORS:
-            if class_name == "ship" and method in ("yolo", "yolo-onnx") and device.startswith("cuda"):
+            yolo_methods = ("yolo", "yolo-tta", "yolo-onnx")
+            if class_name == "ship" and method in yolo_methods and device.startswith("cuda"):
                 from detect.gpu import BatchingPredictor
                 from detect.ships import ShipDetector
 
-                if method == "yolo":
+                if method in ("yolo", "yolo-tta"):
                     from detect.model import DEFAULT_MODEL, YoloModel
 
                     model: Any = YoloModel.load(DEFAULT_MODEL, device=device)
@@ -198,7 +199,9 @@ def worker_detector(class_name: str, method: str, device: str) -> Any:
                     from detect.onnx_runtime import OnnxYoloModel
 
                     model = OnnxYoloModel.load(device=device)
-                _DETECTORS[key] = ShipDetector(BatchingPredictor(model), batch_size=64, device=device)
+                _DETECTORS[key] = ShipDetector(
+                    BatchingPredictor(model), batch_size=64, device=device, tta=method == "yolo-tta"
+                )
             else:
                 from detect.detectors import get_detector
 

@@ -249,12 +249,10 @@ def read_window(
     return window
 
 
-#: Ship methods that take ``tta=True``.
-TTA_METHODS = ("yolo", "yolo-onnx")
-
 #: Named weights (under ``detect.model.weights_dir()``) each learned detector loads by default.
 DEFAULT_WEIGHTS: dict[tuple[str, str], str] = {
     ("ship", "yolo"): "ships-s2",
+    ("ship", "yolo-tta"): "ships-s2",
     ("ship", "yolo-onnx"): "ships-s2",
     ("truck", "gbm"): "trucks-s2",
 }
@@ -293,7 +291,14 @@ def _ship_cfar(device: str = "cpu", **kw: Any) -> Detector:
     return SarShipDetector(**kw)
 
 
+def _ship_yolo_tta(device: str = "cpu", **kw: Any) -> Detector:
+    from detect.ships import ShipDetector  # four flipped views per tile, fused (detect.tta): 4x compute
+
+    return ShipDetector(device=device, tta=True, **kw)
+
+
 register_detector("ship", "yolo", _ship_yolo)
+register_detector("ship", "yolo-tta", _ship_yolo_tta)
 register_detector("ship", "baseline", _ship_baseline)
 register_detector("ship", "cfar", _ship_cfar)
 
@@ -338,10 +343,8 @@ def detect_paths(
     device: str = "cpu",
     scale: float | None = None,
     progress: Callable[[str], None] | None = None,
-    tta: bool = False,
 ) -> tuple[list[Detection], list[PathSummary]]:
-    """Run the detectors for ``classes`` on each GeoTIFF or band folder (see ``read_window``).
-    ``tta``: flip test-time augmentation for the YOLO ship detector (``detect.tta``)."""
+    """Run the detectors for ``classes`` on each GeoTIFF or band folder (see ``read_window``)."""
     from detect.water import WATER_BANDS
 
     if conf is not None and not 0.0 <= conf <= 1.0:
@@ -349,11 +352,7 @@ def detect_paths(
     from detect.pipeline import detector_methods  # --method is about ships; trucks keep their own
 
     methods = detector_methods(classes, method)
-    if tta and methods.get("ship") not in TTA_METHODS:
-        raise InputError(f"--tta applies to the ship detector with --method {' or '.join(TTA_METHODS)}")
-    detectors = [
-        get_detector(c, methods[c], device, **({"tta": True} if tta and c == "ship" else {})) for c in classes
-    ]
+    detectors = [get_detector(c, methods[c], device) for c in classes]
     required = list(dict.fromkeys(b for d in detectors for b in d.required_bands))
     missing_paths = [str(p) for p in paths if not Path(p).exists()]
     if missing_paths:

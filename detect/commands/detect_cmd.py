@@ -12,7 +12,7 @@ from imagery.errors import InputError
 
 log = logging.getLogger("harborwatch")
 
-METHODS = ("yolo", "baseline")
+METHODS = ("yolo", "yolo-tta", "baseline")
 
 
 def parse_scale(value: str | None) -> float | None:
@@ -32,10 +32,6 @@ def parse_scale(value: str | None) -> float | None:
 _SCALE_HELP = (
     "Reflectance per stored value for every band, e.g. 1e-4 (Sentinel-2 DN) or 1/65535 (Sentinel Hub "
     "raw exports such as sen2ships). Default: the file's REFLECTANCE_SCALE tag, else a guess."
-)
-_TTA_HELP = (
-    "Ships (yolo): also run the mirrored tiles and fuse the four views; more accurate, 4x the model's "
-    "compute (docs/detect.md)."
 )
 
 
@@ -63,7 +59,8 @@ def _split(value: str | None) -> list[str] | None:
     type=click.Choice(METHODS),
     default="yolo",
     show_default=True,
-    help="yolo (trained model) or baseline (classical NIR CFAR).",
+    help="yolo (trained model), yolo-tta (the same with flip test-time augmentation: more accurate, 4x "
+    "the model's compute) or baseline (classical NIR CFAR).",
 )
 @click.option(
     "--bands",
@@ -73,7 +70,6 @@ def _split(value: str | None) -> list[str] | None:
 )
 @click.option("--device", default="cpu", show_default=True, help="Torch device for the model (cpu, cuda:0).")
 @click.option("--scale", default=None, help=_SCALE_HELP)
-@click.option("--tta", is_flag=True, help=_TTA_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 def detect_command(
     paths: tuple[Path, ...],
@@ -84,7 +80,6 @@ def detect_command(
     bands: str | None,
     device: str,
     scale: str | None,
-    tta: bool,
     as_json: bool,
 ) -> None:
     """Detect objects in GeoTIFFs or band folders (*_B02.tif, *_B03.tif, ...) and write GeoJSON."""
@@ -102,7 +97,6 @@ def detect_command(
         device=device,
         scale=parse_scale(scale),
         progress=log.info,
-        tta=tta,
     )
     detector_names = sorted({d.detector for d in dets})
     fc = feature_collection(
@@ -136,7 +130,6 @@ def detect_command(
 @click.option("--conf", type=float, default=None, help="Operating threshold for P/R/F1/counts.")
 @click.option("--device", default="cpu", show_default=True)
 @click.option("--scale", default=None, help=_SCALE_HELP)
-@click.option("--tta", is_flag=True, help=_TTA_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 def evaluate_command(
     images: Path,
@@ -147,11 +140,10 @@ def evaluate_command(
     conf: float | None,
     device: str,
     scale: str | None,
-    tta: bool,
     as_json: bool,
 ) -> None:
     """Score a detector on labelled scenes: per-scene and overall P/R/F1/AP50/count error/length MAE."""
-    from detect.detectors import TTA_METHODS, get_detector
+    from detect.detectors import get_detector
     from detect.evaluate import evaluate
 
     if not images.is_dir():
@@ -160,13 +152,9 @@ def evaluate_command(
         raise InputError(f"--annotations {annotations} is not a file")
     if conf is not None and not 0.0 <= conf <= 1.0:
         raise InputError(f"conf must lie in [0, 1], got {conf}")
-    if model is not None and method != "yolo":
-        raise InputError("--model applies to --method yolo only")
-    if tta and method not in TTA_METHODS:
-        raise InputError(f"--tta applies to --method {' or '.join(TTA_METHODS)}")
-    kw: dict[str, object] = {"model": model} if model else {}
-    if tta:
-        kw["tta"] = True
+    if model is not None and method not in ("yolo", "yolo-tta"):
+        raise InputError("--model applies to --method yolo or yolo-tta only")
+    kw = {"model": model} if model else {}
     detector = get_detector("ship", method, device, **kw)
     report = evaluate(
         detector, images, annotations, _split(cities), conf=conf, scale=parse_scale(scale), progress=log.info

@@ -296,3 +296,20 @@ def test_yolo_detect_on_the_real_chip_follows_the_contract(
         assert p["score"] == pytest.approx(d.score, abs=1e-4) and p["on_land"] is False
         assert 0 < p["width_m"] <= p["length_m"] and 0 <= p["heading_deg"] < 180
         assert p["length_source"] in ("pixels", "axis", "box")
+
+
+@pytest.mark.skipif(not WEIGHTS.is_file(), reason=f"shipped weights {WEIGHTS} not present yet")
+def test_yolo_tta_is_a_method_of_detect_and_evaluate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "tta.geojson"
+    rc, stdout, _ = run(["detect", str(CHIP), "--method", "yolo-tta", "--out", str(out), "--json"], capsys)
+    assert rc == 0 and json.loads(stdout)["method"] == "yolo-tta"
+    feats = json.loads(out.read_text())["features"]
+    assert feats and all(f["properties"]["detector"].endswith("+tta") for f in feats)
+    rc, stdout, _ = run(
+        ["evaluate", "--images", str(CHIPS), "--annotations", str(CHIPS / "annotations.json"),
+         "--method", "yolo-tta", "--json"],
+        capsys,
+    )  # fmt: skip
+    assert rc == 0 and json.loads(stdout)["overall"]["n_truth"] > 0
