@@ -110,12 +110,45 @@ def _background(
     return (r0, r1, c0, c1), inside.astype(bool), med + max(p.k * sigma, p.min_contrast)
 
 
+def _profile(
+    img: np.ndarray, cx: float, cy: float, ux: float, uy: float, reach: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Positions ``t`` (px, every 0.5 from −reach to reach) along the unit vector (ux, uy) from (cx, cy),
+    and the median brightness of three parallel lines 1 px apart there (NaN off the image)."""
+    t = np.arange(-reach, reach + 1e-6, 0.5, dtype=np.float32)
+    lines = []
+    for off in (-1.0, 0.0, 1.0):
+        xs = cx + t * ux - off * uy - 0.5  # pixel centres sit at +0.5
+        ys = cy + t * uy + off * ux - 0.5
+        sampled = cv2.remap(
+            img, xs[None], ys[None], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=np.nan
+        )
+        lines.append(sampled[0])
+    return t, np.median(np.stack(lines), axis=0)
+
+
+def _ends(t: np.ndarray, profile: np.ndarray, threshold: float) -> tuple[float | None, float | None] | None:
+    """Walking out from the middle of a profile while it stays above ``threshold``: where each side
+    drops onto water (halfway to the first dark sample), or None for a side that runs out of reach or
+    onto nodata. None altogether when the middle itself is dark."""
+    above = np.nan_to_num(profile, nan=-np.inf) > threshold
+    mid = len(t) // 2
+    if not above[mid]:
+        return None
+    below = np.flatnonzero(~above)
+    left, right = below[below < mid], below[below > mid]
+    lo = float(t[left[-1]]) + 0.25 if left.size and np.isfinite(profile[left[-1]]) else None
+    hi = float(t[right[0]]) - 0.25 if right.size and np.isfinite(profile[right[0]]) else None
+    return lo, hi
+
+
 def axis_extent(img: np.ndarray, water: np.ndarray, box: np.ndarray, p: RefineParams) -> np.ndarray | None:
     """For a ship the outline cannot be trusted for (merged with a quay alongside): its extent along
-    the box's long axis, from the brightness profile on the centre line (median of three parallel
-    lines 1 px apart) walked out from the centre until it drops below the hull threshold. Returns the
-    box ``[cx, cy, w, h, theta]`` re-centred and with that length (width kept), or None when the
-    centre is not bright or a walk runs out of reach (another ship in line, a quay ahead)."""
+    the box's long axis, from the brightness profile on the centre line walked out from the centre
+    until it drops below the hull threshold onto water, at both ends (else None: a dark centre,
+    another ship in line, a quay ahead, nodata). The beam is walked the same way across the re-centred
+    hull: both sides if both reach water, else twice the side that does (the other lies against the
+    quay), else the box's width is kept. Returns ``[cx, cy, length, beam, axis_angle]``."""
     found = _background(img, water, box, p)
     if found is None:
         return None
@@ -125,33 +158,28 @@ def axis_extent(img: np.ndarray, water: np.ndarray, box: np.ndarray, p: RefinePa
     length, width = max(w, h), min(w, h)
     ux, uy = math.cos(axis), math.sin(axis)
     reach = min(float(p.max_half_px), 0.75 * length + p.margin_px)
-    t = np.arange(-reach, reach + 1e-6, 0.5, dtype=np.float32)
-    lines = []
-    for off in (-1.0, 0.0, 1.0):
-        xs = float(box[CX]) + t * ux - off * uy - 0.5  # pixel centres sit at +0.5
-        ys = float(box[CY]) + t * uy + off * ux - 0.5
-        sampled = cv2.remap(
-            img, xs[None], ys[None], cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=np.nan
-        )
-        lines.append(sampled[0])
-    profile = np.median(np.stack(lines), axis=0)
-    above = np.nan_to_num(profile, nan=-np.inf) > threshold
-    mid = len(t) // 2
-    if not above[mid]:
+    t, profile = _profile(img, float(box[CX]), float(box[CY]), ux, uy, reach)
+    ends = _ends(t, profile, threshold)
+    if ends is None or ends[0] is None or ends[1] is None:
         return None
-    below = np.flatnonzero(~above)
-    left, right = below[below < mid], below[below > mid]
-    if left.size == 0 or right.size == 0:
-        return None
-    # The walk must end on water, not on nodata or the window's edge (a hull cut there is longer).
-    if not (np.isfinite(profile[left[-1]]) and np.isfinite(profile[right[0]])):
-        return None
-    t0, t1 = float(t[left[-1]]) + 0.25, float(t[right[0]]) - 0.25  # halfway to the first dark sample
-    ext = t1 - t0
-    if ext <= 0:
+    t0, t1 = ends
+    if t1 <= t0:
         return None
     shift = (t0 + t1) / 2
-    return np.array([box[CX] + shift * ux, box[CY] + shift * uy, ext, width, axis])
+    cx, cy = float(box[CX]) + shift * ux, float(box[CY]) + shift * uy
+    # Across the hull (perpendicular to the axis).
+    vx, vy = -uy, ux
+    t, profile = _profile(img, cx, cy, vx, vy, min(float(p.max_half_px), 0.75 * width + p.margin_px))
+    sides = _ends(t, profile, threshold)
+    beam = width
+    if sides is not None:
+        s0, s1 = sides
+        if s0 is not None and s1 is not None and s1 > s0:
+            beam, across = s1 - s0, (s0 + s1) / 2
+            cx, cy = cx + across * vx, cy + across * vy
+        elif s0 is not None or s1 is not None:
+            beam = 2 * abs(s0 if s0 is not None else s1)  # type: ignore[arg-type]
+    return np.array([cx, cy, t1 - t0, max(beam, 0.5), axis])
 
 
 def refine_box(

@@ -69,6 +69,9 @@ def test_a_ship_alongside_a_quay_is_measured_along_its_axis_and_a_dark_one_keeps
     assert sources == ["axis", "pixels", "box"]
     # Merged with the quay: no outline, but the bright run along the box's axis is the hull's length.
     assert max(out[0, 2:4]) * 10 == pytest.approx(200, abs=15) and out[0, 1] == pytest.approx(80, abs=1)
+    # Its beam: twice the walk from the centre line to the open water (the other side is the quay). The
+    # hull is 4 px (cols 60–63) as _ship rasterises it; the box's own width was 80 m.
+    assert min(out[0, 2:4]) * 10 == pytest.approx(40, abs=8)
     np.testing.assert_array_equal(out[2], boxes[2])
     # Without the axis fallback the merged ship keeps the detector's box.
     out, sources = refine_boxes(window, boxes, water_mask(window), RefineParams(axis_fallback=False))
