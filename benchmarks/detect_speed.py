@@ -1,5 +1,5 @@
 """CPU ship-detection speed on a 1000 × 1000 px 4-band scene: the sliced, batched, land-skipping
-``ShipDetector`` against a naive tile-by-tile loop, plus the classical baseline.
+``ShipDetector`` (and with flip TTA) against a naive tile-by-tile loop, plus the classical baseline.
 
     python benchmarks/detect_speed.py [--model NAME] [--threads 2] [--repeat 5] [--tile 256] [--scene PATH]
 
@@ -125,6 +125,9 @@ def main() -> None:
         lambda: len(ShipDetector(model, water_mask=False, batch_size=args.batch_size).detect(window)),
         args.repeat,
     )
+    tta = ShipDetector(model, batch_size=args.batch_size, tta=True)
+    tta.detect(window)
+    rows["flip TTA (--method yolo-tta)"] = timed(lambda: len(tta.detect(window)), args.repeat)
     rows["naive tile-by-tile (batch 1, all tiles)"] = timed(
         lambda: naive(model, window, det.conf, det.overlap), args.repeat
     )
