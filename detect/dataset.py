@@ -22,6 +22,7 @@ from pyproj import Transformer
 from shapely.geometry import Polygon, box
 
 from detect.bands import normalise
+from detect.geometry import mask_corner_points
 from detect.rle import decode_rle
 from imagery.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from imagery.errors import InputError, MissingBandsError
@@ -102,14 +103,6 @@ def available_bands(root: str | Path, city: str) -> tuple[str, ...]:
     return tuple(b for b in find_band_files(folder) if b != "SCL")
 
 
-def _mask_corner_points(mask: np.ndarray) -> np.ndarray:
-    """Pixel-corner coordinates (col, row) of every mask pixel: the label's whole footprint."""
-    rows, cols = np.nonzero(mask)
-    offs = np.array([[0, 0], [1, 0], [0, 1], [1, 1]], dtype=np.float64)
-    pts = np.stack([cols, rows], axis=1).astype(np.float64)
-    return (pts[:, None, :] + offs[None]).reshape(-1, 2)
-
-
 def _bbox_corner_points(bbox: Sequence[float]) -> np.ndarray:
     x, y, w, h = (float(v) for v in bbox)
     return np.array([[x, y], [x + w, y], [x + w, y + h], [x, y + h]])
@@ -155,7 +148,7 @@ def labels_on_grid(
                     f"{image['height']}×{image['width']}"
                 )
             if mask.any():
-                pts = _mask_corner_points(mask)
+                pts = mask_corner_points(mask)
         if pts is None:
             pts = _bbox_corner_points(ann["bbox"])
         corners, long_px, short_px = oriented_box_from_points(map_points(pts, src_transform, src_crs, grid))

@@ -22,7 +22,7 @@ import shapely
 from pyproj import Transformer
 from shapely.geometry import Polygon
 
-from detect.geometry import Detection
+from detect.geometry import Detection, mask_corner_points
 from detect.rle import decode_rle
 from imagery.aoi import to_crs, utm_crs_for
 from imagery.errors import InputError, MissingBandsError, RasterReadError
@@ -52,13 +52,6 @@ class Truth:
 
 
 # ---------------------------------------------------------------------------------------------- COCO
-
-
-def _pixel_corners(mask: np.ndarray) -> np.ndarray:
-    """All corners of the True pixels (col, row), so a rectangle fitted to them spans whole pixels."""
-    rows, cols = np.nonzero(mask)
-    pts = np.concatenate([np.stack([cols + dc, rows + dr], 1) for dc in (0, 1) for dr in (0, 1)])
-    return np.unique(pts, axis=0).astype(np.float32)
 
 
 def _ground_length(corners_px: np.ndarray, transform, to_utm: Transformer) -> float:
@@ -128,7 +121,7 @@ def load_coco_truth(
             seg = a.get("segmentation")
             mask = decode_rle(seg) if isinstance(seg, dict) and "counts" in seg else None
             if mask is not None and mask.any():
-                rect = cv2.boxPoints(cv2.minAreaRect(_pixel_corners(mask)))
+                rect = cv2.boxPoints(cv2.minAreaRect(mask_corner_points(mask).astype(np.float32)))
                 length, source = _ground_length(rect, transform, to_utm), "mask"
             else:
                 length, source = _ground_length(box_px, transform, to_utm), "box"

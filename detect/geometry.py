@@ -87,6 +87,15 @@ def oriented_box(
     )
 
 
+def mask_corner_points(mask: np.ndarray) -> np.ndarray:
+    """Every corner (col, row) of the True pixels of ``mask`` (pixel corners at integers), float64: a
+    rectangle fitted to them (``cv2.minAreaRect``) spans the mask's whole pixels."""
+    rows, cols = np.nonzero(mask)
+    offs = np.array([[0, 0], [1, 0], [0, 1], [1, 1]], dtype=np.float64)
+    pts = np.stack([cols, rows], axis=1).astype(np.float64)
+    return (pts[:, None, :] + offs[None]).reshape(-1, 2)
+
+
 def heading_from_map_vector(dx_east: float, dy_north: float) -> float:
     """Axis direction of a map vector, degrees clockwise from north, folded into [0, 180)."""
     return math.degrees(math.atan2(dx_east, dy_north)) % 180.0

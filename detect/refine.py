@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from detect.geometry import mask_corner_points
 from detect.slicing import CX, CY, THETA, H, W, rotated_corners
 from detect.water import WaterMask
 from imagery.types import RasterWindow
@@ -60,13 +61,6 @@ def brightness(window: RasterWindow) -> np.ndarray | None:
     if not vis:
         return None
     return np.mean([window.band(b).astype(np.float32) for b in vis], axis=0)
-
-
-def _pixel_corners(mask: np.ndarray) -> np.ndarray:
-    rows, cols = np.nonzero(mask)
-    offs = np.array([[0, 0], [1, 0], [0, 1], [1, 1]], dtype=np.float32)
-    pts = np.stack([cols, rows], axis=1).astype(np.float32)
-    return (pts[:, None, :] + offs[None]).reshape(-1, 2)
 
 
 def _component(fg: np.ndarray, inside: np.ndarray, min_px: int) -> tuple[np.ndarray, bool] | None:
@@ -211,7 +205,7 @@ def refine_box(
     grown = cv2.dilate(comp.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
     if not np.isfinite(crop[grown]).all():  # cut by nodata: the outline is only part of the hull
         return None
-    (rx, ry), (rw, rh), angle = cv2.minAreaRect(_pixel_corners(comp))
+    (rx, ry), (rw, rh), angle = cv2.minAreaRect(mask_corner_points(comp).astype(np.float32))
     return np.array([rx + c0, ry + r0, rw, rh, math.radians(angle)])
 
 
