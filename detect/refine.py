@@ -136,17 +136,14 @@ def _ends(t: np.ndarray, profile: np.ndarray, threshold: float) -> tuple[float |
     return lo, hi
 
 
-def axis_extent(img: np.ndarray, water: np.ndarray, box: np.ndarray, p: RefineParams) -> np.ndarray | None:
+def axis_extent(img: np.ndarray, box: np.ndarray, threshold: float, p: RefineParams) -> np.ndarray | None:
     """For a ship the outline cannot be trusted for (merged with a quay alongside): its extent along
     the box's long axis, from the brightness profile on the centre line walked out from the centre
     until it drops below the hull threshold onto water, at both ends (else None: a dark centre,
     another ship in line, a quay ahead, nodata). The beam is walked the same way across the re-centred
     hull: both sides if both reach water, else twice the side that does (the other lies against the
-    quay), else the box's width is kept. Returns ``[cx, cy, length, beam, axis_angle]``."""
-    found = _background(img, water, box, p)
-    if found is None:
-        return None
-    threshold = found[2]
+    quay), else the box's width is kept. ``threshold``: the hull threshold from ``_background``.
+    Returns ``[cx, cy, length, beam, axis_angle]``."""
     w, h, theta = float(box[W]), float(box[H]), float(box[THETA])
     axis = theta if w >= h else theta + math.pi / 2
     length, width = max(w, h), min(w, h)
@@ -178,20 +175,19 @@ def axis_extent(img: np.ndarray, water: np.ndarray, box: np.ndarray, p: RefinePa
 
 def refine_box(
     img: np.ndarray,
-    water: np.ndarray,
     land: np.ndarray,
-    box: np.ndarray,
+    crop_at: tuple[int, int, int, int],
+    inside: np.ndarray,
+    threshold: float,
     p: RefineParams,
 ) -> np.ndarray | None:
     """The refined ``[cx, cy, w, h, theta]`` of one box on the window grid, or None to keep it.
 
-    ``img``: brightness (NaN where there is no data); ``water``: water pixels for the background (the
-    box's own footprint is left out of it); ``land``: pixels off the water mask's core.
+    ``img``: brightness (NaN where there is no data); ``land``: pixels off the water mask's core;
+    ``crop_at``, ``inside``, ``threshold``: the box's crop, footprint and hull threshold
+    (``_background``).
     """
-    found = _background(img, water, box, p)
-    if found is None:
-        return None
-    (r0, r1, c0, c1), inside, threshold = found
+    r0, r1, c0, c1 = crop_at
     crop = img[r0:r1, c0:c1]
     fg = np.nan_to_num(crop, nan=-np.inf) > threshold
     component = _component(fg, inside, p.min_px)
@@ -231,12 +227,15 @@ def refine_boxes(
     else:
         water, land = valid, np.zeros(valid.shape, bool)
     for i, b in enumerate(out):
-        new = refine_box(img, water, land, b, p)
+        found = _background(img, water, b, p)  # None: too little water around it to judge
+        if found is None:
+            continue
+        new = refine_box(img, land, *found, p)
         if new is not None:
             out[i, [CX, CY, W, H, THETA]] = new
             sources[i] = "pixels"
         elif p.axis_fallback:
-            new = axis_extent(img, water, b, p)
+            new = axis_extent(img, b, found[2], p)
             if new is not None:
                 out[i, [CX, CY, W, H, THETA]] = new
                 sources[i] = "axis"
