@@ -15,7 +15,7 @@ from dataclasses import replace
 from datetime import date, datetime, time, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from imagery.errors import CatalogError, CoverageError, CredentialsError, InputError
+from imagery.errors import CoverageError, CredentialsError, InputError
 from imagery.types import Asset, Scene
 
 if TYPE_CHECKING:
@@ -253,10 +253,7 @@ def fresh_href(asset: Asset) -> str:
     if request.get("signer") == "planetary-computer":
         from imagery.sources.planetary_computer import resign
 
-        try:
-            return resign(asset.href, request.get("unsigned_href"), request.get("sas_url"))
-        except (CatalogError, ValueError) as e:  # token service down or garbled: the old token may still do
-            log.warning("could not re-sign %s (%s); reading with the search's token", asset.band, e)
+        return resign(asset.href, request.get("unsigned_href"), request.get("sas_url"))
     return asset.href
 
 

@@ -36,7 +36,7 @@ from imagery.catalog import fresh_href
 from imagery.errors import CoverageError, InputError, RasterReadError
 from imagery.gdal import gdal_env, vsi_path
 from imagery.read import check_href_access, default_grid_for, redact_href, reproject_array
-from imagery.types import Asset, Grid, RasterWindow, Scene
+from imagery.types import Grid, RasterWindow, Scene
 
 log = logging.getLogger(__name__)
 
@@ -314,14 +314,10 @@ def _scene_sources(scene: Scene, pols: Sequence[str], calibrated: str | None) ->
     cal_hrefs = dict(scene.properties.get("harborwatch:calibration_hrefs") or {})
     unsigned_cal = scene.properties.get("harborwatch:calibration_unsigned_hrefs") or {}
     if unsigned_cal:  # Planetary Computer: sign again (like the bands), the search's token may have expired
-        cal_hrefs = {
-            p: fresh_href(Asset(href=h, band=p, request={
-                "signer": "planetary-computer",
-                "unsigned_href": unsigned_cal.get(p),
-                "sas_url": scene.properties.get("harborwatch:sas_url"),
-            }))
-            for p, h in cal_hrefs.items()
-        }
+        from imagery.sources.planetary_computer import resign
+
+        sas_url = scene.properties.get("harborwatch:sas_url")
+        cal_hrefs = {p: resign(h, unsigned_cal.get(p), sas_url) for p, h in cal_hrefs.items()}
     out = []
     for p in wanted:
         if p not in assets:

@@ -99,10 +99,15 @@ def signer_for(sas_url: str = PC_SAS_URL) -> SasSigner:
 
 def resign(href: str, unsigned: str | None, sas_url: str | None) -> str:
     """A signed ``href`` signed again with a token valid now (tokens last about an hour; a batch job
-    reads scenes long after it searched them). Unsigned hrefs (``sign=False``) stay unsigned."""
+    reads scenes long after it searched them). Unsigned hrefs (``sign=False``) stay unsigned. If the
+    token API fails, ``href`` is returned as it is: the search's token may still be valid."""
     if not unsigned or href == unsigned:
         return href
-    return signer_for(sas_url or PC_SAS_URL).sign(unsigned)
+    try:
+        return signer_for(sas_url or PC_SAS_URL).sign(unsigned)
+    except (CatalogError, ValueError) as e:  # token service down or garbled
+        log.warning("could not re-sign %s (%s); reading with the search's token", unsigned, e)
+        return href
 
 
 class PlanetaryComputerCatalog(StacCatalog):

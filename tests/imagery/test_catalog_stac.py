@@ -437,3 +437,15 @@ def test_a_scene_read_after_its_token_expired_is_signed_again():
         )
         assert fresh_href(unsigned.assets["VV"]) == unsigned.assets["VV"].request["unsigned_href"]
     assert fresh_href(Asset(href="https://example.com/b.tif", band="B04")) == "https://example.com/b.tif"
+
+
+def test_resigning_falls_back_to_the_searchs_token_when_the_token_api_fails(monkeypatch):
+    from imagery.sources import planetary_computer as pcm
+
+    class Down:
+        def sign(self, href):
+            raise CatalogError("SAS API: 503 after retries")
+
+    monkeypatch.setitem(pcm._SIGNERS, "test://down", Down())
+    signed = "https://acct.blob.core.windows.net/c/b.tif?sig=old"
+    assert pcm.resign(signed, "https://acct.blob.core.windows.net/c/b.tif", "test://down") == signed
