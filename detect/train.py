@@ -188,6 +188,11 @@ def run(plan: TrainPlan) -> dict[str, Any]:
         log.warning("%s lacks %s: left out of the %s model", city, ",".join(missing), band_key(plan.bands))
     if not cities:
         raise InputError(f"no city in {plan.data} has all of {','.join(plan.bands)}")
+    folds = make_folds(cities, plan.cv) if plan.cv else []
+    # Every starting point (--init-from) is found and checked before chips are cut or anything trains.
+    to_run = [i for i in range(len(folds)) if not plan.only_folds or i in plan.only_folds]
+    starts = {i: init_weights(plan, folds, i) for i in to_run}
+    final_start = init_weights(plan, folds, None) if plan.final else None
     atomic_write_json(out / "plan.json", asdict(plan))
     chips = build_chips(
         plan.data,
@@ -197,12 +202,6 @@ def run(plan: TrainPlan) -> dict[str, Any]:
         plan.chip_dir,
         plan.chips,
     )
-    folds = make_folds(cities, plan.cv) if plan.cv else []
-    for i in range(len(folds)):  # check every starting point before hours of training
-        if not plan.only_folds or i in plan.only_folds:
-            init_weights(plan, folds, i)
-    if plan.final:
-        init_weights(plan, folds, None)
     report: dict[str, Any] = {
         "bands": list(plan.bands),
         "cities": cities,
@@ -214,18 +213,19 @@ def run(plan: TrainPlan) -> dict[str, Any]:
     }
     atomic_write_json(out / "cv.json", report)
     for i, held in enumerate(folds):
-        if plan.only_folds and i not in plan.only_folds:
+        if i not in starts:
             if (out / f"fold{i}" / f"{plan.name}-fold{i}.pt").is_file():
                 report["folds"][i]["weights"] = str(out / f"fold{i}" / f"{plan.name}-fold{i}.pt")
             continue
         train_cities = [c for c in cities if c not in held]
         log.info("fold %d/%d: held out %s", i + 1, len(folds), ", ".join(held))
-        init = init_weights(plan, folds, i)
-        pt, spec = train_on(plan, train_cities, held, out / f"fold{i}", f"{plan.name}-fold{i}", init=init)
+        pt, spec = train_on(
+            plan, train_cities, held, out / f"fold{i}", f"{plan.name}-fold{i}", init=starts[i]
+        )
         report["folds"][i].update(weights=str(pt), train_seconds=spec.metrics["training"]["train_seconds"])
         atomic_write_json(out / "cv.json", report)
     if plan.final:
-        pt, spec = train_on(plan, cities, [], out / "final", plan.name, init=init_weights(plan, folds, None))
+        pt, spec = train_on(plan, cities, [], out / "final", plan.name, init=final_start)
         report["final"] = {
             "weights": str(pt),
             "sha256": spec.sha256,
