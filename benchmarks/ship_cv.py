@@ -163,8 +163,9 @@ def run(
     baseline_done: dict[str, tuple] = {}
     for cv_dir in cv_dirs:
         report = json.loads((cv_dir / "cv.json").read_text())
-        label = "yolo " + ",".join(report["bands"]) + (" +tta" if tta else "")
-        label += "" if refine else " (box geometry)"
+        bands = ",".join(report["bands"])
+        label = f"yolo {bands}" + (" +tta" if tta else "") + ("" if refine else " (box geometry)")
+        base_label = f"baseline (vs {bands})"
         pooled: dict = {}
         pooled_base: dict = {}
         fold_cities: list[str] = []
@@ -189,7 +190,7 @@ def run(
                 pooled_base.update(b_scenes)
                 rows.append(
                     row(
-                        f"baseline (vs {label[5:].split(' ')[0]})",
+                        base_label,
                         str(i),
                         held,
                         summarise("baseline", b_scenes, BaselineDetector().conf, b_skipped),
@@ -202,7 +203,7 @@ def run(
         if pooled_base:
             rows.append(
                 row(
-                    f"baseline (vs {label[5:].split(' ')[0]})",
+                    base_label,
                     "pooled",
                     fold_cities,
                     summarise("baseline", pooled_base, BaselineDetector().conf),
