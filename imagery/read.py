@@ -398,7 +398,7 @@ def _unify_guessed_scales(
 
 def check_href_access(asset: Asset) -> None:
     """Raise CredentialsError for assets that cannot be read anonymously (requester-pays buckets)."""
-    from imagery.catalog import ensure_readable  # the catalogue knows the anonymous mirror, if any
+    from imagery.sources.access import ensure_readable  # the source knows the anonymous mirror, if any
 
     ensure_readable(asset)
     href = asset.href
@@ -420,7 +420,7 @@ def _read_asset(scene: Scene, asset: Asset, grid: Grid) -> tuple[np.ndarray, dic
     shown = redact_href(asset.href)
     what = f"{asset.band} of {scene.id} from {shown}"
     scale, guessed = (1.0 if categorical else float(asset.scale)), False
-    from imagery.catalog import fresh_href  # re-signs hrefs whose token may have expired
+    from imagery.sources.access import fresh_href  # re-signs hrefs whose token may have expired
 
     try:
         with gdal_env(), rasterio.open(vsi_path(fresh_href(asset))) as src:

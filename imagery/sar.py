@@ -32,10 +32,10 @@ from rasterio.transform import GCPTransformer
 from rasterio.warp import reproject, transform_bounds
 from rasterio.windows import Window, from_bounds
 
-from imagery.catalog import fresh_href
 from imagery.errors import CoverageError, InputError, RasterReadError
 from imagery.gdal import gdal_env, vsi_path
 from imagery.read import check_href_access, default_grid_for, redact_href, reproject_array
+from imagery.sources.access import fresh_href
 from imagery.types import Grid, RasterWindow, Scene
 
 log = logging.getLogger(__name__)

@@ -8,7 +8,8 @@ from typing import Any
 import click
 
 from detect.cli import cli, emit
-from imagery.catalog import empty_result_hint, parse_period, resolve_aoi, scene_summary, search
+from imagery.catalog import resolve_aoi, scene_summary, search
+from imagery.sources.base import empty_result_hint, parse_period
 
 log = logging.getLogger("harborwatch")
 

@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from imagery.catalog import SceneSearch, day_window
 from imagery.config import CdseCredentials, load_cdse_credentials, redact_secrets
 from imagery.errors import CatalogError, CredentialsError, HarborwatchError, RateLimitError
 from imagery.http import RetryPolicy, redact_url
+from imagery.sources.base import SceneSearch, day_window
 from imagery.sources.stac import item_baseline, item_crs, item_datetime, item_footprint, item_platform
 from imagery.types import S2_BANDS, Asset, Scene
 

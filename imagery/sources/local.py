@@ -24,9 +24,9 @@ from rasterio.errors import RasterioIOError
 from rasterio.warp import transform_geom
 from shapely.geometry import box, mapping, shape
 
-from imagery.catalog import check_limit, check_max_cloud, finish, parse_period
 from imagery.errors import InputError, RasterReadError
 from imagery.read import BAND_FILE_RE, find_band_files, normalise_band_name
+from imagery.sources.base import check_limit, check_max_cloud, finish, parse_period
 from imagery.sources.stac import item_baseline, item_datetime, item_level, item_platform
 from imagery.types import Asset, Scene
 

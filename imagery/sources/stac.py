@@ -17,9 +17,9 @@ from pystac_client.exceptions import APIError
 from pystac_client.stac_api_io import StacApiIO
 from shapely.geometry import shape
 
-from imagery.catalog import SceneSearch, stac_datetime_range
 from imagery.errors import CatalogError, HarborwatchError
 from imagery.http import RetryingSession, RetryPolicy, make_session, redact_url
+from imagery.sources.base import SceneSearch, stac_datetime_range
 from imagery.types import Asset, Scene
 
 if TYPE_CHECKING:

@@ -13,8 +13,9 @@ from affine import Affine
 from shapely.geometry import box
 
 from imagery.aoi import Aoi
-from imagery.catalog import Catalog, aoi_coverage, check_coverage, get_catalog, parse_period, search
+from imagery.catalog import get_catalog, search
 from imagery.errors import CoverageError, InputError
+from imagery.sources.base import Catalog, aoi_coverage, check_coverage, parse_period
 from imagery.sources.cdse import SentinelHubCatalogSource
 from imagery.sources.earth_search import EarthSearchCatalog
 from imagery.sources.local import LocalCatalog

@@ -12,9 +12,10 @@ import pytest
 from shapely.geometry import box, shape
 
 from imagery.aoi import Aoi
-from imagery.catalog import ensure_readable, get_catalog
+from imagery.catalog import get_catalog
 from imagery.errors import CatalogError, CredentialsError, RateLimitError
 from imagery.http import RetryPolicy, make_session
+from imagery.sources.access import ensure_readable
 from imagery.sources.earth_search import EarthSearchCatalog, gcp_l1c_hrefs, granule_dir
 from imagery.sources.planetary_computer import PlanetaryComputerCatalog, SasSigner
 from imagery.types import Asset
@@ -411,9 +412,9 @@ def test_live_planetary_computer_longkou_l2a_2018_is_signed():
 
 
 def test_a_scene_read_after_its_token_expired_is_signed_again():
-    """Batch jobs read scenes long after searching them: readers re-sign (imagery.catalog.fresh_href)."""
-    from imagery.catalog import fresh_href
+    """Batch jobs read scenes long after searching them: readers re-sign (sources.access.fresh_href)."""
     from imagery.sar import _scene_sources
+    from imagery.sources.access import fresh_href
 
     now = {"t": datetime(2024, 5, 14, 12, 0, tzinfo=timezone.utc)}
     with pc_api([load(PC / "items" / PC_S1)]) as srv:
