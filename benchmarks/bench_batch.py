@@ -31,7 +31,8 @@ sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
 from _measure import machine, measure, table  # noqa: E402
 from bench_read import BANDS, source_pixels  # noqa: E402
 
-from detect import batch, pipeline  # noqa: E402
+from detect import pipeline  # noqa: E402
+from detect.pipeline import batch  # noqa: E402
 
 DAY0 = date(2023, 6, 1)
 

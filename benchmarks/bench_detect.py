@@ -26,11 +26,11 @@ sys.path[:0] = [str(REPO), str(REPO / "benchmarks")]
 from _measure import machine, measure, table  # noqa: E402
 from detect_speed import naive, scene_window  # noqa: E402
 
-from detect.gpu import BatchingPredictor  # noqa: E402
-from detect.model import YoloModel, export_onnx  # noqa: E402
-from detect.ships import ShipDetector  # noqa: E402
-from detect.slicing import make_tiles  # noqa: E402
-from detect.water import water_mask  # noqa: E402
+from detect.core.slicing import make_tiles  # noqa: E402
+from detect.core.water import water_mask  # noqa: E402
+from detect.pipeline.gpu import BatchingPredictor  # noqa: E402
+from detect.ships.model import YoloModel, export_onnx  # noqa: E402
+from detect.ships.yolo import ShipDetector  # noqa: E402
 
 CHIPS = REPO / "tests" / "fixtures" / "chips"
 
@@ -51,7 +51,7 @@ def concurrent(detector: ShipDetector, windows: list[Any]) -> int:
 
 
 def accuracy(detector: ShipDetector) -> dict[str, float]:
-    from detect.evaluate import evaluate
+    from detect.ships.evaluate import evaluate
 
     rep = evaluate(detector, CHIPS, CHIPS / "annotations.json")
     o = rep.overall
@@ -117,7 +117,7 @@ def main() -> None:
     paths["sliced, batch 16, every tile (torch)"] = (det, lambda d=det: len(d.detect(window)), tiles_all)
     onnx_dir = tempfile.mkdtemp(prefix="bench-onnx-")
     if not args.no_onnx:
-        from detect.onnx_runtime import OnnxYoloModel
+        from detect.ships.onnx_runtime import OnnxYoloModel
 
         onnx = OnnxYoloModel.load(export_onnx("ships-s2", Path(onnx_dir) / "ships-s2.onnx"))
         for water in (True, False):

@@ -24,12 +24,13 @@ from affine import Affine
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from detect.bands import RGBN, default_normalisation, to_model_input  # noqa: E402
-from detect.baseline import BaselineDetector  # noqa: E402
-from detect.model import ModelSpec, YoloModel, resolve_weights, untrained_checkpoint  # noqa: E402
-from detect.ships import ShipDetector  # noqa: E402
-from detect.slicing import make_tiles, merge_boxes, predict_tiles  # noqa: E402
-from detect.water import water_mask  # noqa: E402
+from detect.core.bands import RGBN, default_normalisation, to_model_input  # noqa: E402
+from detect.core.slicing import make_tiles, merge_boxes, predict_tiles  # noqa: E402
+from detect.core.water import water_mask  # noqa: E402
+from detect.core.weights import ModelSpec, resolve_weights  # noqa: E402
+from detect.ships.baseline import BaselineDetector  # noqa: E402
+from detect.ships.model import YoloModel, untrained_checkpoint  # noqa: E402
+from detect.ships.yolo import ShipDetector  # noqa: E402
 from imagery.read import open_raster  # noqa: E402
 from imagery.types import Grid, RasterWindow  # noqa: E402
 

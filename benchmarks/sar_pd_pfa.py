@@ -23,7 +23,7 @@ from affine import Affine
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from detect.sar import (  # noqa: E402
+from detect.sar.cfar import (  # noqa: E402
     CfarParams,
     SarShipParams,
     cfar,

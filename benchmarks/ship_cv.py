@@ -1,8 +1,8 @@
 """Leave-cities-out cross-validation table for the Sentinel-2 vessel model, beside the CFAR baseline.
 
-Each fold's model (from ``python -m detect.train`` / ``harborwatch train``) is run with
+Each fold's model (from ``python -m detect.ships.train`` / ``harborwatch train``) is run with
 ``detect.ships.ShipDetector`` on the WHOLE scenes of the cities it never saw and scored with
-``detect.evaluate`` (IoU >= 0.1 or centre <= 30 m, AP50, count error, length MAE). The baseline is
+``detect.ships.evaluate`` (IoU >= 0.1 or centre <= 30 m, AP50, count error, length MAE). The baseline is
 scored on the same scenes. Prints per-fold and pooled rows; ``--out`` writes JSON.
 
     python benchmarks/ship_cv.py --cv-dir work-data/cv/B04-B03-B02-B08 --cv-dir work-data/cv/B04-B03-B02 \
@@ -21,12 +21,12 @@ from typing import Any
 
 import numpy as np
 
-from detect.baseline import BaselineDetector
-from detect.dataset import SEN2SHIPS_SCALE, available_bands
-from detect.evaluate import AP_CONF, EvaluationReport, load_coco_truth, scene_key, summarise
-from detect.model import YoloModel
-from detect.ships import ShipDetector
-from detect.water import WATER_BANDS
+from detect.core.water import WATER_BANDS
+from detect.ships.baseline import BaselineDetector
+from detect.ships.dataset import SEN2SHIPS_SCALE, available_bands
+from detect.ships.evaluate import AP_CONF, EvaluationReport, load_coco_truth, scene_key, summarise
+from detect.ships.model import YoloModel
+from detect.ships.yolo import ShipDetector
 from imagery.atomic import atomic_write_json
 from imagery.errors import MissingBandsError
 from imagery.read import open_raster
@@ -40,7 +40,7 @@ CONF_SWEEP = (0.1, 0.15, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6)
 def read_city(data: Path, city: str, detector: Any):
     """A city's bands for ``detector`` (plus the water-mask bands) with the sen2ships scale given explicitly.
 
-    ``detect.evaluate.read_for_detector`` lets ``open_raster`` guess the scale per file, which mixes
+    ``detect.ships.evaluate.read_for_detector`` lets ``open_raster`` guess the scale per file, which mixes
     1e-4 and 1/65535 within one sen2ships scene; here every band gets reflectance × 65535 → 0–1.
     """
     have = available_bands(data, city)
@@ -230,9 +230,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--no-refine",
         action="store_true",
-        help="keep the network's box geometry (no outline from the pixels, detect.refine)",
+        help="keep the network's box geometry (no outline from the pixels, detect.ships.refine)",
     )
-    p.add_argument("--tta", action="store_true", help="flip test-time augmentation (detect.tta)")
+    p.add_argument("--tta", action="store_true", help="flip test-time augmentation (detect.ships.tta)")
     p.add_argument("--out", type=Path, help="write the table as JSON here")
     p.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
     args = p.parse_args(argv)

@@ -19,16 +19,7 @@ from scipy import ndimage
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from detect.truck_sim import find_roads  # noqa: E402
-from detect.truck_train import (  # noqa: E402
-    HELDOUT_CITIES,
-    combine,
-    load_city,
-    match,
-    simulate_scene,
-    summarise,
-)
-from detect.trucks import (  # noqa: E402
+from detect.trucks.detector import (  # noqa: E402
     DEFAULT_MODEL,
     S2TD_SCALE,
     TRUCK_BANDS,
@@ -39,6 +30,8 @@ from detect.trucks import (  # noqa: E402
     flag_on_road,
     read_s2td_chip,
 )
+from detect.trucks.sim import find_roads  # noqa: E402
+from detect.trucks.train import HELDOUT_CITIES, combine, load_city, match, simulate_scene, summarise  # noqa: E402
 from imagery.atomic import atomic_path, atomic_write_json  # noqa: E402
 
 S2TD_CHIP = REPO / "tests" / "fixtures" / "trucks" / "s2td-motorway.tif"
@@ -137,8 +130,8 @@ def draw_figure(window, cands, path: Path) -> None:
 
 def yolo_comparison(args: argparse.Namespace, det: TruckDetector) -> dict:
     """Held-out P/R of the YOLO comparison model (conf chosen by F1 on the validation city)."""
-    from detect.model import YoloModel
-    from detect.truck_train import VAL_CITIES, yolo_candidates
+    from detect.ships.model import YoloModel
+    from detect.trucks.train import VAL_CITIES, yolo_candidates
 
     model = YoloModel.load(args.yolo)
 
@@ -309,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         atomic_write_json(args.json, out)
     if args.write_spec:
-        from detect.model import weights_dir
+        from detect.core.weights import weights_dir
 
         spec_path = (
             Path(args.weights) if args.weights.endswith(".json") else weights_dir() / f"{args.weights}.json"

@@ -1,5 +1,5 @@
 """harborwatch detection layer: models, inference, aggregation into daily counts, pipeline and CLI."""
 
-from detect.geometry import Detection, feature_collection
+from detect.core.geometry import Detection, feature_collection
 
 __all__ = ["Detection", "feature_collection"]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from detect.cli import main
-from detect.model import weights_dir
+from detect.core.weights import weights_dir
 from imagery.samples import list_samples, sample_dir
 
 HAVE_SHIP_WEIGHTS = (weights_dir() / "ships-s2.pt").is_file()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from detect.model import weights_dir
+from detect.core.weights import weights_dir
 
 NOTEBOOKS = Path(__file__).resolve().parents[1] / "notebooks"
 

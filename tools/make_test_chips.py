@@ -21,8 +21,8 @@ from pyproj import Transformer
 from rasterio.enums import Resampling
 from rasterio.warp import reproject
 
-from detect.rle import decode_rle, encode_rle
-from detect.water import water_mask
+from detect.core.rle import decode_rle, encode_rle
+from detect.core.water import water_mask
 from imagery.atomic import atomic_path, atomic_write_json, atomic_write_text
 from imagery.read import open_raster
 from imagery.types import Grid, RasterWindow

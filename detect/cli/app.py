@@ -1,0 +1,39 @@
+"""The ``harborwatch`` click group, its logging set-up and ``emit`` (JSON or human output); commands
+register on ``cli`` from ``detect.cli.commands``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import Any
+
+import click
+
+log = logging.getLogger("harborwatch")
+
+
+def emit(result: Any, as_json: bool, human: str | None = None) -> None:
+    """Print a result: JSON on stdout with ``--json``, else the human text (stdout)."""
+    if as_json:
+        click.echo(json.dumps(result, indent=2, default=str))
+    elif human is not None:
+        click.echo(human)
+
+
+def _setup_logging(verbose: int, quiet: bool) -> None:
+    level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
+    logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr, force=True)
+    # Libraries are noisy at INFO; keep them at WARNING unless -vv.
+    for name in ("rasterio", "urllib3", "botocore", "sentinelhub", "ultralytics", "distributed", "fsspec"):
+        logging.getLogger(name).setLevel(logging.DEBUG if verbose > 2 else logging.WARNING)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="More progress output on stderr (-vv for debug).")
+@click.option("-q", "--quiet", is_flag=True, help="Only warnings and errors on stderr.")
+@click.version_option(package_name="harborwatch")
+def cli(verbose: int, quiet: bool) -> None:
+    """harborwatch: count ships in ports and moving trucks on bridges from free Sentinel imagery."""
+    _setup_logging(verbose, quiet)

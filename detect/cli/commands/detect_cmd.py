@@ -1,0 +1,162 @@
+"""`harborwatch detect` (rasters → GeoJSON detections) and `harborwatch evaluate` (scores vs COCO labels)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import click
+
+from detect.cli.app import cli, emit
+from imagery.errors import InputError
+
+log = logging.getLogger("harborwatch")
+
+METHODS = ("yolo", "yolo-tta", "baseline")
+
+
+def parse_scale(value: str | None) -> float | None:
+    """``--scale``: reflectance per stored value, as a number or a fraction (``1/65535``, ``1e-4``)."""
+    if value is None:
+        return None
+    try:
+        num, _, den = value.partition("/")
+        scale = float(num) / float(den) if den else float(num)
+    except (ValueError, ZeroDivisionError):
+        raise InputError(f"--scale {value!r} is not a number or a fraction like 1/65535") from None
+    if not 0 < scale <= 1:
+        raise InputError(f"--scale must lie in (0, 1], got {value}")
+    return scale
+
+
+_SCALE_HELP = (
+    "Reflectance per stored value for every band, e.g. 1e-4 (Sentinel-2 DN) or 1/65535 (Sentinel Hub "
+    "raw exports such as sen2ships). Default: the file's REFLECTANCE_SCALE tag, else a guess."
+)
+
+
+def _split(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    if not items:
+        raise InputError(f"empty list {value!r}; give comma-separated names")
+    return items
+
+
+@cli.command("detect")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="GeoJSON FeatureCollection to write (EPSG:4326).",
+)
+@click.option("--classes", default="ship", show_default=True, help="Comma-separated classes to detect.")
+@click.option("--conf", type=float, default=None, help="Score threshold (default: the detector's).")
+@click.option(
+    "--method",
+    type=click.Choice(METHODS),
+    default="yolo",
+    show_default=True,
+    help="yolo (trained model), yolo-tta (the same with flip test-time augmentation: more accurate, 4x "
+    "the model's compute) or baseline (classical NIR CFAR).",
+)
+@click.option(
+    "--bands",
+    default=None,
+    help="Band names, e.g. B04,B03,B02,B08: name the bands of a GeoTIFF without band descriptions, "
+    "or select bands.",
+)
+@click.option("--device", default="cpu", show_default=True, help="Torch device for the model (cpu, cuda:0).")
+@click.option("--scale", default=None, help=_SCALE_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
+def detect_command(
+    paths: tuple[Path, ...],
+    out: Path,
+    classes: str,
+    conf: float | None,
+    method: str,
+    bands: str | None,
+    device: str,
+    scale: str | None,
+    as_json: bool,
+) -> None:
+    """Detect objects in GeoTIFFs or band folders (*_B02.tif, *_B03.tif, ...) and write GeoJSON."""
+    from detect.core.geometry import feature_collection
+    from detect.detectors import detect_paths
+    from imagery.atomic import atomic_write_json
+
+    class_list = _split(classes) or ["ship"]
+    dets, summaries = detect_paths(
+        list(paths),
+        classes=class_list,
+        method=method,
+        conf=conf,
+        bands=_split(bands),
+        device=device,
+        scale=parse_scale(scale),
+        progress=log.info,
+    )
+    detector_names = sorted({d.detector for d in dets})
+    fc = feature_collection(
+        dets, method=method, classes=class_list, inputs=[s.path for s in summaries], detectors=detector_names
+    )
+    atomic_write_json(out, fc)
+    totals = {c: sum(s.counts.get(c, 0) for s in summaries) for c in class_list}
+    summary = {
+        "out": str(out),
+        "method": method,
+        "counts": totals,
+        "paths": [
+            {"path": s.path, "scene": s.scene, "counts": s.counts, "seconds": s.seconds} for s in summaries
+        ],
+    }
+    human = f"{', '.join(f'{n} {c}' for c, n in totals.items())} in {len(summaries)} input(s) → {out}"
+    emit(summary, as_json, human)
+
+
+@cli.command("evaluate")
+@click.option(
+    "--images",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Folder the COCO file names are relative to (scene folders or GeoTIFFs).",
+)
+@click.option("--annotations", required=True, type=click.Path(path_type=Path), help="COCO annotations JSON.")
+@click.option("--method", type=click.Choice(METHODS), default="yolo", show_default=True)
+@click.option("--model", default=None, help="Weights name or .pt path for --method yolo (default ships-s2).")
+@click.option("--cities", default=None, help="Comma-separated scene keys/cities to score (default: all).")
+@click.option("--conf", type=float, default=None, help="Operating threshold for P/R/F1/counts.")
+@click.option("--device", default="cpu", show_default=True)
+@click.option("--scale", default=None, help=_SCALE_HELP)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
+def evaluate_command(
+    images: Path,
+    annotations: Path,
+    method: str,
+    model: str | None,
+    cities: str | None,
+    conf: float | None,
+    device: str,
+    scale: str | None,
+    as_json: bool,
+) -> None:
+    """Score a detector on labelled scenes: per-scene and overall P/R/F1/AP50/count error/length MAE."""
+    from detect.detectors import get_detector
+    from detect.ships.evaluate import evaluate
+
+    if not images.is_dir():
+        raise InputError(f"--images {images} is not a folder")
+    if not annotations.is_file():
+        raise InputError(f"--annotations {annotations} is not a file")
+    if conf is not None and not 0.0 <= conf <= 1.0:
+        raise InputError(f"conf must lie in [0, 1], got {conf}")
+    if model is not None and method not in ("yolo", "yolo-tta"):
+        raise InputError("--model applies to --method yolo or yolo-tta only")
+    kw = {"model": model} if model else {}
+    detector = get_detector("ship", method, device, **kw)
+    report = evaluate(
+        detector, images, annotations, _split(cities), conf=conf, scale=parse_scale(scale), progress=log.info
+    )
+    emit(report.to_dict(), as_json, report.table())

@@ -1,0 +1,91 @@
+"""Per-scene records: the key a finished scene must match, and reading finished scenes back.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from detect.counting import aggregate as agg
+from detect.sar.s1 import scene_sensor
+from imagery.aoi import Aoi
+from imagery.types import Grid, Scene
+
+#: Per-scene result format; a record written by another version is redone.
+#: 2: ship boxes refitted to the hull's pixels (``detect.ships.refine``) and weights in the record key.
+SCENE_RECORD_VERSION = 2
+
+
+def safe_name(scene_id: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", scene_id)[:200]
+
+
+def record_key(methods: dict[str, str], conf: float | None, grid: Grid, aoi: Aoi) -> dict[str, Any]:
+    """What a finished scene's result depends on; a record with another key is redone."""
+    from detect.detectors import weights_fingerprint
+
+    return {
+        "version": SCENE_RECORD_VERSION,
+        "methods": dict(methods),
+        # New weights mean new detections: a scene counted with other weights is redone.
+        "weights": {c: weights_fingerprint(c, m) for c, m in sorted(methods.items())},
+        "conf": conf,
+        "grid": grid.key(),
+        "zones": aoi_fingerprint(aoi),  # zone coverage and membership are computed per scene
+    }
+
+
+def aoi_fingerprint(aoi: Aoi) -> str:
+    """A short hash of the AOI polygon and its zones (names, geometry, buffers)."""
+    import hashlib
+
+    h = hashlib.sha256(aoi.geometry.wkb)
+    for z in aoi.zones:
+        h.update(f"|{z.name}|{z.kind}|{z.buffer_m}|".encode())
+        h.update(z.geometry.wkb)
+    return h.hexdigest()[:16]
+
+
+def load_done(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
+    try:
+        rec = json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    if rec.get("key") != key or rec.get("status") == "failed":
+        return None  # other parameters, or a failure worth retrying
+    return rec
+
+
+def base_record(scene: Scene, key: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "scene": scene.id,
+        "datetime": scene.datetime.isoformat(),
+        "date": scene.datetime.date().isoformat(),
+        "source": scene.source,
+        "collection": scene.collection,
+        "platform": scene.platform,
+        "sensor": scene_sensor(scene),
+        "processing_level": scene.processing_level,
+        "cloud_cover": scene.cloud_cover,
+        "cloud_fraction": None,
+        "valid_fraction": None,
+        "observed_fraction": None,
+        "status": "failed",
+        "reason": "",
+        "n_detections": 0,
+        "coverage": [],
+        "key": key,
+    }
+
+
+def load_detections(scenes_dir: Path, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for rec in records:
+        if rec["status"] == "failed" or not rec.get("n_detections"):
+            continue
+        fc = json.loads((scenes_dir / f"{safe_name(rec['scene'])}.geojson").read_text())
+        rows.extend(agg.rows_from_features(fc["features"]))
+    return rows

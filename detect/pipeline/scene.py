@@ -1,0 +1,189 @@
+"""The run's second step: read, screen and detect one scene, and write its record.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from detect.counting import aggregate as agg
+from detect.pipeline.records import base_record, safe_name
+from detect.pipeline.steps import Steps
+from detect.sar.s1 import S1_MARGIN_M, margin_grid, on_grid, scene_sensor
+from imagery.aoi import Aoi
+from imagery.atomic import atomic_write_json, atomic_write_text
+from imagery.clouds import S2CLOUDLESS_BANDS
+from imagery.types import Grid, Scene
+
+log = logging.getLogger(__name__)
+
+
+def scene_bands(scene: Scene, detector: Sequence[str]) -> tuple[str, ...]:
+    """Detector bands plus what the cloud screen needs: SCL when the scene has it, else s2cloudless inputs."""
+    bands = list(detector)
+    if "SCL" in scene.assets:
+        extra: Sequence[str] = ("SCL",)
+    elif scene.processing_level.upper() == "L1C":
+        extra = S2CLOUDLESS_BANDS
+    else:
+        extra = ()
+    bands += [b for b in extra if b in scene.assets and b not in bands]
+    return tuple(bands)
+
+
+def process_scene(
+    scene: Scene,
+    *,
+    aoi: Aoi,
+    grid: Grid,
+    masks: dict[str, np.ndarray],
+    steps: Steps,
+    bands: Sequence[str],
+    methods: dict[str, str],
+    conf: float | None,
+    device: str,
+    cache: Any,
+    params: agg.AggregateParams,
+    key: dict[str, Any],
+    scenes_dir: Path,
+    sensor: str | None = None,
+    s1_margin_m: float = S1_MARGIN_M,
+) -> dict[str, Any]:
+    """Read, screen and detect one scene; write its detections, then its record (the record marks it done).
+
+    A Sentinel-1 scene (``sensor``, default from the scene) is read onto ``grid`` grown by
+    ``s1_margin_m`` so that azimuth ghosts of bright targets off the AOI can be recognised; ships found
+    there are detected on the wide window and kept only when their centre lies on ``grid``.
+    ``methods`` for it is ``{"ship": "cfar"}``; ``bands`` is not used.
+    """
+    t0 = time.perf_counter()
+    rec = base_record(scene, key)
+    rec["sensor"] = sensor = sensor or scene_sensor(scene)
+    name = safe_name(scene.id)
+    try:
+        if sensor == "S1":
+            from detect.sar.cfar import s1_observation
+
+            wide, inner = margin_grid(grid, s1_margin_m)
+            full = steps.read_sar(scene, wide, cache=cache)
+            window = replace(
+                full, data=full.data[(slice(None), *inner)], grid=grid, valid=full.valid_mask[inner]
+            )
+            seen = s1_observation(window)
+            rec.update(polarisations=seen["polarisations"], quantity=seen["quantity"])
+
+            def find() -> list[Any]:
+                if "ship" not in methods:
+                    return []
+                return on_grid(steps.detect_sar(full, aoi=aoi, conf=conf, device=device), grid)
+
+        else:
+            window = steps.read(scene, grid, scene_bands(scene, bands), cache=cache)
+
+            def find() -> list[Any]:
+                return [
+                    d
+                    for c, m in methods.items()
+                    for d in steps.detect(window, classes=(c,), method=m, conf=conf, device=device)
+                ]
+
+        screen, cloud, valid = steps.screen(window, masks[agg.ALL_ZONE])
+        coverage = agg.zone_coverage(scene.id, masks, valid, cloud)
+        cov_all = next(c for c in coverage if c["zone"] == agg.ALL_ZONE)
+        rec.update(
+            cloud_fraction=finite_or(screen.cloud_fraction),
+            valid_fraction=finite_or(screen.valid_fraction, window.valid_fraction),
+            observed_fraction=cov_all["observed_fraction"],
+            status=str(screen.status),
+            reason=screen_reason(screen),
+            coverage=coverage,
+        )
+        if max(c["observed_fraction"] for c in coverage) < params.partial_min:
+            skip = f"no zone at least {params.partial_min:.0%} clear and valid: detection skipped"
+            rec["reason"] = "; ".join(r for r in (rec["reason"], skip) if r)
+            detections: list[Any] = []
+        else:
+            detections = flag_trucks(find(), aoi)
+        rows = agg.detection_rows(detections, aoi)
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except Exception as e:  # one bad scene must not sink the run: record it, go on, retry on rerun
+        rec.update(status="failed", reason=f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+        log.warning("scene %s failed: %s", scene.id, rec["reason"])
+        rec["elapsed_s"] = round(time.perf_counter() - t0, 3)
+        atomic_write_json(scenes_dir / f"{name}.json", rec)
+        return rec
+    df = agg.detections_table(rows)
+    fc = {"type": "FeatureCollection", "features": agg.features_from_rows(df)}
+    atomic_write_text(scenes_dir / f"{name}.geojson", json.dumps(fc) + "\n")
+    rec["n_detections"] = len(df)
+    rec["elapsed_s"] = round(time.perf_counter() - t0, 3)
+    atomic_write_json(scenes_dir / f"{name}.json", rec)
+    return rec
+
+
+def flag_trucks(detections: list[Any], aoi: Aoi) -> list[Any]:
+    """Mark trucks on or off the AOI's road and bridge-deck zones (``on_road``); ships pass unchanged.
+
+    Off-road trucks are kept, flagged, so a user sees them; per-zone counts come from the zones themselves.
+    """
+    trucks = [d for d in detections if d.class_name == "truck"]
+    if not trucks:
+        return detections
+    from detect.trucks.detector import flag_on_road
+
+    flagged = iter(flag_on_road(trucks, aoi))
+    return [next(flagged) if d.class_name == "truck" else d for d in detections]
+
+
+def screen_reason(screen: Any) -> str:
+    """Why a scene's view is limited, in words (empty for a clear scene)."""
+    if screen.status == "nodata":
+        return "no valid pixels over the AOI"
+    if screen.status == "cloudy":
+        return f"cloudy: {screen.cloud_fraction:.0%} of the AOI's valid pixels under cloud or shadow"
+    if screen.status == "partial":
+        return f"partial: only {screen.valid_fraction:.0%} of the AOI has data"
+    if screen.status == "unknown":
+        return "no cloud mask (neither SCL nor the s2cloudless bands): clouds would go unnoticed"
+    return ""
+
+
+def finite_or(v: Any, default: float | None = None) -> float | None:
+    if v is None:
+        return default
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return default
+    return f if np.isfinite(f) else default
+
+
+def scene_cache(cache_dir: str | Path | None, source: str) -> Any:
+    """The imagery cache; none for local folders unless asked (their files are already on disk)."""
+    from imagery.cache import Cache
+
+    if cache_dir is None and source.startswith("local:"):
+        return None
+    return Cache(cache_dir)
+
+
+def progress_bar(total: int, enabled: bool) -> Any:
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        desc="scenes",
+        unit="scene",
+        file=sys.stderr,
+        disable=not (enabled and sys.stderr.isatty()),
+        leave=False,
+    )

@@ -1,0 +1,43 @@
+"""The run's first step: the scenes of every sensor asked for, oldest first.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+
+from detect.pipeline.steps import Steps
+from detect.sar.s1 import scene_sensor
+from imagery.aoi import Aoi
+from imagery.types import Scene
+
+log = logging.getLogger(__name__)
+
+
+def search_scenes(
+    steps: Steps,
+    aoi: Aoi,
+    start: date,
+    end: date,
+    *,
+    sources: dict[str, str],
+    collections: dict[str, str],
+    max_cloud: float | None = None,
+) -> list[Scene]:
+    """Scenes of every sensor, oldest first: one search per distinct (source, collection), each scene
+    kept when its sensor was asked for (a local folder may hold both)."""
+    queries: dict[tuple[str, str], list[str]] = {}
+    for sensor, coll in collections.items():
+        queries.setdefault((sources[sensor], coll), []).append(sensor)
+    found: dict[str, Scene] = {}
+    skipped: dict[str, int] = {}
+    for (src, coll), wanted in queries.items():
+        for scene in steps.search(aoi, start, end, collection=coll, source=src, max_cloud=max_cloud):
+            sensor = scene_sensor(scene)
+            if sensor in wanted:
+                found.setdefault(scene.id, scene)
+            else:
+                skipped[sensor] = skipped.get(sensor, 0) + 1
+    for sensor, n in skipped.items():
+        log.info("%d %s scene(s) left out: %s is not in --sensors", n, sensor, sensor.lower())
+    return sorted(found.values(), key=lambda sc: (sc.datetime, sc.id))

@@ -1,0 +1,157 @@
+"""Charts of a run: daily counts per zone and the map of one day's detections.
+"""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from detect.counting.aggregate import ALL_ZONE
+from imagery.atomic import atomic_write_bytes
+
+
+def plot_counts(daily: pd.DataFrame, path: Path, *, title: str = "") -> Path:
+    """Daily counts per zone and class: bars for observed days, hatched bars for partial days (floors),
+    pale grey columns with ✕ marks for unobserved days — never a zero bar. Days counted from Sentinel-1
+    (``sensor`` column) are hollow bars."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    groups = list(daily.groupby(["zone", "class"], sort=False))
+    groups.sort(key=lambda g: (g[0][0] != ALL_ZONE, g[0]))
+    n = max(1, len(groups))
+    fig, axes = plt.subplots(n, 1, figsize=(10, 2.4 * n + 0.8), sharex=True, squeeze=False)
+    for ax, ((zone, cls), g) in zip(axes[:, 0], groups, strict=False):
+        g = g.sort_values("date")
+        x = pd.to_datetime(g["date"])
+        counts = g["count"].astype("Float64")
+        top = float(counts.max()) if counts.notna().any() else 1.0
+        top = max(top, 1.0)
+        radar = (g["sensor"] == "S1").to_numpy() if "sensor" in g else np.zeros(len(g), bool)
+        obs = (g["status"] == "observed").to_numpy()
+        part = (g["status"] == "partial").to_numpy()
+        unobs = (g["status"] == "unobserved").to_numpy()
+        vals = counts.fillna(0).to_numpy(dtype=float)
+        # Sentinel-1 days are hollow bars: the same count scale, another sensor (see the report).
+        for sel, face in ((~radar, "#1f77b4"), (radar, "white")):
+            ax.bar(x[obs & sel], vals[obs & sel], width=0.8, facecolor=face, edgecolor="#1f77b4", lw=1.2)
+        for sel, face in ((~radar, "#aec7e8"), (radar, "white")):
+            ax.bar(
+                x[part & sel],
+                vals[part & sel],
+                width=0.8,
+                facecolor=face,
+                hatch="///",
+                edgecolor="#1f77b4",
+                lw=1.2,
+            )
+        zero = (obs | part) & (vals == 0)  # seen and empty: a real zero, marked on the axis
+        ax.plot(x[zero], np.zeros(int(zero.sum())), "_", color="#1f77b4", ms=9, mew=2, clip_on=False)
+        # Unobserved days: a pale full-height column and a ✕ at the foot, never a bar of height 0.
+        ax.bar(x[unobs], np.full(int(unobs.sum()), top * 1.15), width=0.8, color="#e6e6e6", lw=0, zorder=0)
+        ax.plot(x[unobs], np.full(int(unobs.sum()), top * 0.05), "x", color="#636363", ms=5)
+        ax.set_ylim(0, top * 1.15)
+        ax.set_ylabel(f"{cls}s")
+        ax.set_title(f"zone: {zone}", fontsize=9, loc="left")
+        ax.grid(axis="y", alpha=0.3)
+    handles = [
+        Patch(color="#1f77b4", label="observed"),
+        Patch(facecolor="#aec7e8", hatch="///", edgecolor="#1f77b4", label="partial (count is a floor)"),
+        Patch(facecolor="#e6e6e6", label="unobserved: no count (✕)"),
+    ]
+    if "sensor" in daily and (daily["sensor"] == "S1").any():
+        handles.append(Patch(facecolor="white", edgecolor="#1f77b4", label="hollow: Sentinel-1 (radar) day"))
+    axes[0, 0].legend(
+        handles=handles,
+        loc="lower right",
+        bbox_to_anchor=(1.0, 1.0),
+        fontsize=8,
+        ncol=len(handles),
+        frameon=False,
+    )
+    if title:
+        fig.suptitle(title, fontsize=11)
+    fig.autofmt_xdate()
+    height = fig.get_figheight()
+    # Fixed margins (in inches) instead of tight_layout, which costs more than the drawing itself.
+    fig.subplots_adjust(left=0.07, right=0.98, top=1 - 0.55 / height, bottom=0.85 / height, hspace=0.5)
+    return _save_fig(fig, path)
+
+
+def plot_map(
+    rgb: np.ndarray | None,
+    grid: Any,
+    detections: pd.DataFrame,
+    path: Path,
+    *,
+    zones: dict[str, Any] | None = None,
+    title: str = "",
+) -> Path:
+    """One scene's detections (outlines) over its true-colour image, on the AOI grid in metres.
+
+    ``rgb`` is (3, H, W) reflectance (B04, B03, B02) or None (then detections on a blank frame).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    from imagery.aoi import to_crs
+
+    left, bottom, right, top = grid.bounds
+    fig, ax = plt.subplots(figsize=(8, 8 * grid.height / max(grid.width, 1) + 0.5))
+    if rgb is not None:
+        ax.imshow(stretch_rgb(rgb), extent=(left, right, bottom, top), origin="upper")
+    else:
+        ax.set_facecolor("#eeeeee")
+        ax.text(0.5, 0.5, "imagery not available", transform=ax.transAxes, ha="center", color="#888888")
+    for name, geom in (zones or {}).items():
+        for part in getattr(geom, "geoms", [geom]):
+            if part.geom_type == "Polygon":
+                xs, ys = part.exterior.xy
+                ax.plot(xs, ys, color="#ffd400", lw=1, alpha=0.8)
+        if name != ALL_ZONE:
+            c = geom.representative_point()
+            ax.text(c.x, c.y, name, color="#ffd400", fontsize=7)
+    for rec in detections.to_dict("records"):
+        poly = to_crs(rec["geometry"], grid.crs)
+        xs, ys = poly.exterior.xy
+        ax.plot(xs, ys, color="#ff2d2d", lw=1.2)
+    ax.set_xlim(left, right)
+    ax.set_ylim(bottom, top)
+    ax.set_xlabel(f"easting (m, {grid.crs})")
+    ax.set_ylabel("northing (m)")
+    ax.ticklabel_format(style="plain", useOffset=False)
+    ax.tick_params(labelsize=7)
+    ax.set_title(title or f"{len(detections)} detections", fontsize=10)
+    fig.tight_layout()
+    return _save_fig(fig, path)
+
+
+def stretch_rgb(rgb: np.ndarray, low: float = 2, high: float = 98) -> np.ndarray:
+    """(3, H, W) reflectance → (H, W, 3) 0–1 with a per-image percentile stretch; no data is black."""
+    arr = np.moveaxis(np.asarray(rgb, dtype=np.float32), 0, -1)
+    finite = np.isfinite(arr).all(axis=-1)
+    out = np.zeros_like(arr)
+    if finite.any():
+        lo, hi = np.percentile(arr[finite], [low, high])
+        out = np.clip((np.nan_to_num(arr) - lo) / max(hi - lo, 1e-6), 0, 1)
+        out[~finite] = 0
+    return out
+
+
+def _save_fig(fig: Any, path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    buf = io.BytesIO()
+    # Low zlib effort: these PNGs are mostly imagery, where high effort costs seconds and saves little.
+    fig.savefig(buf, format="png", dpi=100, pil_kwargs={"compress_level": 1})
+    plt.close(fig)
+    return atomic_write_bytes(path, buf.getvalue())

@@ -1,0 +1,126 @@
+"""What produced a run: the model (spec and card, never loaded), package versions, run.json.
+"""
+
+from __future__ import annotations
+
+import platform
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from imagery.atomic import atomic_write_json
+
+VERSION_PACKAGES = (
+    "harborwatch",
+    "numpy",
+    "pandas",
+    "pyarrow",
+    "shapely",
+    "pyproj",
+    "rasterio",
+    "matplotlib",
+    "ultralytics",
+    "torch",
+    "opencv-python",
+    "pystac-client",
+    "sentinelhub",
+    "s2cloudless",
+)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the report says about the detector: name, weights hash and measured accuracy."""
+
+    name: str
+    method: str
+    weights: str | None
+    sha256: str | None
+    bands: tuple[str, ...]
+    metrics: dict[str, Any]
+    card: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "method": self.method,
+            "weights": self.weights,
+            "sha256": self.sha256,
+            "bands": list(self.bands),
+            "metrics": self.metrics,
+            "card": self.card,
+        }
+
+
+def model_info(method: str, name: str = "ships-s2") -> ModelInfo:
+    """Read the weights' spec (``<name>.json``) and card for the report; never loads the model."""
+    if method != "yolo":
+        return ModelInfo(
+            name=method, method=method, weights=None, sha256=None, bands=(), metrics={}, card=None
+        )
+    from detect.core.weights import ModelSpec, resolve_weights
+
+    pt, spec_path = resolve_weights(name)
+    card = pt.with_suffix(".md")
+    try:
+        spec = ModelSpec.read(spec_path)
+    except Exception:  # a missing or unreadable spec is reported as such, not fatal for the report
+        return ModelInfo(
+            name=name,
+            method=method,
+            weights=str(pt) if pt.exists() else None,
+            sha256=None,
+            bands=(),
+            metrics={},
+            card=str(card) if card.exists() else None,
+        )
+    return ModelInfo(
+        name=spec.name,
+        method=method,
+        weights=str(pt),
+        sha256=spec.sha256 or None,
+        bands=spec.bands,
+        metrics=dict(spec.metrics),
+        card=str(card) if card.exists() else None,
+    )
+
+
+def package_versions() -> dict[str, str | None]:
+    out: dict[str, str | None] = {"python": platform.python_version()}
+    for name in VERSION_PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = None
+    return out
+
+
+def write_run_json(
+    path: Path,
+    *,
+    parameters: dict[str, Any],
+    model: ModelInfo,
+    command: Sequence[str] | None,
+    started: datetime,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    doc = {
+        "harborwatch_run": 1,
+        "command": list(command) if command is not None else None,
+        "started": started.isoformat(),
+        "finished": datetime.now(timezone.utc).isoformat(),
+        "parameters": parameters,
+        "model": model.to_dict(),
+        "versions": package_versions(),
+        "platform": {
+            "system": platform.system(),
+            "machine": platform.machine(),
+            "executable": sys.executable,
+        },
+        **(extra or {}),
+    }
+    return atomic_write_json(path, doc)

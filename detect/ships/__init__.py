@@ -1,0 +1,52 @@
+"""Ship detection on Sentinel-2: the YOLO detector (``yolo``), its model adapter, training, data preparation
+and evaluation, and the NIR baseline. Importing the package registers its detectors (``ship`` with
+``yolo``, ``yolo-tta``, ``yolo-onnx``, ``baseline``); modules load only when a detector is built.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from detect.core.registry import Detector, register_detector
+
+_LAZY = {"ShipDetector": "detect.ships.yolo", "BaselineDetector": "detect.ships.baseline"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'detect.ships' has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
+
+def _ship_yolo(device: str = "cpu", **kw: Any) -> Detector:
+    from detect.ships.yolo import ShipDetector
+
+    return ShipDetector(device=device, **kw)
+
+
+def _ship_baseline(device: str = "cpu", **kw: Any) -> Detector:
+    from detect.ships.baseline import BaselineDetector
+
+    return BaselineDetector(**kw)
+
+
+def _ship_yolo_tta(device: str = "cpu", **kw: Any) -> Detector:
+    from detect.ships.yolo import ShipDetector  # four flipped views per tile, fused (ships.tta): 4x compute
+
+    return ShipDetector(device=device, tta=True, **kw)
+
+
+def _ship_yolo_onnx(device: str = "cpu", model: str | None = None, **kw: Any) -> Detector:
+    from detect.ships.model import DEFAULT_MODEL
+    from detect.ships.onnx_runtime import OnnxYoloModel  # the exported model on onnxruntime, no torch
+    from detect.ships.yolo import ShipDetector
+
+    return ShipDetector(OnnxYoloModel.load(model or DEFAULT_MODEL, device=device), device=device, **kw)
+
+
+register_detector("ship", "yolo", _ship_yolo)
+register_detector("ship", "yolo-tta", _ship_yolo_tta)
+register_detector("ship", "baseline", _ship_baseline)
+register_detector("ship", "yolo-onnx", _ship_yolo_onnx)

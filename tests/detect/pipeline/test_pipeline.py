@@ -1,0 +1,293 @@
+"""The `run` pipeline end to end on real bundled imagery (local source, classical detector):
+resume without repeated work, a failing scene recorded and skipped, an interrupted run resumed."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import replace
+from datetime import date, timedelta
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import rasterio
+from shapely.geometry import box, shape
+
+from detect import pipeline
+from detect.core.geometry import Detection
+from detect.pipeline.records import record_key
+from imagery.aoi import Zone, aoi_from_bbox
+from imagery.errors import InputError
+from imagery.samples import list_samples
+
+SAMPLE = next(s for s in list_samples() if s.id.startswith("athens"))
+DAY = SAMPLE.datetime.date()
+
+
+def _copy_scene(
+    src_dir: Path, dst_root: Path, new_id: str, days_later: int, bands: int | None = None
+) -> None:
+    """A copy of the sample as another acquisition (other id and date), optionally with fewer bands."""
+    dst = dst_root / new_id
+    dst.mkdir(parents=True)
+    meta = json.loads((src_dir / "scene.json").read_text())
+    when = SAMPLE.datetime + timedelta(days=days_later)
+    meta.update(id=new_id, datetime=when.isoformat().replace("+00:00", "Z"))
+    with rasterio.open(SAMPLE.path) as src:
+        profile = src.profile
+        n = bands or src.count
+        data = src.read(list(range(1, n + 1)))
+        descriptions = src.descriptions[:n]
+        tags = src.tags()
+    meta["bands"] = list(descriptions)
+    profile.update(count=n, driver="GTiff")
+    with rasterio.open(dst / f"{new_id}.tif", "w", **profile) as out:
+        out.write(data)
+        out.update_tags(**tags)
+        for i, d in enumerate(descriptions, start=1):
+            out.set_band_description(i, d)
+    (dst / "scene.json").write_text(json.dumps(meta))
+
+
+@pytest.fixture(scope="module")
+def imagery_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("scenes")
+    shutil.copytree(SAMPLE.path.parent, root / SAMPLE.id)
+    _copy_scene(SAMPLE.path.parent, root, "athens-later", 2)
+    _copy_scene(SAMPLE.path.parent, root, "athens-broken", 1, bands=3)  # no B08: the detector cannot run
+    return root
+
+
+AOI = aoi_from_bbox(
+    (SAMPLE.bbox[0] + 0.002, SAMPLE.bbox[1] + 0.002, SAMPLE.bbox[2] - 0.002, SAMPLE.bbox[3] - 0.002),
+    name="athens-test",
+)
+
+
+class LabelledVessels:
+    """The samples' labelled vessels (real ships, hand-labelled in sen2ships) in place of a detector, for
+    tests whose subject is the pipeline and its outputs rather than detector quality; the scene id's
+    prefix names the sample whose labels apply (copies made here share their source's vessels)."""
+
+    def __init__(self) -> None:
+        self.labels = {s.id: json.loads(s.vessels.read_text())["features"] for s in list_samples()}
+
+    def __call__(self, window, classes=("ship",), **kw) -> list[Detection]:
+        sample = next(k for k in self.labels if window.scene_id.startswith(k.split("-")[0]))
+        out = []
+        for f in self.labels[sample] if "ship" in classes else []:
+            poly = shape(f["geometry"])
+            c = poly.centroid
+            p = f["properties"]
+            out.append(
+                Detection(
+                    "ship",
+                    1.0,
+                    poly,
+                    c.x,
+                    c.y,
+                    p["length_m"],
+                    p["width_m"],
+                    0.0,
+                    scene=window.scene_id,
+                    acquired=window.acquired,
+                    detector="labels",
+                )
+            )
+        return out
+
+
+def labels_inside(aoi, sample=SAMPLE) -> int:
+    """Labelled vessels of ``sample`` whose centre lies in ``aoi``."""
+    feats = json.loads(sample.vessels.read_text())["features"]
+    return sum(aoi.geometry.contains(shape(f["geometry"]).centroid) for f in feats)
+
+
+class CountingDetect:
+    def __init__(self, inner, fail_on: str | None = None) -> None:
+        self.inner, self.calls, self.fail_on = inner, [], fail_on
+
+    def __call__(self, window, **kw):
+        self.calls.append(window.scene_id)
+        if window.scene_id == self.fail_on:
+            raise KeyboardInterrupt
+        return self.inner(window, **kw)
+
+
+def _run(imagery_dir: Path, out: Path, steps: pipeline.Steps, **kw) -> pipeline.RunResult:
+    kw.setdefault("report", False)  # charts and report are tested in test_report.py
+    return pipeline.run(
+        AOI,
+        DAY - timedelta(days=1),
+        DAY + timedelta(days=3),
+        out_dir=out,
+        source=f"local:{imagery_dir}",
+        method="baseline",
+        progress=False,
+        steps=steps,
+        **kw,
+    )
+
+
+def test_run_counts_resumes_and_records_the_failing_scene(imagery_dir, tmp_path):
+    counting = CountingDetect(LabelledVessels())
+    steps = replace(pipeline.default_steps(), detect=counting)
+    first = _run(imagery_dir, tmp_path / "run", steps)
+
+    scenes = first.scenes.set_index("scene")
+    assert scenes.loc["athens-broken", "status"] == "failed"
+    assert "B08" in scenes.loc["athens-broken", "reason"]
+    assert sorted(counting.calls) == ["athens-2023-08-18", "athens-later"]
+
+    daily = first.daily()
+    assert list(daily["date"]) == [DAY + timedelta(days=i) for i in range(-1, 4)]
+    assert list(daily["status"]) == ["unobserved", "observed", "unobserved", "observed", "unobserved"]
+    seen = daily[daily["status"] == "observed"]["count"]
+    assert list(seen) == [labels_inside(AOI)] * 2
+    assert daily["count"].isna().sum() == 3
+    assert (tmp_path / "run" / "scenes" / "athens-later.json").is_file()
+    # the copy is a revisit: every ship links into a two-day stay
+    v = next(v for v in first.visits if v.zone == "all")
+    assert v.stays == v.max_simultaneous == v.distinct_min == int(seen.iloc[0])
+
+    counting.calls.clear()
+    again = _run(imagery_dir, tmp_path / "run", steps)
+    assert counting.calls == []  # the failed scene is retried (it fails in reading, before detection)
+    pd.testing.assert_frame_equal(again.daily_counts, first.daily_counts)
+    assert len(again.detections) == len(first.detections)
+
+
+def test_interrupted_run_keeps_finished_scenes_and_resumes(imagery_dir, tmp_path):
+    base = pipeline.default_steps()
+    interrupting = CountingDetect(base.detect, fail_on="athens-later")
+    with pytest.raises(KeyboardInterrupt):
+        _run(imagery_dir, tmp_path / "run", replace(base, detect=interrupting))
+    done = json.loads((tmp_path / "run" / "scenes" / "athens-2023-08-18.json").read_text())
+    assert (
+        done["status"] == "unknown" and done["n_detections"] > 0
+    )  # no cloud band in the chip: cloud unknown
+    assert not (tmp_path / "run" / "scenes" / "athens-later.json").exists()
+    assert not list((tmp_path / "run" / "scenes").glob(".*.part"))
+
+    counting = CountingDetect(base.detect)
+    result = _run(imagery_dir, tmp_path / "run", replace(base, detect=counting))
+    assert counting.calls == ["athens-later"]
+    assert (result.daily()["status"] == "observed").sum() == 2
+
+
+def test_changed_parameters_or_zones_redo_the_scenes(imagery_dir, tmp_path):
+    base = pipeline.default_steps()
+    _run(imagery_dir, tmp_path / "run", base)
+    counting = CountingDetect(base.detect)
+    _run(imagery_dir, tmp_path / "run", replace(base, detect=counting), conf=0.9)
+    assert sorted(counting.calls) == ["athens-2023-08-18", "athens-later"]
+
+    # a new zone: coverage and membership were computed per scene, so the scenes are redone
+    zoned = replace(
+        AOI, zones=(Zone("west", "berth", box(AOI.bbox[0], AOI.bbox[1], AOI.bbox[0] + 0.01, AOI.bbox[3])),)
+    )
+    counting.calls.clear()
+    result = pipeline.run(
+        zoned,
+        DAY,
+        DAY,
+        out_dir=tmp_path / "run",
+        source=f"local:{imagery_dir}",
+        method="baseline",
+        conf=0.9,
+        progress=False,
+        report=False,
+        steps=replace(base, detect=counting),
+    )
+    assert counting.calls == ["athens-2023-08-18"]
+    assert set(result.daily_counts["zone"]) == {"all", "west"}
+    assert result.coverage.set_index("zone").loc["west", "observed_fraction"] == pytest.approx(1.0)
+    counts = result.daily_counts.set_index("zone")["count"]
+    assert counts["west"] <= counts["all"]
+
+
+def test_zone_coverage_reaches_the_daily_table(imagery_dir, tmp_path):
+    """Clouds over part of the AOI (a real mask on the window) make the day partial, not observed."""
+    base = pipeline.default_steps()
+
+    def cloudy_left_half(window, area=None):
+        cloud = np.zeros(window.grid.shape, bool)
+        cloud[:, : window.grid.width // 2] = True
+        return pipeline.screen_clouds(replace(window, cloud=cloud), area)
+
+    result = _run(imagery_dir, tmp_path / "run", replace(base, screen=cloudy_left_half))
+    seen = result.daily()[result.daily()["status"] != "unobserved"]
+    assert set(seen["status"]) == {"partial"}
+    assert seen["observed_fraction"].between(0.4, 0.6).all()
+    assert seen["cloud_fraction"].between(0.4, 0.6).all()
+
+
+def test_bad_input_is_an_input_error(tmp_path):
+    from imagery.errors import InputError
+
+    with pytest.raises(InputError, match="before start"):
+        pipeline.run(AOI, "2018-05-02", "2018-05-01", out_dir=tmp_path, steps=pipeline.default_steps())
+    with pytest.raises(InputError, match="not a date"):
+        pipeline.run(AOI, "May", "2018-05-01", out_dir=tmp_path, steps=pipeline.default_steps())
+
+
+def test_default_collection_follows_the_l2a_archive():
+    assert pipeline.default_collection("earth-search", date(2018, 5, 1)) == "sentinel-2-l1c"
+    assert pipeline.default_collection("earth-search", date(2019, 5, 1)) == "sentinel-2-l2a"
+    assert pipeline.default_collection("planetary-computer", date(2018, 5, 1)) == "sentinel-2-l2a"
+    assert pipeline.default_collection("local:/x", date(2018, 5, 1)) == "any"
+    assert pipeline.default_collection("earth-search", date(2018, 5, 1), "cfar") == "sentinel-1-grd"
+
+
+def test_method_applies_to_classes_that_have_it():
+    from detect.detectors import registered
+
+    ship_methods = {m for c, m in registered() if c == "ship"}
+    assert pipeline.detector_methods(["ship"], "baseline") == {"ship": "baseline"}
+    assert "yolo" in ship_methods
+    from imagery.errors import InputError
+
+    with pytest.raises(InputError, match="unknown detector method 'no-such-method'"):
+        pipeline.detector_methods(["ship"], "no-such-method")
+
+    with pytest.raises(InputError, match="no detector for class 'zeppelin'"):
+        pipeline.detector_methods(["zeppelin"], "yolo")
+
+
+def test_other_weights_make_another_record_key(tmp_path, monkeypatch):
+    """A scene counted with other weights (a retrained model) is redone, not reused."""
+    grid = AOI.grid(10.0)
+    methods = {"ship": "yolo"}
+    shipped = record_key(methods, None, grid, AOI)
+    assert shipped["weights"]["ship"] and shipped == record_key(methods, None, grid, AOI)
+    spec = json.loads((Path(pipeline.__file__).parents[2] / "weights" / "ships-s2.json").read_text())
+    (tmp_path / "ships-s2.json").write_text(json.dumps({**spec, "sha256": "0" * 64}))
+    monkeypatch.setenv("HARBORWATCH_WEIGHTS_DIR", str(tmp_path))
+    retrained = record_key(methods, None, grid, AOI)
+    assert retrained["weights"] == {"ship": "0" * 64} and retrained != shipped
+    assert record_key({"ship": "baseline"}, None, grid, AOI)["weights"] == {"ship": None}
+
+
+def test_plan_run_reads_2018_l1c_from_google_cloud_and_checks_classes():
+    setup = pipeline.plan_run(
+        AOI,
+        date(2018, 5, 1),
+        source="earth-search",
+        collection=None,
+        classes=["ship", " ship", "truck"],
+        method="yolo",
+        conf=None,
+        sensors=None,
+    )
+    assert setup.collections == {"S2": "sentinel-2-l1c"}  # L2A is not global before Dec 2018
+    assert setup.sources == {"S2": "earth-search:gcp"} and setup.classes == ("ship", "truck")
+    assert setup.methods == {"S2": {"ship": "yolo", "truck": "gbm"}} and set(setup.keys) == {"S2", "S1"}
+    common = {"collection": None, "method": "yolo", "conf": None}
+    radar = pipeline.plan_run(AOI, DAY, source="planetary-computer", classes=["ship"], sensors="s1", **common)
+    assert radar.methods == {"S1": {"ship": "cfar"}} and radar.sources == {"S1": "planetary-computer"}
+    with pytest.raises(InputError, match="requester-pays"):
+        pipeline.plan_run(AOI, DAY, source="earth-search", classes=["ship"], sensors="s1", **common)
+    with pytest.raises(InputError, match="no classes"):
+        pipeline.plan_run(AOI, DAY, source="earth-search", classes=[" "], sensors=None, **common)
