@@ -19,9 +19,9 @@ from detect.pipeline.plan import (
 )
 from detect.pipeline.result import RunResult
 from detect.pipeline.runner import run
-from detect.pipeline.scene import process_scene
+from detect.pipeline.scene import process_scene, process_scenes
 from detect.pipeline.steps import Steps, default_steps, screen_clouds
-from detect.pipeline.tally import apply_ais
+from detect.pipeline.tally import apply_ais, tally
 
 __all__ = [
     "SENSORS",
@@ -37,8 +37,10 @@ __all__ = [
     "parse_sensors",
     "plan_run",
     "process_scene",
+    "process_scenes",
     "run",
     "screen_clouds",
     "sensor_collections",
+    "tally",
     "write_outputs",
 ]

@@ -416,15 +416,7 @@ def _plan(job: Job, out: Path, steps: Steps | None, device: str, cache_dir: str 
     area, grid, methods, keys = setup.area, setup.grid, setup.methods, setup.keys
     scenes_dir = out / "jobs" / job.id / "scenes"
     scenes_dir.mkdir(parents=True, exist_ok=True)
-    found = search_scenes(
-        steps or default_steps(),
-        area,
-        job.start,
-        job.end,
-        sources=setup.sources,
-        collections=setup.collections,
-        max_cloud=job.max_cloud,
-    )
+    found = search_scenes(steps or default_steps(), setup, job.start, job.end, max_cloud=job.max_cloud)
     outcome = JobOutcome(job, scenes_total=len(found))
     tasks = []
     for scene in found:

@@ -14,6 +14,9 @@ import pandas as pd
 
 from detect import report as rep
 from detect.counting import aggregate as agg
+from detect.counting.claims import Claim
+from detect.counting.visits import VisitParams
+from detect.pipeline.plan import RunSetup
 from detect.pipeline.result import RunResult
 from detect.pipeline.steps import Steps
 from detect.sar.s1 import scene_sensor
@@ -132,3 +135,45 @@ def write_map(
     caption = f"{day}, scene `{scene_id}`: {len(dets)} detections (red outlines) over {background}; "
     caption += "zones in yellow."
     return path, caption
+
+
+def run_parameters(
+    setup: RunSetup,
+    *,
+    start: date,
+    end: date,
+    source: str,
+    max_cloud: float | None,
+    s1_margin_m: float,
+    ais_info: dict[str, Any] | None,
+    device: str,
+    conf: float | None,
+    cache_dir: str | Path | None,
+    claims: Sequence[Claim],
+    params: agg.AggregateParams,
+    visit_params: VisitParams | None,
+) -> dict[str, Any]:
+    """What run.json and the report record about the run's arguments."""
+    collections, methods, used = setup.collections, setup.methods, setup.sensors
+    return {
+        "aoi": setup.area.name,
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "source": setup.sources.get("S2", source),
+        "collection": collections.get("S2") or collections.get("S1"),
+        "sensors": list(used),
+        "collections": collections,
+        "classes": list(setup.classes),
+        "max_cloud": max_cloud,
+        "methods": methods.get("S2") or methods["S1"],
+        "s1_methods": methods.get("S1"),
+        "s1_margin_m": s1_margin_m if "S1" in used else None,
+        "ais": ais_info,
+        "device": device,
+        "conf": conf,
+        "cache_dir": str(cache_dir) if cache_dir else None,
+        "claims": [c.id for c in claims],
+        "observed_min": params.observed_min,
+        "partial_min": params.partial_min,
+        "visits": vars(visit_params or VisitParams()),
+    }

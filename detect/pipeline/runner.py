@@ -1,6 +1,8 @@
 """`run`: AOI and period in, daily counts, visits, claim verdicts and a report folder out.
 
-search → per scene (read window → cloud screen → detect → scenes/<id>.json) → aggregate → report.
+The recipe: plan (``plan.plan_run``) → search (``search.search_scenes``) → per scene
+(``scene.process_scenes``: read window → cloud screen → detect → scenes/<id>.json) → tally
+(``tally.tally``: daily counts, visits, AIS, claims) → outputs (``outputs.write_outputs``).
 Sentinel-2 scenes go through the optical reader and detectors; Sentinel-1 GRD scenes (``sensors``
 with ``S1``) through the radar reader and the CFAR ship detector, and fill the days clouds hid.
 Each scene's result is written atomically as soon as it is done, so an interrupted run resumes
@@ -12,7 +14,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import replace
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -20,17 +21,16 @@ import pandas as pd
 
 from detect.counting import aggregate as agg
 from detect.counting.ais import AisParams
-from detect.counting.claims import Claim, compare
+from detect.counting.claims import Claim
 from detect.counting.visits import VisitParams
-from detect.pipeline.outputs import write_outputs
+from detect.pipeline.outputs import run_parameters, write_outputs
 from detect.pipeline.plan import parse_date, plan_run
-from detect.pipeline.records import load_detections, load_done, safe_name
 from detect.pipeline.result import RunResult
-from detect.pipeline.scene import process_scene, progress_bar, scene_cache
+from detect.pipeline.scene import process_scenes, scene_cache
 from detect.pipeline.search import search_scenes
 from detect.pipeline.steps import Steps, default_steps
-from detect.pipeline.tally import apply_ais, claim_list_of, load_ais_table, visit_tables
-from detect.sar.s1 import S1_MARGIN_M, scene_sensor
+from detect.pipeline.tally import claim_list_of, load_ais_table, tally
+from detect.sar.s1 import S1_MARGIN_M
 from imagery.aoi import Aoi
 from imagery.errors import InputError
 
@@ -91,125 +91,69 @@ def run(
         sensors=sensors,
         s1_margin_m=s1_margin_m,
     )
-    area, classes, used, grid = setup.area, setup.classes, setup.sensors, setup.grid
-    collections, sources, methods, keys = setup.collections, setup.sources, setup.methods, setup.keys
-    if sources.get("S2") == "earth-search:gcp" and source == "earth-search":
+    if setup.sources.get("S2") == "earth-search:gcp" and source == "earth-search":
         log.info("reading Earth Search L1C granules from the public Google Cloud bucket (earth-search:gcp)")
     claim_list = claim_list_of(claims)
     ais_table, ais_info = load_ais_table(ais, ais_params)
     params = params or agg.AggregateParams()
     steps = steps or default_steps()
     out = Path(out_dir)
-    scenes_dir = out / "scenes"
-    scenes_dir.mkdir(parents=True, exist_ok=True)
-
-    masks = agg.zone_masks(area, grid)
+    (out / "scenes").mkdir(parents=True, exist_ok=True)
     cache = scene_cache(cache_dir, source)
-    bands = steps.required_bands(methods["S2"]) if "S2" in used else ()
+    # Zone masks and the detectors (weights load here) before searching: a bad model fails fast.
+    masks = agg.zone_masks(setup.area, setup.grid)
+    bands = steps.required_bands(setup.methods["S2"]) if "S2" in setup.sensors else ()
 
-    found = search_scenes(steps, area, d0, d1, sources=sources, collections=collections, max_cloud=max_cloud)
-    log.info(
-        "%d scenes over %s, %s – %s (%s)",
-        len(found),
-        area.name,
-        d0,
-        d1,
-        ", ".join(f"{sn}: {sources[sn]} {c}" for sn, c in collections.items()),
-    )
-    records = []
-    bar = progress_bar(len(found), progress)
-    try:
-        for scene in found:
-            sensor = scene_sensor(scene)
-            rec = load_done(scenes_dir / f"{safe_name(scene.id)}.json", keys[sensor])
-            if rec is None:
-                rec = process_scene(
-                    scene,
-                    aoi=area,
-                    grid=grid,
-                    masks=masks,
-                    steps=steps,
-                    bands=bands,
-                    methods=methods[sensor],
-                    conf=conf,
-                    device=device,
-                    cache=cache,
-                    params=params,
-                    key=keys[sensor],
-                    scenes_dir=scenes_dir,
-                    sensor=sensor,
-                    s1_margin_m=s1_margin_m,
-                )
-            records.append(rec)
-            bar.update(1)
-    finally:
-        bar.close()
-
-    detections = agg.detections_table(load_detections(scenes_dir, records))
-    scenes = agg.scenes_table(records)
-    if ais_table is not None:
-        detections, scenes = apply_ais(detections, scenes, ais_table, ais_params)
-    coverage = agg.coverage_table([c for r in records for c in r.get("coverage", [])])
-    zones = agg.zone_names(area)
-    daily = agg.daily_counts(
-        detections,
-        scenes,
-        coverage,
-        aoi=area.name,
-        zones=zones,
-        start=d0,
-        end=d1,
-        classes=classes,
+    found = search_scenes(steps, setup, d0, d1, max_cloud=max_cloud)
+    records = process_scenes(
+        found,
+        setup,
+        steps=steps,
+        masks=masks,
+        bands=bands,
+        conf=conf,
+        device=device,
+        cache=cache,
         params=params,
+        scenes_dir=out / "scenes",
+        s1_margin_m=s1_margin_m,
+        progress=progress,
     )
-    visits, stays = visit_tables(detections, daily, zones, classes, visit_params)
-    result = RunResult(
-        aoi=area,
+    result = tally(
+        records,
+        setup,
         start=d0,
         end=d1,
-        classes=classes,
         out_dir=out,
-        detections=detections,
-        scenes=scenes,
-        coverage=coverage,
-        daily_counts=daily,
-        visits=visits,
-        stays=stays,
-        verdicts=(),
-        sensors=used,
+        params=params,
+        visit_params=visit_params,
+        ais=ais_table,
+        ais_params=ais_params,
+        claims=claim_list,
     )
-    if claim_list:
-        result = replace(result, verdicts=tuple(compare(claim_list, result, params=visit_params)))
-    parameters = {
-        "aoi": area.name,
-        "start": d0.isoformat(),
-        "end": d1.isoformat(),
-        "source": sources.get("S2", source),
-        "collection": collections.get("S2") or collections.get("S1"),
-        "sensors": list(used),
-        "collections": collections,
-        "classes": list(classes),
-        "max_cloud": max_cloud,
-        "methods": methods.get("S2") or methods["S1"],
-        "s1_methods": methods.get("S1"),
-        "s1_margin_m": s1_margin_m if "S1" in used else None,
-        "ais": ais_info,
-        "device": device,
-        "conf": conf,
-        "cache_dir": str(cache_dir) if cache_dir else None,
-        "claims": [c.id for c in claim_list],
-        "observed_min": params.observed_min,
-        "partial_min": params.partial_min,
-        "visits": vars(visit_params or VisitParams()),
-    }
+    parameters = run_parameters(
+        setup,
+        start=d0,
+        end=d1,
+        source=source,
+        max_cloud=max_cloud,
+        s1_margin_m=s1_margin_m,
+        ais_info=ais_info,
+        device=device,
+        conf=conf,
+        cache_dir=cache_dir,
+        claims=claim_list,
+        params=params,
+        visit_params=visit_params,
+    )
     paths = write_outputs(
         result,
         found=found,
-        grid=grid,
+        grid=setup.grid,
         steps=steps,
         cache=cache,
         parameters=parameters,
-        method=(methods.get("S2") or methods["S1"]).get("ship", method),
+        method=(setup.methods.get("S2") or setup.methods["S1"]).get("ship", method),
         command=command,
         started=started,
         report=report,

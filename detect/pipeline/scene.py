@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 
 from detect.counting import aggregate as agg
-from detect.pipeline.records import base_record, safe_name
+from detect.pipeline.plan import RunSetup
+from detect.pipeline.records import base_record, load_done, safe_name
 from detect.pipeline.steps import Steps
 from detect.sar.s1 import S1_MARGIN_M, margin_grid, on_grid, scene_sensor
 from imagery.aoi import Aoi
@@ -187,3 +188,51 @@ def progress_bar(total: int, enabled: bool) -> Any:
         disable=not (enabled and sys.stderr.isatty()),
         leave=False,
     )
+
+
+def process_scenes(
+    found: Sequence[Scene],
+    setup: RunSetup,
+    *,
+    steps: Steps,
+    masks: dict[str, np.ndarray],
+    bands: Sequence[str],
+    conf: float | None,
+    device: str,
+    cache: Any,
+    params: agg.AggregateParams,
+    scenes_dir: Path,
+    s1_margin_m: float = S1_MARGIN_M,
+    progress: bool = True,
+) -> list[dict[str, Any]]:
+    """Every scene's record, in ``found``'s order: a finished scene's record from ``scenes_dir`` when its
+    key matches (``records.load_done``), else ``process_scene`` does it now."""
+    records = []
+    bar = progress_bar(len(found), progress)
+    try:
+        for scene in found:
+            sensor = scene_sensor(scene)
+            rec = load_done(scenes_dir / f"{safe_name(scene.id)}.json", setup.keys[sensor])
+            if rec is None:
+                rec = process_scene(
+                    scene,
+                    aoi=setup.area,
+                    grid=setup.grid,
+                    masks=masks,
+                    steps=steps,
+                    bands=bands,
+                    methods=setup.methods[sensor],
+                    conf=conf,
+                    device=device,
+                    cache=cache,
+                    params=params,
+                    key=setup.keys[sensor],
+                    scenes_dir=scenes_dir,
+                    sensor=sensor,
+                    s1_margin_m=s1_margin_m,
+                )
+            records.append(rec)
+            bar.update(1)
+    finally:
+        bar.close()
+    return records

@@ -6,26 +6,20 @@ from __future__ import annotations
 import logging
 from datetime import date
 
+from detect.pipeline.plan import RunSetup
 from detect.pipeline.steps import Steps
 from detect.sar.s1 import scene_sensor
-from imagery.aoi import Aoi
 from imagery.types import Scene
 
 log = logging.getLogger(__name__)
 
 
 def search_scenes(
-    steps: Steps,
-    aoi: Aoi,
-    start: date,
-    end: date,
-    *,
-    sources: dict[str, str],
-    collections: dict[str, str],
-    max_cloud: float | None = None,
+    steps: Steps, setup: RunSetup, start: date, end: date, *, max_cloud: float | None = None
 ) -> list[Scene]:
     """Scenes of every sensor, oldest first: one search per distinct (source, collection), each scene
     kept when its sensor was asked for (a local folder may hold both)."""
+    aoi, sources, collections = setup.area, setup.sources, setup.collections
     queries: dict[tuple[str, str], list[str]] = {}
     for sensor, coll in collections.items():
         queries.setdefault((sources[sensor], coll), []).append(sensor)
@@ -40,4 +34,13 @@ def search_scenes(
                 skipped[sensor] = skipped.get(sensor, 0) + 1
     for sensor, n in skipped.items():
         log.info("%d %s scene(s) left out: %s is not in --sensors", n, sensor, sensor.lower())
-    return sorted(found.values(), key=lambda sc: (sc.datetime, sc.id))
+    scenes = sorted(found.values(), key=lambda sc: (sc.datetime, sc.id))
+    log.info(
+        "%d scenes over %s, %s – %s (%s)",
+        len(scenes),
+        aoi.name,
+        start,
+        end,
+        ", ".join(f"{sn}: {sources[sn]} {c}" for sn, c in collections.items()),
+    )
+    return scenes

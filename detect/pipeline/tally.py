@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -12,8 +14,11 @@ import pandas as pd
 from detect.core.geometry import Detection
 from detect.counting import aggregate as agg
 from detect.counting.ais import AisParams
-from detect.counting.claims import Claim, load_claims
+from detect.counting.claims import Claim, compare, load_claims
 from detect.counting.visits import VisitParams, VisitSummary, estimate_visits
+from detect.pipeline.plan import RunSetup
+from detect.pipeline.records import load_detections
+from detect.pipeline.result import RunResult
 
 
 def load_ais_table(
@@ -106,3 +111,57 @@ def visit_tables(
             stays.append(st.assign(zone=zone, **{"class": cls}))
     table = pd.concat(stays, ignore_index=True) if stays else pd.DataFrame()
     return tuple(summaries), table
+
+
+def tally(
+    records: Sequence[dict[str, Any]],
+    setup: RunSetup,
+    *,
+    start: date,
+    end: date,
+    out_dir: Path,
+    params: agg.AggregateParams,
+    visit_params: VisitParams | None = None,
+    ais: pd.DataFrame | None = None,
+    ais_params: AisParams | None = None,
+    claims: Sequence[Claim] = (),
+) -> RunResult:
+    """The run's tables from its scene records: detections (matched with ``ais`` when given), scenes,
+    zone coverage, daily counts, visits and stays, and the verdict on each of ``claims``."""
+    area, classes = setup.area, setup.classes
+    detections = agg.detections_table(load_detections(out_dir / "scenes", records))
+    scenes = agg.scenes_table(records)
+    if ais is not None:
+        detections, scenes = apply_ais(detections, scenes, ais, ais_params)
+    coverage = agg.coverage_table([c for r in records for c in r.get("coverage", [])])
+    zones = agg.zone_names(area)
+    daily = agg.daily_counts(
+        detections,
+        scenes,
+        coverage,
+        aoi=area.name,
+        zones=zones,
+        start=start,
+        end=end,
+        classes=classes,
+        params=params,
+    )
+    visits, stays = visit_tables(detections, daily, zones, classes, visit_params)
+    result = RunResult(
+        aoi=area,
+        start=start,
+        end=end,
+        classes=classes,
+        out_dir=out_dir,
+        detections=detections,
+        scenes=scenes,
+        coverage=coverage,
+        daily_counts=daily,
+        visits=visits,
+        stays=stays,
+        verdicts=(),
+        sensors=setup.sensors,
+    )
+    if claims:
+        result = replace(result, verdicts=tuple(compare(claims, result, params=visit_params)))
+    return result
