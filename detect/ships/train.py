@@ -1,15 +1,15 @@
 """Training the Sentinel-2 vessel model: chips per city, leave-cities-out cross-validation, final model.
 
 Every step is resumable: a city whose chips exist, or a fold whose weights exist, is not redone.
-Run as ``python -m detect.ships.train`` or ``harborwatch train``.
+Run as ``harborwatch train ships`` (or ``python -m detect.ships.train``, the same command).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import random
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -294,52 +294,7 @@ def make_plan(
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m detect.ships.train", description=__doc__)
-    p.add_argument(
-        "--data", required=True, help="sen2ships split folder (annotations_coco.json + <city>/ folders)"
-    )
-    p.add_argument("--out", required=True)
-    p.add_argument("--bands", default=",".join(RGBN))
-    p.add_argument("--cv", type=int, default=5)
-    p.add_argument("--epochs", type=int, default=50)
-    p.add_argument("--imgsz", type=int, default=128, help="training chip size, px")
-    p.add_argument(
-        "--infer-imgsz", type=int, default=None, help="inference tile size in the spec (default 256)"
-    )
-    p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--arch", default="yolo11n-obb.yaml")
-    p.add_argument("--no-final", action="store_true")
-    p.add_argument("--cities", default="", help="comma-separated subset of cities")
-    p.add_argument("--folds", default="", help="comma-separated fold numbers to run (default: all)")
-    p.add_argument(
-        "--init-from",
-        default="",
-        help="output folder of an earlier run (same bands and folds) whose weights each fold continues from",
-    )
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    plan = make_plan(
-        args.data,
-        args.out,
-        bands=parse_bands(args.bands),
-        cv=args.cv,
-        epochs=args.epochs,
-        imgsz=args.imgsz,
-        infer_imgsz=args.infer_imgsz,
-        device=args.device,
-        batch=args.batch,
-        final=not args.no_final,
-        arch=args.arch,
-        cities=[c for c in args.cities.split(",") if c],
-        only_folds=[int(f) for f in args.folds.split(",") if f.strip()],
-        init_from=args.init_from,
-    )
-    report = run(plan)
-    print(json.dumps({k: report[k] for k in ("bands", "folds", "dropped_cities") if k in report}, indent=1))
-    return 0
+if __name__ == "__main__":  # the one definition of the options is the CLI's `harborwatch train ships`
+    from detect.cli import main
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())
+    main(["train", "ships", *sys.argv[1:]])

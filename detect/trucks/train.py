@@ -1,14 +1,14 @@
 """Training data and training for the truck detector: simulated moving trucks injected into real
 sen2ships road pixels, per-pixel features, a LightGBM classifier, and its sidecar spec.
 
-Run ``python -m detect.trucks.train --data /work/shared/data/sen2ships`` (a few minutes on 2 CPU cores).
+Run ``harborwatch train trucks --data /work/shared/data/sen2ships`` (or ``python -m detect.trucks.train``;
+a few minutes on 2 CPU cores).
 Cities are split, never pixels: TRAIN_CITIES fit the model, VAL_CITIES choose the threshold, and
 HELDOUT_CITIES are only used by benchmarks/truck_eval.py.
 """
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import logging
 import math
@@ -464,21 +464,32 @@ def yolo_candidates(model: Any, data: np.ndarray, conf: float) -> list[TruckCand
     return out
 
 
-def yolo_experiment(args: argparse.Namespace) -> int:
-    """Train YOLO (yolov8n, from scratch) on ×4 RGB chips of the same simulated training cities."""
+def yolo_experiment(
+    data_root: str | Path,
+    out_dir: str | Path,
+    *,
+    cache_dir: str | Path,
+    seed: int = 0,
+    rounds: int = 2,
+    n_trucks: int = 400,
+    epochs: int = 8,
+    chips_per_scene: int = 60,
+) -> Path:
+    """Train YOLO (yolov8n, from scratch) on ×4 RGB chips of the same simulated training cities; returns
+    the written weights."""
     from detect.core.bands import default_normalisation
     from detect.core.weights import ModelSpec
     from detect.ships.model import TrainConfig, train_yolo, write_model
 
-    out = Path(args.yolo)
-    rng = np.random.default_rng(args.seed)
+    out = Path(out_dir)
+    rng = np.random.default_rng(seed)
     scenes = []
     for ci, city in enumerate(TRAIN_CITIES):
-        data, gsd = load_city(args.data, city, args.cache)
-        for k in range(args.rounds):
-            scenes.append(simulate_scene(data, city, args.seed + 1000 * ci + k, args.trucks, gsd))
-    data_yaml = write_yolo_set(scenes, out / "data", rng, args.yolo_chips)
-    cfg = TrainConfig(arch="yolov8n.yaml", epochs=args.yolo_epochs, imgsz=CHIP_PX * YOLO_UPSAMPLE, batch=16)
+        data, gsd = load_city(data_root, city, cache_dir)
+        for k in range(rounds):
+            scenes.append(simulate_scene(data, city, seed + 1000 * ci + k, n_trucks, gsd))
+    data_yaml = write_yolo_set(scenes, out / "data", rng, chips_per_scene)
+    cfg = TrainConfig(arch="yolov8n.yaml", epochs=epochs, imgsz=CHIP_PX * YOLO_UPSAMPLE, batch=16)
     pt = train_yolo(data_yaml, out / "train", cfg)
     spec = ModelSpec(
         name="trucks-s2-yolo",
@@ -491,74 +502,67 @@ def yolo_experiment(args: argparse.Namespace) -> int:
     )
     target, _ = write_model(pt, spec, out)
     log.info("YOLO comparison model: %s", target)
-    return 0
+    return target
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default="/work/shared/data/sen2ships", help="sen2ships root (with trainval/)")
-    p.add_argument("--out", default="weights", help="folder for trucks-s2.lgbm.txt and trucks-s2.json")
-    p.add_argument("--cache", default="work-data/trucks", help="scratch folder for decoded scenes")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--rounds", type=int, default=2, help="simulated copies per training city")
-    p.add_argument("--trucks", type=int, default=400, help="trucks injected per copy")
-    p.add_argument("--num-rounds", type=int, default=300, help="boosting rounds")
-    p.add_argument("--write-fixtures", metavar="DIR", help="only cut the committed test chips into DIR")
-    p.add_argument("--yolo", metavar="DIR", help="instead: train the YOLO comparison model into DIR")
-    p.add_argument("--yolo-epochs", type=int, default=8)
-    p.add_argument("--yolo-chips", type=int, default=60, help="chips per simulated scene copy")
-    args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    if args.yolo:
-        return yolo_experiment(args)
-    if args.write_fixtures:
-        for path in write_fixtures(args.data, args.write_fixtures):
-            log.info("wrote %s", path)
-        return 0
-    Path(args.cache).mkdir(parents=True, exist_ok=True)
+def train_truck_model(
+    data_root: str | Path,
+    out_dir: str | Path,
+    *,
+    cache_dir: str | Path,
+    seed: int = 0,
+    rounds: int = 2,
+    n_trucks: int = 400,
+    num_rounds: int = 300,
+) -> Path:
+    """Fit the truck classifier on simulated trucks in TRAIN_CITIES, choose its threshold on VAL_CITIES
+    and write ``<MODEL_NAME>.lgbm.txt`` and its spec into ``out_dir``; returns the spec's path.
+    ``harborwatch train trucks`` (and ``python -m detect.trucks.train``) calls this."""
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
 
     x, y = build_set(
-        args.data,
+        data_root,
         TRAIN_CITIES,
-        seed=args.seed,
-        rounds=args.rounds,
-        n_trucks=args.trucks,
+        seed=seed,
+        rounds=rounds,
+        n_trucks=n_trucks,
         n_random=20000,
         n_road=20000,
-        cache_dir=args.cache,
+        cache_dir=cache_dir,
     )
     log.info("training on %d samples, %d positives", len(y), int(y.sum()))
-    booster = fit(x, y, seed=args.seed, num_rounds=args.num_rounds)
+    booster = fit(x, y, seed=seed, num_rounds=num_rounds)
     training = {
         "train_cities": list(TRAIN_CITIES),
         "val_cities": list(VAL_CITIES),
         "heldout_cities": list(HELDOUT_CITIES),
-        "seed": args.seed,
-        "rounds": args.rounds,
-        "trucks_per_round": args.trucks,
+        "seed": seed,
+        "rounds": rounds,
+        "trucks_per_round": n_trucks,
         "samples": len(y),
         "positives": int(y.sum()),
-        "boosting_rounds": args.num_rounds,
+        "boosting_rounds": num_rounds,
     }
-    spec_path = save_model(booster, args.out, {"threshold": 0.5, "training": training})
+    spec_path = save_model(booster, out_dir, {"threshold": 0.5, "training": training})
     detector = TruckDetector.load(spec_path)
     val = []
     for c in VAL_CITIES:
-        data, gsd = load_city(args.data, c, args.cache)
-        val.append(simulate_scene(data, c, args.seed + 7, args.trucks, gsd))
+        data, gsd = load_city(data_root, c, cache_dir)
+        val.append(simulate_scene(data, c, seed + 7, n_trucks, gsd))
     thr, table = best_threshold(detector, val)
     log.info("validation threshold %.2f: %s", thr, table[thr])
-    save_model(
+    return save_model(
         booster,
-        args.out,
+        out_dir,
         {
             "threshold": thr,
             "training": training,
             "metrics": {"validation": {"cities": list(VAL_CITIES), **table[thr]}},
         },
     )
-    return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
+if __name__ == "__main__":  # the one definition of the options is the CLI's `harborwatch train trucks`
+    from detect.cli import main
+
+    main(["train", "trucks", *sys.argv[1:]])

@@ -1,4 +1,9 @@
-"""`harborwatch train`: build chips from sen2ships, cross-validate by city, train the final vessel model."""
+"""`harborwatch train ships|trucks`: the one definition of the training options.
+
+``ships``: build chips from sen2ships, cross-validate by city, train the final vessel model (also what a
+bare ``harborwatch train --data ...`` runs). ``trucks``: simulate trucks on sen2ships roads and fit the
+truck classifier. ``python -m detect.ships.train`` and ``python -m detect.trucks.train`` run these commands.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +12,24 @@ import click
 from detect.cli.app import cli, emit
 from detect.ships.train import make_plan, parse_bands, run
 
+TARGETS = ("ships", "trucks")
 
-@cli.command("train")
+
+class _TrainGroup(click.Group):
+    """``harborwatch train --data ...`` without a target trains the ship model, as before targets existed."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("-h", "--help"):
+            args = ["ships", *args]
+        return super().parse_args(ctx, args)
+
+
+@cli.group("train", cls=_TrainGroup)
+def train_group() -> None:
+    """Train a model: `ships` (the Sentinel-2 vessel model) or `trucks` (the truck classifier)."""
+
+
+@train_group.command("ships")
 @click.option(
     "--data",
     "data",
@@ -61,6 +82,8 @@ from detect.ships.train import make_plan, parse_bands, run
     help="Ultralytics model yaml, trained from scratch (no pretrained weights needed).",
 )
 @click.option("--no-final", is_flag=True, help="Only run the cross-validation folds.")
+@click.option("--cities", default="", help="Comma-separated subset of cities (default: all with the bands).")
+@click.option("--folds", default="", help="Comma-separated fold numbers to run (default: all).")
 @click.option(
     "--init-from",
     type=click.Path(exists=True, file_okay=False),
@@ -81,6 +104,8 @@ def train_cmd(
     device: str,
     arch: str,
     no_final: bool,
+    cities: str,
+    folds: str,
     init_from: str | None,
     as_json: bool,
 ) -> None:
@@ -100,6 +125,8 @@ def train_cmd(
         batch=batch,
         final=not no_final,
         arch=arch,
+        cities=[c for c in cities.split(",") if c],
+        only_folds=[int(f) for f in folds.split(",") if f.strip()],
         init_from=init_from or "",
     )
     report = run(plan)
@@ -121,3 +148,86 @@ def train_cmd(
     if report.get("final"):
         lines.append(f"final model: {report['final']['weights']} (sha256 {report['final']['sha256'][:12]}…)")
     emit(summary, as_json, "\n".join(lines))
+
+
+@train_group.command("trucks")
+@click.option(
+    "--data",
+    default="/work/shared/data/sen2ships",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="sen2ships root (with trainval/).",
+)
+@click.option(
+    "--out",
+    default="weights",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Folder for trucks-s2.lgbm.txt and trucks-s2.json.",
+)
+@click.option(
+    "--cache", default="work-data/trucks", show_default=True, help="Scratch folder for decoded scenes."
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--rounds",
+    type=click.IntRange(min=1),
+    default=2,
+    show_default=True,
+    help="Simulated copies per training city.",
+)
+@click.option(
+    "--trucks",
+    "n_trucks",
+    type=click.IntRange(min=1),
+    default=400,
+    show_default=True,
+    help="Trucks injected per copy.",
+)
+@click.option(
+    "--num-rounds", type=click.IntRange(min=1), default=300, show_default=True, help="Boosting rounds."
+)
+@click.option(
+    "--write-fixtures", metavar="DIR", default=None, help="Only cut the committed test chips into DIR."
+)
+@click.option(
+    "--yolo", metavar="DIR", default=None, help="Instead: train the YOLO comparison model into DIR."
+)
+@click.option("--yolo-epochs", type=click.IntRange(min=1), default=8, show_default=True)
+@click.option(
+    "--yolo-chips",
+    type=click.IntRange(min=1),
+    default=60,
+    show_default=True,
+    help="Chips per simulated scene copy.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON to stdout.")
+def trucks_cmd(
+    data: str,
+    out: str,
+    cache: str,
+    seed: int,
+    rounds: int,
+    n_trucks: int,
+    num_rounds: int,
+    write_fixtures: str | None,
+    yolo: str | None,
+    yolo_epochs: int,
+    yolo_chips: int,
+    as_json: bool,
+) -> None:
+    """Train the truck classifier (LightGBM on simulated trucks in sen2ships roads); see docs/trucks.md."""
+    from detect.trucks import train as truck_train  # LightGBM and the simulator load only for this command
+
+    if yolo:
+        written = [truck_train.yolo_experiment(
+            data, yolo, cache_dir=cache, seed=seed, rounds=rounds, n_trucks=n_trucks, epochs=yolo_epochs,
+            chips_per_scene=yolo_chips,
+        )]
+    elif write_fixtures:
+        written = truck_train.write_fixtures(data, write_fixtures)
+    else:
+        written = [truck_train.train_truck_model(
+            data, out, cache_dir=cache, seed=seed, rounds=rounds, n_trucks=n_trucks, num_rounds=num_rounds
+        )]
+    emit({"written": [str(p) for p in written]}, as_json, "\n".join(f"wrote {p}" for p in written))

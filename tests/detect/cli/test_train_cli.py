@@ -1,0 +1,48 @@
+"""`harborwatch train ships|trucks`: one definition of the training options, reached three ways."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from detect.cli import main
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
+    with pytest.raises(SystemExit) as e:
+        main(argv)
+    return int(e.value.code), capsys.readouterr().out
+
+
+def test_train_offers_the_ship_and_the_truck_model(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run(["train", "--help"], capsys)
+    assert code == 0 and "ships" in out and "trucks" in out
+
+
+def test_train_without_a_target_is_the_ship_model(capsys: pytest.CaptureFixture[str]) -> None:
+    _, bare = run(["train", "--data", ".", "--help"], capsys)
+    _, ships = run(["train", "ships", "--help"], capsys)
+    assert bare == ships and "--cv" in ships and "--folds" in ships and "--cities" in ships
+
+
+def test_truck_training_options_are_the_cli_ones(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out = run(["train", "trucks", "--help"], capsys)
+    assert code == 0
+    for option in ("--num-rounds", "--write-fixtures", "--yolo", "--seed", "--cache"):
+        assert option in out
+
+
+@pytest.mark.parametrize(
+    ("module", "target"), [("detect.ships.train", "ships"), ("detect.trucks.train", "trucks")]
+)
+def test_python_dash_m_runs_the_same_click_command(module: str, target: str) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", module, "--help"], capture_output=True, text=True, cwd=REPO, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"Usage: harborwatch train {target}" in done.stdout
