@@ -34,6 +34,3 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(e.exit_code)
     sys.exit(rc if isinstance(rc, int) else 0)
 
-
-if __name__ == "__main__":
-    main()

@@ -1,5 +1,5 @@
-"""Reading a GeoTIFF or band folder for a detector: checks that refuse bad input in one line, then the read.
-"""
+"""Reading a GeoTIFF or band folder for a detector: checks that refuse bad input in one line, then
+the read."""
 
 from __future__ import annotations
 
@@ -42,7 +42,6 @@ def check_raster_file(path: Path) -> None:
 
 
 _LAYER_NAMES = frozenset(S2_BANDS) | CATEGORICAL_LAYERS | {"VV", "VH", "HH", "HV"}
-
 
 _STAMP_RE = re.compile(r"(?<!\d)(\d{8}T\d{6})(?!\d)")
 

@@ -32,9 +32,7 @@ class Detector(Protocol):
 
 DetectorFactory = Callable[..., Detector]
 
-
 _FACTORIES: dict[tuple[str, str], DetectorFactory] = {}
-
 
 _CACHE: dict[tuple[Any, ...], Detector] = {}
 

@@ -1,5 +1,4 @@
-"""The pipeline offline on the bundled sample chips (``harborwatch demo``).
-"""
+"""The pipeline offline on the bundled sample chips (``harborwatch demo``)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The run's last step: every file of the run folder (tables, run.json, charts, map, report).
-"""
+"""The run's last step: every file of the run folder (tables, run.json, charts, map, report)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Planning a run: dates, sensors, collections, sources and detectors from its arguments (``plan_run``).
-"""
+"""Planning a run: dates, sensors, collections, sources and detectors from its arguments (``plan_run``)."""
 
 from __future__ import annotations
 
@@ -18,10 +17,8 @@ from imagery.types import Grid
 #: ESA's Level-2A is global only from December 2018; before that the pipeline reads Level-1C.
 L2A_GLOBAL_START = date(2018, 12, 1)
 
-
 #: Sensors a run can use: Sentinel-2 (optical) and Sentinel-1 (radar, ships only).
 SENSORS = ("S2", "S1")
-
 
 #: Catalogue sources whose Sentinel-1 GRD cannot be read anonymously.
 S1_REQUESTER_PAYS = ("earth-search", "earth-search:gcp", "earthsearch", "element84")

@@ -1,5 +1,4 @@
-"""Per-scene records: the key a finished scene must match, and reading finished scenes back.
-"""
+"""Per-scene records: the key a finished scene must match, and reading finished scenes back."""
 
 from __future__ import annotations
 

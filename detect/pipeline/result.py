@@ -1,5 +1,4 @@
-"""What a run produced (``RunResult``): its tables and the files of its folder.
-"""
+"""What a run produced (``RunResult``): its tables and the files of its folder."""
 
 from __future__ import annotations
 

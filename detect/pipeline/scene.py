@@ -1,5 +1,4 @@
-"""The run's second step: read, screen and detect one scene, and write its record.
-"""
+"""The run's second step: read, screen and detect one scene, and write its record."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The run's first step: the scenes of every sensor asked for, oldest first.
-"""
+"""The run's first step: the scenes of every sensor asked for, oldest first."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""The functions a run calls (``Steps``): catalogue search, reader, cloud screen, detectors.
-"""
+"""The functions a run calls (``Steps``): catalogue search, reader, cloud screen, detectors."""
 
 from __future__ import annotations
 

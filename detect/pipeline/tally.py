@@ -1,5 +1,4 @@
-"""The run's third step: scene records → detections, daily counts, visits, AIS matches and claim verdicts.
-"""
+"""The run's third step: scene records → detections, daily counts, visits, AIS matches and claim verdicts."""
 
 from __future__ import annotations
 

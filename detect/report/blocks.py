@@ -27,7 +27,6 @@ CAVEATS = (
     "Two scenes on one day (overlapping tiles) are never added: the one that saw most of each zone is used.",
 )
 
-
 #: Caveats of a run that used Sentinel-1 (radar).
 S1_CAVEATS = (
     "Sentinel-1 passes at about 06:00 and 18:00 local solar time (dawn–dusk orbit), every 6–12 days: an S1 "
@@ -42,7 +41,6 @@ S1_CAVEATS = (
     "the scene that saw most (usually S1 under cloud); two sensors on one day are never added.",
 )
 
-
 #: Caveats of a run that matched AIS (``{distance}``, ``{minutes}``: the gates used).
 AIS_CAVEATS = (
     "`dark` means no AIS position within the gates ({distance:.0f} m, ±{minutes:.0f} min, similar length) at "
@@ -54,7 +52,6 @@ AIS_CAVEATS = (
     "Scenes with no AIS fix within the time window at all are left unassessed (`dark_count` NA), not "
     "counted as all dark.",
 )
-
 
 Block = tuple[Any, ...]
 

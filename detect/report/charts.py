@@ -1,5 +1,4 @@
-"""Charts of a run: daily counts per zone and the map of one day's detections.
-"""
+"""Charts of a run: daily counts per zone and the map of one day's detections."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""What produced a run: the model (spec and card, never loaded), package versions, run.json.
-"""
+"""What produced a run: the model (spec and card, never loaded), package versions, run.json."""
 
 from __future__ import annotations
 

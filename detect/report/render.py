@@ -1,5 +1,4 @@
-"""Rendering report blocks as Markdown and HTML, and writing both.
-"""
+"""Rendering report blocks as Markdown and HTML, and writing both."""
 
 from __future__ import annotations
 

@@ -1,5 +1,4 @@
-"""Tables of a run folder: CSV, Parquet and GeoParquet/GeoJSON detections, written atomically.
-"""
+"""Tables of a run folder: CSV, Parquet and GeoParquet/GeoJSON detections, written atomically."""
 
 from __future__ import annotations
 

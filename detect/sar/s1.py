@@ -18,7 +18,6 @@ from imagery.types import Grid, RasterWindow, Scene
 #: its source, and is only recognised when the source is on the grid (docs/sar.md).
 S1_MARGIN_M = 6500.0
 
-
 #: AOI zone kinds that are water for the radar detector (where the coarse SAR land mask loses quaysides).
 WATER_ZONE_KINDS = ("water", "anchorage", "berth")
 

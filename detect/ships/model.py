@@ -25,7 +25,6 @@ from imagery.errors import InputError, ModelError
 #: Columns of one prediction row, in chip pixels; theta in radians (0 for axis-aligned models).
 PREDICTION_COLUMNS = ("cx", "cy", "w", "h", "theta_rad", "score", "class_id")
 
-
 DEFAULT_MODEL = "ships-s2"
 
 
