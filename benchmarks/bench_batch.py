@@ -33,6 +33,7 @@ from bench_read import BANDS, source_pixels  # noqa: E402
 
 from detect import pipeline  # noqa: E402
 from detect.pipeline import batch  # noqa: E402
+from detect.pipeline.jobs import Job  # noqa: E402
 
 DAY0 = date(2023, 6, 1)
 
@@ -78,7 +79,7 @@ def main() -> None:
     try:
         aoi = make_scenes(tmp / "scenes", args.scenes, args.px)
         end = DAY0 + timedelta(days=args.scenes - 1)
-        job = batch.Job(aoi=aoi, start=DAY0, end=end, source=f"local:{tmp / 'scenes'}", method=args.method)
+        job = Job(aoi=aoi, start=DAY0, end=end, source=f"local:{tmp / 'scenes'}", method=args.method)
         km2 = args.scenes * args.px**2 * 1e-4
         runs = iter(range(1000))
 
@@ -88,7 +89,7 @@ def main() -> None:
             return len(r.detections)
 
         def batched(workers: int, threads: int, method: str, out: Path | None = None) -> int:
-            j = batch.Job(**{**job.__dict__, "method": method})
+            j = Job(**{**job.__dict__, "method": method})
             r = batch.run_batch(
                 [j], out or tmp / f"batch-{next(runs)}", workers=workers, threads_per_worker=threads
             )

@@ -1,7 +1,7 @@
 """`batch`: many AOIs × periods × sources on dask.distributed, one task per scene.
 
 The driver searches each job's scenes; every scene without a finished record becomes a task that
-runs ``pipeline.process_scene`` on a worker (which loads each model once and keeps it); then each
+runs ``pipeline.process_scene`` on a worker (``workers``: each model loaded once and kept); then each
 job is finished by ``pipeline.run`` on the same run folder, which finds every scene done and writes
 the same daily counts and outputs a single-process run would. Detections also go to a dataset
 partitioned ``aoi=/date=``, daily counts to one partitioned ``aoi=/year=``. See docs/scale.md.
@@ -10,308 +10,36 @@ partitioned ``aoi=/date=``, daily counts to one partitioned ``aoi=/year=``. See 
 from __future__ import annotations
 
 import logging
-import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timezone
-from itertools import product
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from detect.counting import aggregate as agg
 from detect.detectors import detector_methods
-from detect.pipeline.plan import parse_date, plan_run
-from detect.pipeline.records import aoi_fingerprint, load_done, safe_name
+from detect.pipeline.jobs import Job, load_jobs
+from detect.pipeline.plan import plan_run
+from detect.pipeline.records import load_done, safe_name
 from detect.pipeline.result import RunResult
 from detect.pipeline.runner import run
-from detect.pipeline.scene import process_scene, scene_cache
 from detect.pipeline.search import search_scenes
 from detect.pipeline.steps import Steps, default_steps
+from detect.pipeline.workers import BatchTaskError, SceneTask, run_scene
 from detect.sar.s1 import scene_sensor
 from imagery.aoi import Aoi, get_aoi
 from imagery.atomic import atomic_write_json
 from imagery.errors import HarborwatchError, InputError
-from imagery.types import Grid, Scene
+from imagery.types import Scene
 
 log = logging.getLogger(__name__)
 
+
 #: How often dask re-runs a scene task that raised (a failed read or detection) before reporting it.
 DEFAULT_RETRIES = 2
-_JOB_FIELDS = {
-    "aoi", "aois", "start", "end", "periods", "source", "sources", "collection", "classes", "method",
-    "max_cloud", "conf", "claims", "sensors", "name",
-}  # fmt: skip
-
-
-class BatchTaskError(HarborwatchError, RuntimeError):
-    """A scene whose task kept failing on the workers (its reason says why, and after how many tries)."""
-
-    exit_code = 1
-
-
-@dataclass(frozen=True)
-class Job:
-    """One AOI over one period from one source."""
-
-    aoi: str
-    start: date
-    end: date
-    source: str = "earth-search"
-    classes: tuple[str, ...] = ("ship",)
-    collection: str | None = None
-    method: str = "yolo"
-    max_cloud: float | None = None
-    conf: float | None = None
-    claims: str | None = None
-    sensors: str | None = None  # "s2" (default), "s1" or "s2,s1", as `run --sensors`
-    name: str | None = None
-
-    @property
-    def id(self) -> str:
-        """The job's folder name under ``out/jobs/`` (its ``name``, else aoi_start_end_source)."""
-        aoi = Path(self.aoi).stem if self.aoi.endswith((".geojson", ".json")) else self.aoi
-        return safe_name(self.name or f"{aoi}_{self.start}_{self.end}_{self.source}")
-
-
-def expand_jobs(entries: Iterable[Mapping[str, Any]], defaults: Mapping[str, Any] | None = None) -> list[Job]:
-    """Jobs from plain mappings: each entry's ``aois`` × ``periods`` × ``sources`` (or ``aoi``,
-    ``start``/``end``, ``source``), over ``defaults``. InputError says which entry and field is wrong."""
-    jobs: list[Job] = []
-    for n, raw in enumerate(entries, start=1):
-        if not isinstance(raw, Mapping):
-            raise InputError(f"job {n}: expected a mapping with aoi, start, end, got {type(raw).__name__}")
-        e = {**(defaults or {}), **raw}
-        unknown = sorted(set(e) - _JOB_FIELDS)
-        if unknown:
-            known = ", ".join(sorted(_JOB_FIELDS))
-            raise InputError(f"job {n}: unknown field(s) {', '.join(unknown)}; known: {known}")
-        aois = _listed(e, "aoi", "aois", n)
-        sources = _listed(e, "source", "sources", n, default=["earth-search"])
-        if "periods" in e:
-            periods = [_period(p, n) for p in e["periods"]]
-        elif "start" in e and "end" in e:
-            periods = [_period(e, n)]
-        else:
-            raise InputError(f"job {n}: give start and end (YYYY-MM-DD) or periods: [{{start, end}}, ...]")
-        classes = e.get("classes", ["ship"])
-        classes = tuple(c.strip() for c in (classes.split(",") if isinstance(classes, str) else classes))
-        multi = len(aois) * len(periods) * len(sources) > 1
-        for aoi, (start, end), source in product(aois, periods, sources):
-            jobs.append(
-                Job(
-                    aoi=str(aoi),
-                    start=start,
-                    end=end,
-                    source=str(source),
-                    classes=classes,
-                    collection=e.get("collection"),
-                    method=str(e.get("method", "yolo")),
-                    max_cloud=e.get("max_cloud"),
-                    conf=e.get("conf"),
-                    claims=e.get("claims"),
-                    sensors=e.get("sensors"),
-                    name=_job_name(e.get("name"), aoi, start, multi),
-                )
-            )
-    ids = [j.id for j in jobs]
-    dup = sorted({i for i in ids if ids.count(i) > 1})
-    if dup:
-        raise InputError(f"jobs share an id (their output folder): {', '.join(dup)}; name them apart")
-    return jobs
-
-
-def _job_name(name: str | None, aoi: Any, start: date, multi: bool) -> str | None:
-    """A named entry that expands to several jobs names each one by its AOI and start."""
-    if not name or not multi:
-        return name
-    return f"{name}_{Path(str(aoi)).stem}_{start}"
-
-
-def load_jobs(path: str | Path) -> list[Job]:
-    """Jobs from a YAML file: ``jobs: [...]`` (and optional ``defaults: {...}``), or a bare list."""
-    import yaml
-
-    p = Path(path)
-    try:
-        doc = yaml.safe_load(p.read_text())
-    except FileNotFoundError:
-        raise InputError(f"no such jobs file: {p}") from None
-    except yaml.YAMLError as e:
-        raise InputError(f"{p} is not valid YAML: {str(e).splitlines()[0]}") from None
-    if isinstance(doc, list):
-        entries, defaults = doc, {}
-    elif isinstance(doc, dict) and isinstance(doc.get("jobs"), list):
-        entries, defaults = doc["jobs"], doc.get("defaults") or {}
-    else:
-        raise InputError(f"{p}: expected a list of jobs or a mapping with 'jobs: [...]'")
-    if not entries:
-        raise InputError(f"{p} lists no jobs")
-    return expand_jobs(entries, defaults)
-
-
-def _listed(e: Mapping[str, Any], one: str, many: str, n: int, default: list[Any] | None = None) -> list[Any]:
-    if many in e:
-        values = e[many]
-        if not isinstance(values, list) or not values:
-            raise InputError(f"job {n}: {many} must be a non-empty list")
-        return values
-    if one in e:
-        return [e[one]]
-    if default is not None:
-        return default
-    raise InputError(f"job {n}: give {one} (or {many}: [...])")
-
-
-def _period(p: Any, n: int) -> tuple[date, date]:
-    if isinstance(p, Mapping):
-        s, e = p.get("start"), p.get("end")
-    elif isinstance(p, list | tuple) and len(p) == 2:
-        s, e = p
-    else:
-        raise InputError(f"job {n}: a period is {{start, end}} or [start, end], got {p!r}")
-    d0, d1 = parse_date(s, f"job {n} start"), parse_date(e, f"job {n} end")
-    if d1 < d0:
-        raise InputError(f"job {n}: end {d1} is before start {d0}")
-    return d0, d1
-
-
-# --------------------------------------------------------------------------- worker side
-
-
-_DETECTORS: dict[tuple[str, str, str], Any] = {}
-_DETECTOR_LOCKS: dict[int, threading.Lock] = {}
-_MASKS: dict[tuple[str, str], dict[str, np.ndarray]] = {}
-_LOCK = threading.Lock()
-
-
-def worker_detector(class_name: str, method: str, device: str) -> Any:
-    """This process's detector for (class, method, device), built once. On CUDA the YOLO ship model sits
-    behind a ``BatchingPredictor``, so a worker's threads share GPU batches (fp16) across scenes."""
-    key = (class_name, method, device)
-    with _LOCK:
-        if key not in _DETECTORS:
-            yolo_methods = ("yolo", "yolo-tta", "yolo-onnx")
-            if class_name == "ship" and method in yolo_methods and device.startswith("cuda"):
-                from detect.pipeline.gpu import BatchingPredictor
-                from detect.ships.yolo import ShipDetector
-
-                if method in ("yolo", "yolo-tta"):
-                    from detect.ships.model import DEFAULT_MODEL, YoloModel
-
-                    model: Any = YoloModel.load(DEFAULT_MODEL, device=device)
-                else:
-                    from detect.ships.onnx_runtime import OnnxYoloModel
-
-                    model = OnnxYoloModel.load(device=device)
-                _DETECTORS[key] = ShipDetector(
-                    BatchingPredictor(model), batch_size=64, device=device, tta=method == "yolo-tta"
-                )
-            else:
-                from detect.detectors import get_detector
-
-                _DETECTORS[key] = get_detector(class_name, method, device)
-            _DETECTOR_LOCKS[id(_DETECTORS[key])] = threading.Lock()
-        return _DETECTORS[key]
-
-
-def worker_detect(
-    window: Any,
-    classes: Sequence[str] = ("ship",),
-    method: str = "yolo",
-    conf: float | None = None,
-    device: str = "cpu",
-) -> list[Any]:
-    """``Steps.detect`` on a worker: the worker's cached detectors. CPU detectors run one at a time per
-    process (torch already uses every core; its predictor is not thread-safe); batching ones run
-    concurrently and meet in the ``BatchingPredictor``."""
-    from detect.pipeline.gpu import BatchingPredictor
-
-    out: list[Any] = []
-    for c in classes:
-        det = worker_detector(c, method, device)
-        if isinstance(getattr(det, "model", None), BatchingPredictor):
-            out.extend(det.detect(window, conf=conf))
-        else:
-            with _DETECTOR_LOCKS[id(det)]:
-                out.extend(det.detect(window, conf=conf))
-    return out
-
-
-def worker_steps(device: str) -> Steps:
-    """The pipeline's default steps with detection (and band lookup) through the worker's detector cache."""
-    return replace(
-        default_steps(),
-        detect=worker_detect,
-        required_bands=lambda methods: worker_bands(methods, device),
-    )
-
-
-def worker_bands(methods: Mapping[str, str], device: str) -> tuple[str, ...]:
-    out: list[str] = []
-    for c, m in methods.items():
-        for b in worker_detector(c, m, device).required_bands:
-            if b not in out:
-                out.append(b)
-    return tuple(out)
-
-
-def _zone_masks(aoi: Aoi, grid: Grid) -> dict[str, np.ndarray]:
-    key = (aoi_fingerprint(aoi), repr(grid.key()))
-    with _LOCK:
-        if key not in _MASKS:
-            _MASKS[key] = agg.zone_masks(aoi, grid)
-        return _MASKS[key]
-
-
-@dataclass(frozen=True)
-class SceneTask:
-    """Everything a worker needs for one scene (small: the zone masks are rebuilt and cached there)."""
-
-    scene: Scene
-    aoi: Aoi
-    grid: Grid
-    methods: dict[str, str]
-    conf: float | None
-    device: str
-    cache_dir: str | None
-    source: str
-    params: agg.AggregateParams
-    key: dict[str, Any]
-    scenes_dir: str
-    sensor: str = "S2"
-    steps: Steps | None = None
-
-
-def run_scene(task: SceneTask) -> dict[str, Any]:
-    """Process one scene on a worker; raise ``BatchTaskError`` if it failed, so dask retries it."""
-    steps = task.steps or worker_steps(task.device)
-    bands = steps.required_bands(task.methods) if task.sensor == "S2" else ()
-    rec = process_scene(
-        task.scene,
-        aoi=task.aoi,
-        grid=task.grid,
-        masks=_zone_masks(task.aoi, task.grid),
-        steps=steps,
-        bands=bands,
-        methods=task.methods,
-        conf=task.conf,
-        device=task.device,
-        cache=scene_cache(task.cache_dir, task.source),
-        params=task.params,
-        key=task.key,
-        scenes_dir=Path(task.scenes_dir),
-        sensor=task.sensor,
-    )
-    if rec["status"] == "failed":
-        raise BatchTaskError(rec["reason"] or "failed")
-    return rec
-
-
-# --------------------------------------------------------------------------- driver side
 
 
 @dataclass

@@ -22,6 +22,7 @@ from detect import pipeline
 from detect.detectors import register_detector
 from detect.pipeline import batch
 from detect.pipeline.gpu import BatchingPredictor, detect_stream, prefetch
+from detect.pipeline.jobs import Job, expand_jobs, load_jobs
 from detect.ships.baseline import BaselineDetector
 from imagery.errors import InputError
 from imagery.samples import list_samples, sample_dir
@@ -44,9 +45,9 @@ def _aoi(sample) -> str:
     return f"{w + dx},{s + dy},{e - dx},{n - dy}"
 
 
-def _jobs(method: str = "counted-baseline") -> list[batch.Job]:
+def _jobs(method: str = "counted-baseline") -> list[Job]:
     return [
-        batch.Job(
+        Job(
             aoi=_aoi(s),
             start=s.datetime.date() - timedelta(days=1),
             end=s.datetime.date() + timedelta(days=1),
@@ -143,7 +144,7 @@ def test_a_failing_scene_is_retried_then_reported_and_a_rerun_only_redoes_it(tmp
 
 
 def test_jobs_expand_aois_periods_and_sources_and_bad_entries_are_named(tmp_path):
-    jobs = batch.expand_jobs(
+    jobs = expand_jobs(
         [{"aois": ["longkou-port", "nampo-port"], "periods": [["2023-01-01", "2023-01-31"],
           {"start": "2023-02-01", "end": "2023-02-28"}], "sources": ["earth-search", "planetary-computer"]}],
         defaults={"classes": "ship,truck"},
@@ -151,16 +152,16 @@ def test_jobs_expand_aois_periods_and_sources_and_bad_entries_are_named(tmp_path
     assert len(jobs) == 8 and len({j.id for j in jobs}) == 8
     assert jobs[0].classes == ("ship", "truck") and str(jobs[-1].end) == "2023-02-28"
     with pytest.raises(InputError, match="job 1: unknown field"):
-        batch.expand_jobs([{"aoi": "x", "start": "2023-01-01", "end": "2023-01-02", "colour": 1}])
+        expand_jobs([{"aoi": "x", "start": "2023-01-01", "end": "2023-01-02", "colour": 1}])
     with pytest.raises(InputError, match="job 2: give start and end"):
-        batch.expand_jobs([{"aoi": "a", "start": "2023-01-01", "end": "2023-01-02"}, {"aoi": "b"}])
+        expand_jobs([{"aoi": "a", "start": "2023-01-01", "end": "2023-01-02"}, {"aoi": "b"}])
     with pytest.raises(InputError, match="before start"):
-        batch.expand_jobs([{"aoi": "a", "start": "2023-01-05", "end": "2023-01-02"}])
+        expand_jobs([{"aoi": "a", "start": "2023-01-05", "end": "2023-01-02"}])
     bad = tmp_path / "jobs.yaml"
     bad.write_text("jobs: {aoi: x}\n")
     with pytest.raises(InputError, match="expected a list of jobs"):
-        batch.load_jobs(bad)
-    example = batch.load_jobs(Path(__file__).parents[3] / "examples" / "jobs.yaml")
+        load_jobs(bad)
+    example = load_jobs(Path(__file__).parents[3] / "examples" / "jobs.yaml")
     assert example and all(j.start <= j.end for j in example)
 
 

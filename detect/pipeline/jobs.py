@@ -1,0 +1,145 @@
+"""Batch jobs: a jobs file (YAML) or list of entries → ``Job`` records, one per AOI × period × source."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from itertools import product
+from pathlib import Path
+from typing import Any
+
+from detect.pipeline.plan import parse_date
+from detect.pipeline.records import safe_name
+from imagery.errors import InputError
+
+_JOB_FIELDS = {
+    "aoi", "aois", "start", "end", "periods", "source", "sources", "collection", "classes", "method",
+    "max_cloud", "conf", "claims", "sensors", "name",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Job:
+    """One AOI over one period from one source."""
+
+    aoi: str
+    start: date
+    end: date
+    source: str = "earth-search"
+    classes: tuple[str, ...] = ("ship",)
+    collection: str | None = None
+    method: str = "yolo"
+    max_cloud: float | None = None
+    conf: float | None = None
+    claims: str | None = None
+    sensors: str | None = None  # "s2" (default), "s1" or "s2,s1", as `run --sensors`
+    name: str | None = None
+
+    @property
+    def id(self) -> str:
+        """The job's folder name under ``out/jobs/`` (its ``name``, else aoi_start_end_source)."""
+        aoi = Path(self.aoi).stem if self.aoi.endswith((".geojson", ".json")) else self.aoi
+        return safe_name(self.name or f"{aoi}_{self.start}_{self.end}_{self.source}")
+
+
+def expand_jobs(entries: Iterable[Mapping[str, Any]], defaults: Mapping[str, Any] | None = None) -> list[Job]:
+    """Jobs from plain mappings: each entry's ``aois`` × ``periods`` × ``sources`` (or ``aoi``,
+    ``start``/``end``, ``source``), over ``defaults``. InputError says which entry and field is wrong."""
+    jobs: list[Job] = []
+    for n, raw in enumerate(entries, start=1):
+        if not isinstance(raw, Mapping):
+            raise InputError(f"job {n}: expected a mapping with aoi, start, end, got {type(raw).__name__}")
+        e = {**(defaults or {}), **raw}
+        unknown = sorted(set(e) - _JOB_FIELDS)
+        if unknown:
+            known = ", ".join(sorted(_JOB_FIELDS))
+            raise InputError(f"job {n}: unknown field(s) {', '.join(unknown)}; known: {known}")
+        aois = _listed(e, "aoi", "aois", n)
+        sources = _listed(e, "source", "sources", n, default=["earth-search"])
+        if "periods" in e:
+            periods = [_period(p, n) for p in e["periods"]]
+        elif "start" in e and "end" in e:
+            periods = [_period(e, n)]
+        else:
+            raise InputError(f"job {n}: give start and end (YYYY-MM-DD) or periods: [{{start, end}}, ...]")
+        classes = e.get("classes", ["ship"])
+        classes = tuple(c.strip() for c in (classes.split(",") if isinstance(classes, str) else classes))
+        multi = len(aois) * len(periods) * len(sources) > 1
+        for aoi, (start, end), source in product(aois, periods, sources):
+            jobs.append(
+                Job(
+                    aoi=str(aoi),
+                    start=start,
+                    end=end,
+                    source=str(source),
+                    classes=classes,
+                    collection=e.get("collection"),
+                    method=str(e.get("method", "yolo")),
+                    max_cloud=e.get("max_cloud"),
+                    conf=e.get("conf"),
+                    claims=e.get("claims"),
+                    sensors=e.get("sensors"),
+                    name=_job_name(e.get("name"), aoi, start, multi),
+                )
+            )
+    ids = [j.id for j in jobs]
+    dup = sorted({i for i in ids if ids.count(i) > 1})
+    if dup:
+        raise InputError(f"jobs share an id (their output folder): {', '.join(dup)}; name them apart")
+    return jobs
+
+
+def _job_name(name: str | None, aoi: Any, start: date, multi: bool) -> str | None:
+    """A named entry that expands to several jobs names each one by its AOI and start."""
+    if not name or not multi:
+        return name
+    return f"{name}_{Path(str(aoi)).stem}_{start}"
+
+
+def load_jobs(path: str | Path) -> list[Job]:
+    """Jobs from a YAML file: ``jobs: [...]`` (and optional ``defaults: {...}``), or a bare list."""
+    import yaml
+
+    p = Path(path)
+    try:
+        doc = yaml.safe_load(p.read_text())
+    except FileNotFoundError:
+        raise InputError(f"no such jobs file: {p}") from None
+    except yaml.YAMLError as e:
+        raise InputError(f"{p} is not valid YAML: {str(e).splitlines()[0]}") from None
+    if isinstance(doc, list):
+        entries, defaults = doc, {}
+    elif isinstance(doc, dict) and isinstance(doc.get("jobs"), list):
+        entries, defaults = doc["jobs"], doc.get("defaults") or {}
+    else:
+        raise InputError(f"{p}: expected a list of jobs or a mapping with 'jobs: [...]'")
+    if not entries:
+        raise InputError(f"{p} lists no jobs")
+    return expand_jobs(entries, defaults)
+
+
+def _listed(e: Mapping[str, Any], one: str, many: str, n: int, default: list[Any] | None = None) -> list[Any]:
+    if many in e:
+        values = e[many]
+        if not isinstance(values, list) or not values:
+            raise InputError(f"job {n}: {many} must be a non-empty list")
+        return values
+    if one in e:
+        return [e[one]]
+    if default is not None:
+        return default
+    raise InputError(f"job {n}: give {one} (or {many}: [...])")
+
+
+def _period(p: Any, n: int) -> tuple[date, date]:
+    if isinstance(p, Mapping):
+        s, e = p.get("start"), p.get("end")
+    elif isinstance(p, list | tuple) and len(p) == 2:
+        s, e = p
+    else:
+        raise InputError(f"job {n}: a period is {{start, end}} or [start, end], got {p!r}")
+    d0, d1 = parse_date(s, f"job {n} start"), parse_date(e, f"job {n} end")
+    if d1 < d0:
+        raise InputError(f"job {n}: end {d1} is before start {d0}")
+    return d0, d1
