@@ -23,15 +23,10 @@ from affine import Affine
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from detect.sar.cfar import (  # noqa: E402
-    CfarParams,
-    SarShipParams,
-    cfar,
-    detect_ships_sar,
-    detection_pixels,
-    inject_vessel,
-    simulate_clutter,
-)
+from detect.sar.cfar import cfar  # noqa: E402
+from detect.sar.detector import detect_ships_sar, detection_pixels  # noqa: E402
+from detect.sar.params import CfarParams, SarShipParams  # noqa: E402
+from detect.sar.sim import inject_vessel, simulate_clutter  # noqa: E402
 from imagery.types import Grid, RasterWindow  # noqa: E402
 
 RES = 10.0

@@ -70,7 +70,7 @@ def process_scene(
     name = safe_name(scene.id)
     try:
         if sensor == "S1":
-            from detect.sar.cfar import s1_observation
+            from detect.sar.s1 import s1_observation
 
             wide, inner = margin_grid(grid, s1_margin_m)
             full = steps.read_sar(scene, wide, cache=cache)

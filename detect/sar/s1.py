@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import numpy as np
 
 from detect.core.geometry import Detection
 from imagery.aoi import Aoi
+from imagery.sar import sar_quantity
 from imagery.types import Grid, RasterWindow, Scene
 
 #: Sentinel-1 is read this far beyond the AOI grid: an azimuth ghost lies 4.3–6.0 km along track from
@@ -48,7 +50,7 @@ def s1_water(window: RasterWindow, aoi: Aoi, params: Any = None) -> np.ndarray |
     coarse SAR land mask would swallow ships alongside quays) plus what the SAR land mask calls sea
     elsewhere, so the whole AOI is searched as Sentinel-2 searches it. None (the detector's own SAR land
     mask) for an AOI without such zones."""
-    from detect.sar.cfar import sar_land_mask, water_from_zones
+    from detect.sar.land import sar_land_mask, water_from_zones
     from imagery.sar import from_db, sar_quantity
 
     if not any(z.kind in WATER_ZONE_KINDS for z in aoi.zones):
@@ -78,7 +80,7 @@ def detect_sar(
 
 def on_grid(detections: Sequence[Detection], grid: Grid) -> list[Detection]:
     """The detections whose centre lies on ``grid``."""
-    from detect.sar.cfar import detection_pixels
+    from detect.sar.detector import detection_pixels
 
     px = detection_pixels(detections, grid)
     return [
@@ -86,3 +88,33 @@ def on_grid(detections: Sequence[Detection], grid: Grid) -> list[Detection]:
         for d, (col, row) in zip(detections, px, strict=True)
         if 0 <= col < grid.width and 0 <= row < grid.height
     ]
+
+
+def s1_observation(window: RasterWindow, water: np.ndarray | None = None) -> dict[str, Any]:
+    """A scene row for the daily table: S1 sees through cloud, so the observed share is the valid share.
+
+    ``valid_fraction`` is over the whole grid; with ``water`` the observed fraction is over water only.
+    """
+    sar_quantity(window)
+    valid = window.valid_mask
+    valid_fraction = float(valid.mean()) if valid.size else 0.0
+    observed = valid_fraction
+    if water is not None and np.any(water):
+        observed = float((valid & water).sum() / np.sum(water))
+    acquired: datetime | None = window.acquired
+    return {
+        "scene": window.scene_id,
+        "datetime": acquired,
+        "date": acquired.date() if isinstance(acquired, datetime) else None,
+        "source": window.source,
+        "processing_level": window.processing_level or "GRD",
+        "cloud_cover": None,
+        "cloud_fraction": 0.0,
+        "valid_fraction": valid_fraction,
+        "observed_fraction": observed,
+        "status": "clear" if observed > 0 else "no_data",
+        "reason": "" if observed > 0 else "no valid S1 pixels on the grid",
+        "sensor": "S1",
+        "polarisations": ",".join(window.band_names),
+        "quantity": window.meta.get("quantity"),
+    }

@@ -5,19 +5,14 @@ and evaluation, and the NIR baseline. Importing the package registers its detect
 
 from __future__ import annotations
 
-import importlib
 from typing import Any
 
+from detect.core.lazy import lazy_attributes
 from detect.core.registry import Detector, register_detector
 
-_LAZY = {"ShipDetector": "detect.ships.yolo", "BaselineDetector": "detect.ships.baseline"}
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'detect.ships' has no attribute {name!r}")
-    return getattr(importlib.import_module(module), name)
+__getattr__ = lazy_attributes(
+    "detect.ships", {"ShipDetector": "detect.ships.yolo", "BaselineDetector": "detect.ships.baseline"}
+)
 
 
 def _ship_yolo(device: str = "cpu", **kw: Any) -> Detector:

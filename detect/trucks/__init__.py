@@ -7,7 +7,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from detect.core.lazy import lazy_attributes
 from detect.core.registry import Detector, register_detector
+
+__getattr__ = lazy_attributes("detect.trucks", {"TruckDetector": "detect.trucks.detector"})
 
 
 def _truck_gbm(device: str = "cpu", **kw: Any) -> Detector:

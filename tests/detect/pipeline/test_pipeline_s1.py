@@ -19,8 +19,8 @@ from pyproj import Transformer
 from shapely.geometry import shape
 
 from detect import pipeline
-from detect.sar.cfar import inject_vessel, simulate_clutter
 from detect.sar.s1 import margin_grid
+from detect.sar.sim import inject_vessel, simulate_clutter
 from imagery.errors import InputError
 from tests.detect.pipeline.test_pipeline import (
     AOI,

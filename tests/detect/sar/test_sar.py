@@ -12,21 +12,12 @@ from affine import Affine
 from pyproj import Transformer
 from scipy import ndimage
 
-from detect.sar.cfar import (
-    AmbiguityParams,
-    CfarParams,
-    SarShipParams,
-    box_sum,
-    cfar,
-    detect_ships_sar,
-    detection_pixels,
-    gamma_factor,
-    inject_vessel,
-    k_factor,
-    s1_observation,
-    sar_land_mask,
-    simulate_clutter,
-)
+from detect.sar.cfar import box_sum, cfar, gamma_factor, k_factor
+from detect.sar.detector import detect_ships_sar, detection_pixels
+from detect.sar.land import sar_land_mask
+from detect.sar.params import AmbiguityParams, CfarParams, SarShipParams
+from detect.sar.s1 import s1_observation
+from detect.sar.sim import inject_vessel, simulate_clutter
 from imagery.errors import InputError, MissingBandsError
 from imagery.types import Grid, RasterWindow
 
@@ -215,7 +206,8 @@ def test_registered_as_ship_cfar():
 def test_water_from_aoi_zones_limits_the_search():
     from shapely.geometry import box
 
-    from detect.sar.cfar import SarShipDetector, water_from_zones
+    from detect.sar.detector import SarShipDetector
+    from detect.sar.land import water_from_zones
     from imagery.aoi import Aoi, Zone, to_crs
 
     rng = np.random.default_rng(21)
