@@ -18,6 +18,7 @@ import detect.trucks  # noqa: F401  (the three packages register their detectors
 from detect.core.geometry import Detection
 from detect.core.inputs import check_input, read_window
 from detect.core.registry import (
+    DEFAULT_SHIP_METHOD,
     Detector,
     detect_window,
     detector_bands,
@@ -58,7 +59,7 @@ def detect_paths(
     paths: Sequence[str | Path],
     *,
     classes: Sequence[str] = ("ship",),
-    method: str = "yolo",
+    method: str = DEFAULT_SHIP_METHOD,
     conf: float | None = None,
     bands: Sequence[str] | None = None,
     device: str = "cpu",
@@ -71,16 +72,18 @@ def detect_paths(
     methods = detector_methods(classes, method)  # --method is about ships; trucks keep their own
     detectors = [get_detector(c, methods[c], device) for c in classes]
     required = list(dict.fromkeys(b for d in detectors for b in d.required_bands))
+    optional = [b for d in detectors for b in getattr(d, "optional_bands", ())]
+    optional = list(dict.fromkeys([*optional, *WATER_BANDS]))
     missing_paths = [str(p) for p in paths if not Path(p).exists()]
     if missing_paths:
         raise InputError(f"no such file or folder: {', '.join(missing_paths)}")
     for p in paths:  # refuse a bad input before spending time on the good ones
-        check_input(p, bands, required=required, optional=WATER_BANDS)
+        check_input(p, bands, required=required, optional=optional)
     all_dets: list[Detection] = []
     summaries = []
     for p in paths:
         t0 = time.perf_counter()
-        window = read_window(p, bands, required=required, optional=WATER_BANDS, scale=scale)
+        window = read_window(p, bands, required=required, optional=optional, scale=scale)
         counts = {}
         for c, d in zip(classes, detectors, strict=True):
             found = d.detect(window, conf=conf)

@@ -22,7 +22,10 @@ __all__ = [
     "search",
 ]
 
-SOURCES = ("earth-search", "earth-search:gcp", "planetary-computer", "sentinelhub", "local:DIR", "samples")
+SOURCES = (
+    "earth-search", "earth-search:gcp", "planetary-computer", "sentinelhub", "stac:URL", "local:DIR",
+    "samples",
+)
 _SOURCE_ALIASES = {
     "earth-search": "earth-search", "earthsearch": "earth-search", "element84": "earth-search",
     "planetary-computer": "planetary-computer", "pc": "planetary-computer", "mpc": "planetary-computer",
@@ -35,9 +38,14 @@ _SOURCE_ALIASES = {
 
 def get_catalog(source: str = "earth-search", **options: Any) -> Catalog:
     """A catalogue by name: ``earth-search`` (``earth-search:gcp`` takes L1C bands from the Google Cloud
-    public bucket), ``planetary-computer``, ``sentinelhub`` (alias ``cdse``), ``local:DIR`` or ``samples``.
+    public bucket), ``planetary-computer``, ``sentinelhub`` (alias ``cdse``), ``stac:URL`` (any STAC API),
+    ``local:DIR`` or ``samples``.
     ``options`` go to the source's constructor (e.g. ``url=``, ``retry=``, ``client_id=``)."""
     spec = source.strip()
+    if spec.lower().startswith("stac:"):  # any STAC API: a mirror, another provider, a local replay
+        from imagery.sources.stac_api import StacApiCatalog
+
+        return StacApiCatalog(spec[len("stac:"):], **options)
     if spec.lower().startswith("local:"):
         from imagery.sources.local import LocalCatalog
 

@@ -74,12 +74,22 @@ def default_grid_for(src_crs, src_bounds, res_m: float = 10.0) -> Grid:
     return Grid.from_bounds(crs, (left, bottom, right, top), res_m)
 
 
+#: Reflectance per step of an 8-bit true-colour file (ESA's TCI "visual" product, browser exports).
+#: Those stretch roughly 0–0.2 (TCI) to 0–0.4 (a ×2.5 browser gain) reflectance onto 0–255; the middle
+#: value is used, and the ship model is trained across that range of gains (and gamma) to absorb the rest.
+TRUE_COLOUR_8BIT_SCALE = 0.3 / 255.0
+
+
 def _guess_scale(dtype: str, sample: np.ndarray) -> float:
     """Multiplier from stored values to reflectance when the file does not say.
 
+    8-bit files are true-colour renderings (``TRUE_COLOUR_8BIT_SCALE``).
     Floats at most ~2 are reflectance already; integers are Sentinel-2 DN (× 1e-4), except Sentinel Hub
     "raw" uint16 exports (reflectance × 65535), recognised by a median too bright for × 1e-4 to be plausible.
     """
+    if dtype == "uint8":
+        log.info("8-bit values: read as true colour, reflectance ≈ value × %.5f", TRUE_COLOUR_8BIT_SCALE)
+        return TRUE_COLOUR_8BIT_SCALE
     finite = sample[np.isfinite(sample) & (sample > 0)]
     if finite.size == 0:
         return 1e-4

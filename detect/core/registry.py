@@ -18,10 +18,15 @@ from detect.core.slicing import CLS, SCORE, rotated_corners
 from imagery.errors import InputError
 from imagery.types import RasterWindow
 
+#: The ship detector a run uses unless told otherwise: per scene, the best measured model for its bands
+#: (``detect.ships.auto``; weights/ships-s2-seg.md says why).
+DEFAULT_SHIP_METHOD = "auto"
+
 
 @runtime_checkable
 class Detector(Protocol):
-    """Anything that finds objects of ``classes`` in a window that holds ``required_bands``."""
+    """Anything that finds objects of ``classes`` in a window that holds ``required_bands``; a detector may
+    also list ``optional_bands`` it uses where a scene has them."""
 
     name: str
     classes: tuple[str, ...]
@@ -44,12 +49,19 @@ def register_detector(class_name: str, method: str, factory: DetectorFactory) ->
         del _CACHE[key]
 
 
+def clear_detector_cache() -> None:
+    """Forget the detectors built so far (they hold loaded weights); the next ``get_detector`` builds anew."""
+    _CACHE.clear()
+
+
 def registered() -> list[tuple[str, str]]:
     """(class, method) pairs that ``get_detector`` knows."""
     return sorted(_FACTORIES)
 
 
-def get_detector(class_name: str, method: str = "yolo", device: str = "cpu", **kw: Any) -> Detector:
+def get_detector(
+    class_name: str, method: str = DEFAULT_SHIP_METHOD, device: str = "cpu", **kw: Any
+) -> Detector:
     """The detector for ``class_name`` by ``method``, built once per process for the same arguments."""
     try:
         factory = _FACTORIES[(class_name, method)]
@@ -67,7 +79,7 @@ def get_detector(class_name: str, method: str = "yolo", device: str = "cpu", **k
 def detect_window(
     window: RasterWindow,
     classes: Sequence[str] = ("ship",),
-    method: str = "yolo",
+    method: str = DEFAULT_SHIP_METHOD,
     conf: float | None = None,
     device: str = "cpu",
 ) -> list[Detection]:
@@ -119,7 +131,9 @@ def boxes_to_detections(
 
 
 #: Named weights (under ``detect.core.weights.weights_dir()``) each learned detector loads by default.
-DEFAULT_WEIGHTS: dict[tuple[str, str], str] = {
+DEFAULT_WEIGHTS: dict[tuple[str, str], str | tuple[str, ...]] = {
+    ("ship", "auto"): ("ships-s2", "ships-s2-seg"),
+    ("ship", "seg"): "ships-s2-seg",
     ("ship", "yolo"): "ships-s2",
     ("ship", "yolo-tta"): "ships-s2",
     ("ship", "yolo-onnx"): "ships-s2",
@@ -128,23 +142,29 @@ DEFAULT_WEIGHTS: dict[tuple[str, str], str] = {
 
 
 def weights_fingerprint(class_name: str, method: str) -> str | None:
-    """The sha256 (from the spec) of the weights ``method`` loads for ``class_name``; None for detectors
-    without weights or when the spec cannot be read (loading will then say why)."""
-    name = DEFAULT_WEIGHTS.get((class_name, method))
-    if name is None:
+    """The sha256 (from the spec) of the weights ``method`` loads for ``class_name`` (joined with ``+``
+    for a method that may load several); None for detectors without weights or when a spec cannot be
+    read (loading will then say why)."""
+    names = DEFAULT_WEIGHTS.get((class_name, method))
+    if names is None:
         return None
     from detect.core.weights import weights_dir
 
-    try:
-        spec = json.loads((weights_dir() / f"{name}.json").read_text())
-    except (OSError, ValueError):
-        return None
-    return spec.get("sha256") if isinstance(spec, dict) else None
+    digests = []
+    for name in (names,) if isinstance(names, str) else names:
+        try:
+            spec = json.loads((weights_dir() / f"{name}.json").read_text())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(spec, dict) or not spec.get("sha256"):
+            return None
+        digests.append(str(spec["sha256"]))
+    return "+".join(digests)
 
 
 def detector_methods(classes: Sequence[str], method: str) -> dict[str, str]:
     """Class → detector method: ``method`` where that class has it (``--method`` is about ships),
-    else the class's own detector (``yolo`` if registered, else its only or first method)."""
+    else the class's own detector (``DEFAULT_SHIP_METHOD`` if registered, else its only or first method)."""
     known: dict[str, list[str]] = {}
     for c, m in registered():
         known.setdefault(c, []).append(m)
@@ -155,7 +175,11 @@ def detector_methods(classes: Sequence[str], method: str) -> dict[str, str]:
             raise InputError(
                 f"no detector for class {c!r}; classes with detectors: {', '.join(sorted(known))}"
             )
-        out[c] = method if method in options else ("yolo" if "yolo" in options else options[0])
+        out[c] = (
+            method
+            if method in options
+            else (DEFAULT_SHIP_METHOD if DEFAULT_SHIP_METHOD in options else options[0])
+        )
     every = sorted({m for ms in known.values() for m in ms})
     if method not in every:
         raise InputError(f"unknown detector method {method!r}; methods: {', '.join(every)}")
@@ -163,10 +187,12 @@ def detector_methods(classes: Sequence[str], method: str) -> dict[str, str]:
 
 
 def detector_bands(methods: dict[str, str]) -> tuple[str, ...]:
-    """Bands the detectors need, in a stable order."""
+    """Bands the detectors read, in a stable order: the ones they need, then the ones they use when a
+    scene has them (``optional_bands``; a scene without them is read without them)."""
     out: list[str] = []
     for c, m in methods.items():
-        for b in get_detector(c, m).required_bands:
+        d = get_detector(c, m)
+        for b in (*d.required_bands, *getattr(d, "optional_bands", ())):
             if b not in out:
                 out.append(b)
     return tuple(out)

@@ -7,6 +7,7 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
+from detect.core.registry import DEFAULT_SHIP_METHOD
 from detect.pipeline.result import RunResult
 from detect.pipeline.runner import run
 from detect.pipeline.steps import Steps
@@ -18,7 +19,7 @@ def demo(
     out_dir: str | Path = "harborwatch-demo",
     *,
     progress: bool = True,
-    method: str = "yolo",
+    method: str = DEFAULT_SHIP_METHOD,
     steps: Steps | None = None,
     command: Sequence[str] | None = None,
 ) -> list[RunResult]:

@@ -9,6 +9,7 @@ from itertools import product
 from pathlib import Path
 from typing import Any
 
+from detect.core.registry import DEFAULT_SHIP_METHOD
 from detect.pipeline.plan import parse_date
 from detect.pipeline.records import safe_name
 from imagery.errors import InputError
@@ -29,7 +30,7 @@ class Job:
     source: str = "earth-search"
     classes: tuple[str, ...] = ("ship",)
     collection: str | None = None
-    method: str = "yolo"
+    method: str = DEFAULT_SHIP_METHOD
     max_cloud: float | None = None
     conf: float | None = None
     claims: str | None = None
@@ -75,7 +76,7 @@ def expand_jobs(entries: Iterable[Mapping[str, Any]], defaults: Mapping[str, Any
                     source=str(source),
                     classes=classes,
                     collection=e.get("collection"),
-                    method=str(e.get("method", "yolo")),
+                    method=str(e.get("method", DEFAULT_SHIP_METHOD)),
                     max_cloud=e.get("max_cloud"),
                     conf=e.get("conf"),
                     claims=e.get("claims"),

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from typing import Any
 
+from detect.core.registry import DEFAULT_SHIP_METHOD
 from detect.detectors import detector_methods
 from detect.pipeline.records import record_key
 from detect.sar.s1 import S1_MARGIN_M, margin_grid
@@ -35,7 +36,7 @@ def parse_date(value: date | datetime | str, what: str) -> date:
         raise InputError(f"{what} {value!r} is not a date; use YYYY-MM-DD") from None
 
 
-def default_collection(source: str, start: date, method: str = "yolo") -> str:
+def default_collection(source: str, start: date, method: str = DEFAULT_SHIP_METHOD) -> str:
     """L1C before December 2018 (L2A is not global before), L2A after; Sentinel-1 GRD for the radar
     detector; local folders say their own."""
     if source.startswith("local:"):
@@ -48,7 +49,7 @@ def default_collection(source: str, start: date, method: str = "yolo") -> str:
 
 
 def parse_sensors(
-    sensors: str | Sequence[str] | None, *, method: str = "yolo", collection: str | None = None
+    sensors: str | Sequence[str] | None, *, method: str = DEFAULT_SHIP_METHOD, collection: str | None = None
 ) -> tuple[str, ...]:
     """``"s2,s1"`` or ``["S2", "S1"]`` → ``("S2", "S1")``. Without ``sensors``: ``S1`` for the radar
     detector (``method="cfar"``) or a ``sentinel-1-*`` collection, else ``S2``."""
@@ -81,7 +82,11 @@ def check_sensors(sensors: Sequence[str], *, source: str, classes: Sequence[str]
 
 
 def sensor_collections(
-    sensors: Sequence[str], source: str, start: date, collection: str | None = None, method: str = "yolo"
+    sensors: Sequence[str],
+    source: str,
+    start: date,
+    collection: str | None = None,
+    method: str = DEFAULT_SHIP_METHOD,
 ) -> dict[str, str]:
     """Sensor → catalogue collection. ``collection`` names one sensor's collection (``sentinel-1-*`` for
     S1, anything else for S2); local folders are searched once (``any``) and split by sensor."""

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from detect.core.registry import DEFAULT_SHIP_METHOD
 from detect.counting import aggregate as agg
 from detect.counting.ais import AisParams
 from detect.counting.claims import Claim
@@ -49,7 +50,7 @@ def run(
     max_cloud: float | None = None,
     claims: str | Path | Sequence[Claim] | None = None,
     cache_dir: str | Path | None = None,
-    method: str = "yolo",
+    method: str = DEFAULT_SHIP_METHOD,
     device: str = "cpu",
     conf: float | None = None,
     progress: bool = True,

@@ -27,8 +27,10 @@ log = logging.getLogger(__name__)
 
 
 def scene_bands(scene: Scene, detector: Sequence[str]) -> tuple[str, ...]:
-    """Detector bands plus what the cloud screen needs: SCL when the scene has it, else s2cloudless inputs."""
-    bands = list(detector)
+    """Detector bands the scene has, plus what the cloud screen needs: SCL when the scene has it, else
+    s2cloudless inputs. A band the scene lacks is left out (a detector that needs it says so by name);
+    with none of them the list stays whole, so the read names what is missing."""
+    bands = [b for b in detector if b in scene.assets] or list(detector)
     if "SCL" in scene.assets:
         extra: Sequence[str] = ("SCL",)
     elif scene.processing_level.upper() == "L1C":

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from detect.core.registry import DEFAULT_SHIP_METHOD
 from detect.counting import aggregate as agg
 from detect.pipeline.records import aoi_fingerprint
 from detect.pipeline.scene import process_scene, scene_cache
@@ -71,7 +72,7 @@ def worker_detector(class_name: str, method: str, device: str) -> Any:
 def worker_detect(
     window: Any,
     classes: Sequence[str] = ("ship",),
-    method: str = "yolo",
+    method: str = DEFAULT_SHIP_METHOD,
     conf: float | None = None,
     device: str = "cpu",
 ) -> list[Any]:
@@ -103,7 +104,8 @@ def worker_steps(device: str) -> Steps:
 def worker_bands(methods: Mapping[str, str], device: str) -> tuple[str, ...]:
     out: list[str] = []
     for c, m in methods.items():
-        for b in worker_detector(c, m, device).required_bands:
+        d = worker_detector(c, m, device)
+        for b in (*d.required_bands, *getattr(d, "optional_bands", ())):
             if b not in out:
                 out.append(b)
     return tuple(out)

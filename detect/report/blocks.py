@@ -221,7 +221,7 @@ def report_blocks(
         gates = ais.get("params") or {}
         distance, minutes = gates.get("max_distance_m", 500.0), gates.get("time_window_s", 1800.0) / 60
         caveats += [c.format(distance=distance, minutes=minutes) for c in AIS_CAVEATS]
-    if model.method == "yolo" and (scenes["processing_level"] == "L1C").any():
+    if model.weights and (scenes["processing_level"] == "L1C").any():
         caveats.append(
             "Some scenes are Level-1C (top of atmosphere, as all of 2018 outside Europe): the ship model was "
             "trained on Level-2A and its accuracy on L1C was not measured (see the model card)."
@@ -342,12 +342,21 @@ def _model_text(m: ModelInfo) -> str:
             "vessels found at ≥ 7.5 dB over the clutter, 20 m boats at ≥ 10 dB, about 16 false vessels per "
             "1000 km² of open sea; no labelled real SAR scenes were available to measure it on."
         )
-    if m.method != "yolo":
+    if m.weights is None and m.sha256 is None:
         return (
             f"Detector `{m.method}` (classical, no trained weights): a reference and fallback; see the "
-            "model card of the YOLO model for its measured accuracy beside YOLO's."
+            "model card of the default ship model (weights/ships-s2-seg.md) for its measured accuracy "
+            "beside it."
         )
-    parts = [f"YOLO weights `{m.name}`"]
+    if m.method == "auto":
+        return (
+            f"Ship detector `auto`: per scene, the best measured model for its bands (`{m.name}`: YOLO on "
+            "scenes with B04 B03 B02 B08, the hull-segmentation model on any other scene with B08 or true "
+            "colour); each detection's `detector` names the model that ran. Accuracy of both, by input: "
+            "weights/ships-s2-seg.md."
+        )
+    kind = "Hull-segmentation (U-Net)" if m.method == "seg" else "YOLO"
+    parts = [f"{kind} weights `{m.name}`"]
     if m.sha256:
         parts.append(f"sha256 `{m.sha256[:16]}…`")
     if m.bands:

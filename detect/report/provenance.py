@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import platform
 import sys
 from collections.abc import Sequence
@@ -55,19 +56,36 @@ class ModelInfo:
         }
 
 
-def model_info(method: str, name: str = "ships-s2") -> ModelInfo:
-    """Read the weights' spec (``<name>.json``) and card for the report; never loads the model."""
-    if method != "yolo":
+def model_info(method: str, name: str | None = None) -> ModelInfo:
+    """Read the weights' spec (``<name>.json``) and card for the report; never loads the model. ``name``
+    defaults to the weights the method loads (``detect.core.registry.DEFAULT_WEIGHTS``)."""
+    from detect.core.registry import DEFAULT_WEIGHTS
+    from detect.core.weights import resolve_weights
+
+    names = name or DEFAULT_WEIGHTS.get(("ship", method))
+    if isinstance(names, tuple):  # a method that picks a model per scene: every model it may load
+        parts = [model_info(method, n) for n in names]
+        return ModelInfo(
+            name=" + ".join(p.name for p in parts),
+            method=method,
+            weights=", ".join(p.weights or "(missing)" for p in parts),
+            sha256="+".join(p.sha256 or "?" for p in parts),
+            bands=tuple(dict.fromkeys(b for p in parts for b in p.bands)),
+            metrics={p.name: p.metrics for p in parts},
+            card=parts[-1].card,
+        )
+    name = names
+    if name is None:
         return ModelInfo(
             name=method, method=method, weights=None, sha256=None, bands=(), metrics={}, card=None
         )
-    from detect.core.weights import ModelSpec, resolve_weights
-
     pt, spec_path = resolve_weights(name)
     card = pt.with_suffix(".md")
     try:
-        spec = ModelSpec.read(spec_path)
-    except Exception:  # a missing or unreadable spec is reported as such, not fatal for the report
+        spec = json.loads(spec_path.read_text())
+        if not isinstance(spec, dict):
+            raise ValueError("not an object")
+    except (OSError, ValueError):  # a missing or unreadable spec is reported as such, not fatal
         return ModelInfo(
             name=name,
             method=method,
@@ -78,12 +96,12 @@ def model_info(method: str, name: str = "ships-s2") -> ModelInfo:
             card=str(card) if card.exists() else None,
         )
     return ModelInfo(
-        name=spec.name,
+        name=str(spec.get("name") or name),
         method=method,
         weights=str(pt),
-        sha256=spec.sha256 or None,
-        bands=spec.bands,
-        metrics=dict(spec.metrics),
+        sha256=spec.get("sha256") or None,
+        bands=tuple(spec.get("bands") or ()),
+        metrics=dict(spec.get("metrics") or {}),
         card=str(card) if card.exists() else None,
     )
 

@@ -1,6 +1,8 @@
-"""Ship detection on Sentinel-2: the YOLO detector (``yolo``), its model adapter, training, data preparation
-and evaluation, and the NIR baseline. Importing the package registers its detectors (``ship`` with
-``yolo``, ``yolo-tta``, ``yolo-onnx``, ``baseline``); modules load only when a detector is built.
+"""Ship detection on Sentinel-2: ``auto`` (the default: per scene, the best measured model for its bands),
+the band-robust hull-segmentation detector (``seg``) and its training, the YOLO detector (``yolo``) with its
+model adapter, training and data preparation, evaluation, and the NIR baseline. Importing the package
+registers its detectors (``ship`` with ``auto``, ``seg``, ``yolo``, ``yolo-tta``, ``yolo-onnx``,
+``baseline``); modules load only when a detector is built.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from detect.core.lazy import lazy_attributes
 from detect.core.registry import Detector, register_detector
 
 __getattr__ = lazy_attributes(
-    "detect.ships", {"ShipDetector": "detect.ships.yolo", "BaselineDetector": "detect.ships.baseline"}
+    "detect.ships", {"ShipDetector": "detect.ships.yolo", "BaselineDetector": "detect.ships.baseline",
+                     "SegShipDetector": "detect.ships.segment"}
 )
 
 
@@ -41,6 +44,20 @@ def _ship_yolo_onnx(device: str = "cpu", model: str | None = None, **kw: Any) ->
     return ShipDetector(OnnxYoloModel.load(model or DEFAULT_MODEL, device=device), device=device, **kw)
 
 
+def _ship_seg(device: str = "cpu", **kw: Any) -> Detector:
+    from detect.ships.segment import SegShipDetector  # hull segmentation, any bands with B08 or true colour
+
+    return SegShipDetector(device=device, **kw)
+
+
+def _ship_auto(device: str = "cpu", **kw: Any) -> Detector:
+    from detect.ships.auto import AutoShipDetector  # the best measured model for each scene's bands
+
+    return AutoShipDetector(device=device, **kw)
+
+
+register_detector("ship", "auto", _ship_auto)
+register_detector("ship", "seg", _ship_seg)
 register_detector("ship", "yolo", _ship_yolo)
 register_detector("ship", "yolo-tta", _ship_yolo_tta)
 register_detector("ship", "baseline", _ship_baseline)

@@ -17,10 +17,9 @@ from imagery.sources.stac import (
     COMMON_NAME_BANDS,
     SAR_KEY_BANDS,
     StacCatalog,
-    baseline_offset_dn,
     build_assets,
     item_baseline,
-    raster_scale_offset,
+    s2_scale_offset,
 )
 from imagery.types import Asset, Scene
 
@@ -123,36 +122,6 @@ class EarthSearchCatalog(StacCatalog):
             cloud_cover=_float_or_none(props.get("eo:cloud_cover")),
             properties=properties,
         )
-
-
-def s2_scale_offset(
-    collection: str, props: Mapping[str, Any], asset: Mapping[str, Any], baseline: str | None
-) -> tuple[float, float, str]:
-    """(scale, offset_dn, rule) for one Sentinel-2 reflectance band of an Earth Search item.
-
-    * ``sentinel-2-l2a``: Element 84 removed the +1000 BOA offset from some baseline >= 04.00 COGs and say
-      so in ``earthsearch:boa_offset_applied``; its ``raster:bands`` offset is known to be wrong in both
-      directions (Element84/earth-search#9, #66, #71), so the flag decides: applied → 0, not applied → the
-      baseline rule (−1000 from 04.00).
-    * ``sentinel-2-c1-l2a``: every item is baseline >= 05.00 and its ``raster:bands`` declare the offset.
-    * ``sentinel-2-l1c``: the baseline decides (RADIO_ADD_OFFSET −1000 from 04.00), ``raster:bands`` only
-      when the baseline is unknown.
-    """
-    declared = raster_scale_offset(asset)
-    scale = declared[0] if declared else 1e-4
-    if collection == "sentinel-2-l2a":
-        applied = props.get("earthsearch:boa_offset_applied")
-        if applied is True:
-            return scale, 0.0, "boa_offset_applied"
-        if applied is False:
-            return scale, baseline_offset_dn(baseline), "baseline"
-    if collection == "sentinel-2-c1-l2a" and declared:
-        return declared[0], declared[1], "raster:bands"
-    if baseline:
-        return scale, baseline_offset_dn(baseline), "baseline"
-    if declared:
-        return declared[0], declared[1], "raster:bands"
-    return scale, 0.0, "none"
 
 
 # -- Google Cloud public Sentinel-2 L1C -------------------------------------------------------------

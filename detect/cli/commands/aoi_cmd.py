@@ -31,8 +31,14 @@ def list_cmd(as_json: bool) -> None:
 
 @aoi_group.command("show")
 @click.argument("spec", metavar="NAME_OR_PATH_OR_BBOX")
-@click.option("--res", "res_m", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
-              help="Grid resolution in metres for the reported grid size.")
+@click.option(
+    "--res",
+    "res_m",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Grid resolution in metres for the reported grid size.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON to stdout.")
 def show_cmd(spec: str, res_m: float, as_json: bool) -> None:
     """Show one AOI: zones, buffers, areas, sources, certainty, UTM CRS and grid size.
@@ -46,15 +52,23 @@ def show_cmd(spec: str, res_m: float, as_json: bool) -> None:
 
 @aoi_group.command("export")
 @click.argument("spec", metavar="NAME_OR_PATH_OR_BBOX")
-@click.option("--out", "out", required=True, type=click.Path(dir_okay=False, writable=True),
-              help="GeoJSON file to write (atomically); edit it and pass it back as --aoi FILE.")
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(dir_okay=False, writable=True),
+    help="GeoJSON file to write (atomically); edit it and pass it back as --aoi FILE.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON to stdout.")
 def export_cmd(spec: str, out: str, as_json: bool) -> None:
     """Write an AOI as a GeoJSON FeatureCollection you can copy and edit."""
     aoi = get_aoi(spec)
     path = export_aoi(aoi, out)
-    emit({"aoi": aoi.name, "path": str(path), "zones": len(aoi.zones)}, as_json,
-         f"wrote {aoi.name} ({len(aoi.zones)} zones) to {path}")
+    emit(
+        {"aoi": aoi.name, "path": str(path), "zones": len(aoi.zones)},
+        as_json,
+        f"wrote {aoi.name} ({len(aoi.zones)} zones) to {path}",
+    )
 
 
 def _format_details(info: dict[str, Any]) -> str:

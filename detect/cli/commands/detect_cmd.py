@@ -8,11 +8,12 @@ from pathlib import Path
 import click
 
 from detect.cli.app import cli, emit
+from detect.core.device import device_option
 from imagery.errors import InputError
 
 log = logging.getLogger("harborwatch")
 
-METHODS = ("yolo", "yolo-tta", "baseline")
+METHODS = ("auto", "seg", "yolo", "yolo-tta", "baseline")
 
 
 def parse_scale(value: str | None) -> float | None:
@@ -57,10 +58,11 @@ def _split(value: str | None) -> list[str] | None:
 @click.option(
     "--method",
     type=click.Choice(METHODS),
-    default="yolo",
+    default="auto",
     show_default=True,
-    help="yolo (trained model), yolo-tta (the same with flip test-time augmentation: more accurate, 4x "
-    "the model's compute) or baseline (classical NIR CFAR).",
+    help="auto (the default: per input, the best measured model for its bands), seg (hull segmentation: "
+    "any bands with B08 or true colour), yolo (oriented boxes, B04 B03 B02 B08), yolo-tta (yolo with flip "
+    "test-time augmentation: 4x the model's compute) or baseline (classical NIR CFAR).",
 )
 @click.option(
     "--bands",
@@ -68,7 +70,13 @@ def _split(value: str | None) -> list[str] | None:
     help="Band names, e.g. B04,B03,B02,B08: name the bands of a GeoTIFF without band descriptions, "
     "or select bands.",
 )
-@click.option("--device", default="cpu", show_default=True, help="Torch device for the model (cpu, cuda:0).")
+@click.option(
+    "--device",
+    default="cpu",
+    show_default=True,
+    callback=device_option,
+    help="Torch device for the model (cpu, cuda:0).",
+)
 @click.option("--scale", default=None, help=_SCALE_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 def detect_command(
@@ -124,11 +132,15 @@ def detect_command(
     help="Folder the COCO file names are relative to (scene folders or GeoTIFFs).",
 )
 @click.option("--annotations", required=True, type=click.Path(path_type=Path), help="COCO annotations JSON.")
-@click.option("--method", type=click.Choice(METHODS), default="yolo", show_default=True)
-@click.option("--model", default=None, help="Weights name or .pt path for --method yolo (default ships-s2).")
+@click.option("--method", type=click.Choice(METHODS), default="auto", show_default=True)
+@click.option(
+    "--model",
+    default=None,
+    help="Weights name or .pt path for --method seg (default ships-s2-seg) or yolo (ships-s2).",
+)
 @click.option("--cities", default=None, help="Comma-separated scene keys/cities to score (default: all).")
 @click.option("--conf", type=float, default=None, help="Operating threshold for P/R/F1/counts.")
-@click.option("--device", default="cpu", show_default=True)
+@click.option("--device", default="cpu", show_default=True, callback=device_option)
 @click.option("--scale", default=None, help=_SCALE_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON on stdout.")
 def evaluate_command(
@@ -152,8 +164,8 @@ def evaluate_command(
         raise InputError(f"--annotations {annotations} is not a file")
     if conf is not None and not 0.0 <= conf <= 1.0:
         raise InputError(f"conf must lie in [0, 1], got {conf}")
-    if model is not None and method not in ("yolo", "yolo-tta"):
-        raise InputError("--model applies to --method yolo or yolo-tta only")
+    if model is not None and method not in ("seg", "yolo", "yolo-tta"):
+        raise InputError("--model applies to --method seg, yolo or yolo-tta only")
     kw = {"model": model} if model else {}
     detector = get_detector("ship", method, device, **kw)
     report = evaluate(

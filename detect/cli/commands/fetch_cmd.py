@@ -18,38 +18,88 @@ def _bands(text: str) -> tuple[str, ...]:
     unknown = [b for b in names if b.upper() not in canonical]
     bands = tuple(canonical.get(b.upper(), b) for b in names)
     if not bands or unknown:
-        raise InputError(f"--bands: unknown band(s) {', '.join(unknown) or '(none given)'}; "
-                         f"use names like B02,B03,B04,B08 from: {', '.join(known)}")
+        raise InputError(
+            f"--bands: unknown band(s) {', '.join(unknown) or '(none given)'}; "
+            f"use names like B02,B03,B04,B08 from: {', '.join(known)}"
+        )
     return bands
 
 
 @cli.command("fetch")
-@click.option("--aoi", "aoi_spec", required=True,
-              help="Bundled AOI name, GeoJSON file or bbox 'west,south,east,north'.")
+@click.option(
+    "--aoi", "aoi_spec", required=True, help="Bundled AOI name, GeoJSON file or bbox 'west,south,east,north'."
+)
 @click.option("--start", required=True, help="First day, YYYY-MM-DD (UTC).")
 @click.option("--end", required=True, help="Last day, YYYY-MM-DD (UTC, inclusive).")
-@click.option("--collection", default="sentinel-2-l2a", show_default=True,
-              help="sentinel-2-l1c | sentinel-2-l2a | sentinel-2-c1-l2a (which exist depends on --source).")
-@click.option("--source", default="earth-search", show_default=True,
-              help="earth-search | planetary-computer | sentinelhub | local:DIR | samples (bundled chips).")
-@click.option("--max-cloud", type=click.FloatRange(0, 100), default=None,
-              help="Skip scenes whose catalogue (whole-tile) cloud cover exceeds this percentage.")
-@click.option("--cloudy-above", type=click.FloatRange(0, 1), default=0.3, show_default=True,
-              help="Flag an acquisition 'cloudy' when more than this fraction of the AOI is cloud.")
-@click.option("--bands", "bands_text", default="B02,B03,B04,B08", show_default=True,
-              help="Comma-separated Sentinel band names to write.")
-@click.option("--res", "res_m", type=click.FloatRange(min=0, min_open=True), default=10.0, show_default=True,
-              help="Pixel size in metres of the AOI's UTM grid.")
-@click.option("--cache-dir", type=click.Path(file_okay=False), default=None,
-              help="Cache folder (default $HARBORWATCH_CACHE_DIR, else ~/.cache/harborwatch).")
+@click.option(
+    "--collection",
+    default="sentinel-2-l2a",
+    show_default=True,
+    help="sentinel-2-l1c | sentinel-2-l2a | sentinel-2-c1-l2a (which exist depends on --source).",
+)
+@click.option(
+    "--source",
+    default="earth-search",
+    show_default=True,
+    help="earth-search | planetary-computer | sentinelhub | local:DIR | samples (bundled chips).",
+)
+@click.option(
+    "--max-cloud",
+    type=click.FloatRange(0, 100),
+    default=None,
+    help="Skip scenes whose catalogue (whole-tile) cloud cover exceeds this percentage.",
+)
+@click.option(
+    "--cloudy-above",
+    type=click.FloatRange(0, 1),
+    default=0.3,
+    show_default=True,
+    help="Flag an acquisition 'cloudy' when more than this fraction of the AOI is cloud.",
+)
+@click.option(
+    "--bands",
+    "bands_text",
+    default="B02,B03,B04,B08",
+    show_default=True,
+    help="Comma-separated Sentinel band names to write.",
+)
+@click.option(
+    "--res",
+    "res_m",
+    type=click.FloatRange(min=0, min_open=True),
+    default=10.0,
+    show_default=True,
+    help="Pixel size in metres of the AOI's UTM grid.",
+)
+@click.option(
+    "--cache-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Cache folder (default $HARBORWATCH_CACHE_DIR, else ~/.cache/harborwatch).",
+)
 @click.option("--no-cache", is_flag=True, help="Read everything again, store nothing.")
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
-              help="Folder for the GeoTIFFs and manifest.json/.csv (a rerun resumes).")
+@click.option(
+    "--out",
+    "out_dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Folder for the GeoTIFFs and manifest.json/.csv (a rerun resumes).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout.")
 def fetch_cmd(
-    aoi_spec: str, start: str, end: str, collection: str, source: str, max_cloud: float | None,
-    cloudy_above: float, bands_text: str, res_m: float, cache_dir: str | None, no_cache: bool,
-    out_dir: str, as_json: bool,
+    aoi_spec: str,
+    start: str,
+    end: str,
+    collection: str,
+    source: str,
+    max_cloud: float | None,
+    cloudy_above: float,
+    bands_text: str,
+    res_m: float,
+    cache_dir: str | None,
+    no_cache: bool,
+    out_dir: str,
+    as_json: bool,
 ) -> None:
     """Write one GeoTIFF per acquisition, clipped to the AOI's UTM grid, with a manifest.
 

@@ -9,6 +9,7 @@ import click
 import pandas as pd
 
 from detect.cli.app import cli, emit
+from detect.core.device import device_option
 from imagery.errors import InputError
 
 _JSON = click.option(
@@ -64,12 +65,16 @@ _JSON = click.option(
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None, help="Imagery cache folder.")
 @click.option(
     "--method",
-    default="yolo",
+    default="auto",
     show_default=True,
-    help="Ship detector: yolo (trained model), yolo-tta (the same with flip test-time augmentation: more "
-    "accurate, 4x the model's compute), yolo-onnx, baseline (classical, optical) or cfar (Sentinel-1).",
+    help="Ship detector: auto (the default: per scene, the best measured model for its bands), seg (hull "
+    "segmentation, any bands with B08 or true colour), yolo (oriented boxes), yolo-tta (yolo "
+    "with flip test-time augmentation: 4x the model's compute), yolo-onnx, baseline (classical, optical) "
+    "or cfar (Sentinel-1).",
 )
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:0, mps.")
+@click.option(
+    "--device", default="cpu", show_default=True, callback=device_option, help="cpu, cuda, cuda:0, mps."
+)
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="Run folder (resumable).")
 @_JSON
 def run_cmd(
@@ -129,7 +134,10 @@ def run_cmd(
     help="Folder for the demo's run folders (one per bundled sample).",
 )
 @click.option(
-    "--method", type=click.Choice(["yolo", "yolo-tta", "baseline"]), default="yolo", show_default=True
+    "--method",
+    type=click.Choice(["auto", "seg", "yolo", "yolo-tta", "baseline"]),
+    default="auto",
+    show_default=True,
 )
 @_JSON
 def demo_cmd(out: str, method: str, as_json: bool) -> None:

@@ -1,4 +1,4 @@
-"""`harborwatch train ships|trucks`: the one definition of the training options.
+"""`harborwatch train ships|ships-seg|trucks`: the one definition of the training options.
 
 ``ships``: build chips from sen2ships, cross-validate by city, train the final vessel model (also what a
 bare ``harborwatch train --data ...`` runs). ``trucks``: simulate trucks on sen2ships roads and fit the
@@ -7,12 +7,17 @@ truck classifier. ``python -m detect.ships.train`` and ``python -m detect.trucks
 
 from __future__ import annotations
 
+import logging
+
 import click
 
 from detect.cli.app import cli, emit
+from detect.core.device import device_option
 from detect.ships.train import make_plan, parse_bands, run
 
-TARGETS = ("ships", "trucks")
+log = logging.getLogger(__name__)
+
+TARGETS = ("ships", "ships-seg", "trucks")
 
 
 class _TrainGroup(click.Group):
@@ -74,7 +79,7 @@ def train_group() -> None:
     help="Training chip size in pixels (multiple of 32).",
 )
 @click.option("--batch", type=click.IntRange(min=1), default=8, show_default=True)
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda:0, ...")
+@click.option("--device", default="cpu", show_default=True, callback=device_option, help="cpu, cuda:0, ...")
 @click.option(
     "--arch",
     default="yolo11n-obb.yaml",
@@ -220,14 +225,127 @@ def trucks_cmd(
     from detect.trucks import train as truck_train  # LightGBM and the simulator load only for this command
 
     if yolo:
-        written = [truck_train.yolo_experiment(
-            data, yolo, cache_dir=cache, seed=seed, rounds=rounds, n_trucks=n_trucks, epochs=yolo_epochs,
-            chips_per_scene=yolo_chips,
-        )]
+        written = [
+            truck_train.yolo_experiment(
+                data,
+                yolo,
+                cache_dir=cache,
+                seed=seed,
+                rounds=rounds,
+                n_trucks=n_trucks,
+                epochs=yolo_epochs,
+                chips_per_scene=yolo_chips,
+            )
+        ]
     elif write_fixtures:
         written = truck_train.write_fixtures(data, write_fixtures)
     else:
-        written = [truck_train.train_truck_model(
-            data, out, cache_dir=cache, seed=seed, rounds=rounds, n_trucks=n_trucks, num_rounds=num_rounds
-        )]
+        written = [
+            truck_train.train_truck_model(
+                data, out, cache_dir=cache, seed=seed, rounds=rounds, n_trucks=n_trucks, num_rounds=num_rounds
+            )
+        ]
     emit({"written": [str(p) for p in written]}, as_json, "\n".join(f"wrote {p}" for p in written))
+
+
+@train_group.command("ships-seg")
+@click.option(
+    "--data",
+    "data",
+    default=None,
+    help="sen2ships split folder (annotations_coco.json + one band folder per city); "
+    "default $HARBORWATCH_DATA/sen2ships/trainval.",
+)
+@click.option(
+    "--out",
+    "out",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Output folder: scenes/, fold<i>/ (checkpoint, result.json), final/<name>.pt + .json. "
+    "Reruns resume.",
+)
+@click.option(
+    "--cv",
+    "cv",
+    type=click.IntRange(min=0),
+    default=5,
+    show_default=True,
+    help="Leave-cities-out folds (0 = train the final model only).",
+)
+@click.option(
+    "--steps",
+    type=click.IntRange(min=1),
+    default=1200,
+    show_default=True,
+    help="Optimiser steps per model (batches of 16 random 96 px crops).",
+)
+@click.option(
+    "--paste",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share of crops given copy-pasted real hulls on open water (rows side by side too).",
+)
+@click.option(
+    "--base",
+    type=click.IntRange(min=4),
+    default=16,
+    show_default=True,
+    help="U-Net channels at full resolution (doubling per level).",
+)
+@click.option("--folds", default="", help="Comma-separated fold numbers to run (default: all).")
+@click.option("--no-final", is_flag=True, help="Only run the cross-validation folds.")
+@click.option(
+    "--rescore", is_flag=True, help="Score finished folds again (their trained models) with this code."
+)
+@click.option("--name", default="ships-s2-seg", show_default=True, help="Name of the final weights.")
+@click.option("--device", default="cpu", show_default=True, callback=device_option, help="cpu, cuda:0, ...")
+@click.option("--json", "as_json", is_flag=True, help="Print the CV summary as JSON to stdout.")
+def train_seg_cmd(
+    data: str | None,
+    out: str,
+    cv: int,
+    steps: int,
+    paste: float,
+    base: int,
+    folds: str,
+    no_final: bool,
+    rescore: bool,
+    name: str,
+    device: str,
+    as_json: bool,
+) -> None:
+    """Train the hull-segmentation ship model (the default `seg` detector) on sen2ships, with
+    leave-cities-out cross-validation; the final model's spec carries the CV metrics.
+
+    Copy final/<name>.pt and .json into weights/ (or point $HARBORWATCH_WEIGHTS_DIR at final/) to use it.
+    """
+    from pathlib import Path
+
+    from detect.core.data import data_path
+    from detect.ships.segment_train import SegTrainConfig, cross_validate, train_final
+
+    root = data_path("sen2ships", data)
+    cfg = SegTrainConfig(steps=steps, p_paste=paste, base=base)
+    only = [int(f) for f in folds.split(",") if f.strip()] or None
+    summary = (
+        cross_validate(
+            root, Path(out), cfg, k=cv, device=device, folds=only, progress=log.info, rescore=rescore
+        )
+        if cv
+        else {}
+    )
+    lines = []
+    if summary:
+        for variant in ("default", "no_water", "B08", "rgb", "rgb8"):
+            p = summary[variant]["pooled"]
+            lines.append(
+                f"{variant:6s} P {p['precision']} R {p['recall']} F1 {p['f1']} AP50 {p['ap50']} "
+                f"length MAE {p['length_mae_m']} m  (folds {summary['folds_done']})"
+            )
+    result = {"cv": summary}
+    if not no_final:
+        pt = train_final(root, Path(out), cfg, summary, name, device=device, progress=log.info)
+        result["final"] = str(pt)
+        lines.append(f"final model: {pt}")
+    emit(result, as_json, "\n".join(lines))

@@ -272,10 +272,28 @@ def test_evaluate_with_a_missing_annotations_file_is_exit_2(
     assert rc == 2 and len(err.strip().splitlines()) == 1
 
 
-@pytest.mark.skipif(WEIGHTS.is_file(), reason="weights present: the model tests below cover yolo")
-def test_yolo_without_weights_fails_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    rc, _, err = run(["detect", str(CHIP), "--out", str(tmp_path / "x.geojson")], capsys)
-    assert rc == 1 and "ships-s2.pt" in err and len(err.strip().splitlines()) == 1
+@pytest.mark.parametrize(("method", "weights"), [("seg", "ships-s2-seg.pt"), ("yolo", "ships-s2.pt")])
+def test_missing_weights_fail_with_one_line(
+    method: str,
+    weights: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from detect.core.registry import clear_detector_cache
+
+    empty = tmp_path / "no-weights"
+    empty.mkdir()
+    monkeypatch.setenv("HARBORWATCH_WEIGHTS_DIR", str(empty))
+    clear_detector_cache()  # detectors built earlier in this process hold the real weights
+    try:
+        rc, _, err = run(
+            ["detect", str(CHIP), "--method", method, "--out", str(tmp_path / "x.geojson")], capsys
+        )
+    finally:
+        clear_detector_cache()
+    assert rc == 1 and weights in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x.geojson").exists()
 
 
 @pytest.mark.skipif(not WEIGHTS.is_file(), reason=f"shipped weights {WEIGHTS} not present yet")
@@ -285,7 +303,7 @@ def test_yolo_detect_on_the_real_chip_follows_the_contract(
     from detect.detectors import get_detector
 
     out = tmp_path / "det.geojson"
-    rc, stdout, _ = run(["detect", str(CHIP), "--out", str(out), "--json"], capsys)
+    rc, stdout, _ = run(["detect", str(CHIP), "--out", str(out), "--method", "yolo", "--json"], capsys)
     assert rc == 0
     fc = json.loads(out.read_text())
     expected = get_detector("ship", "yolo").detect(read_window(CHIP))

@@ -1,0 +1,55 @@
+"""The ship detector that picks, per scene, the best measured model for the bands the scene has.
+
+A scene with the YOLO model's four bands (B04 B03 B02 B08) goes to the model that measured best on such
+scenes; any other scene with B08 or with true colour goes to the band-robust segmentation model
+(``detect.ships.segment``), so no such scene is refused. Each detection's ``detector`` names the model
+that ran. The choice is fixed in ``PREFERENCE`` from the cross-validation in weights/ships-s2-seg.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from detect.core.geometry import Detection
+from detect.ships.segment import SEG_BANDS
+from imagery.types import RasterWindow
+
+#: (method, bands it needs) in order of measured accuracy on scenes that have those bands; the last
+#: entry (the segmentation model) takes every scene with B08 or true colour.
+PREFERENCE: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("yolo", ("B04", "B03", "B02", "B08")),
+    ("seg", ()),
+)
+
+
+class AutoShipDetector:
+    """Method ``auto`` (the default): the first model of ``PREFERENCE`` whose bands the window holds."""
+
+    classes = ("ship",)
+    required_bands: tuple[str, ...] = ()
+    optional_bands = SEG_BANDS
+    name = "auto"
+
+    def __init__(self, device: str = "cpu", **kw: Any) -> None:
+        self.device = device
+        self.kw = kw
+        self._built: dict[str, Any] = {}
+
+    def _detector(self, method: str) -> Any:
+        # built on first use, so a run over four-band scenes never loads the other model
+        if method not in self._built:
+            from detect.core.registry import get_detector
+
+            self._built[method] = get_detector("ship", method, self.device, **self.kw)
+        return self._built[method]
+
+    def choose(self, window: RasterWindow) -> str:
+        """The method that will run on ``window``."""
+        have = set(window.band_names)
+        for method, bands in PREFERENCE:
+            if set(bands) <= have:
+                return method
+        return PREFERENCE[-1][0]
+
+    def detect(self, window: RasterWindow, *, conf: float | None = None) -> list[Detection]:
+        return self._detector(self.choose(window)).detect(window, conf=conf)

@@ -1,0 +1,370 @@
+"""Ship detection by hull segmentation, the default ship detector.
+
+A small U-Net maps whatever bands a scene has (any of B02 B03 B04 B08 B11 that includes B08 or all three
+true-colour bands) to two probability maps: the hull and its core (the inner half of each hull, apart from
+hulls that touch). Ships moored side by side are split by their cores; each ship's box, length and beam come
+from its own hull pixels. Training: ``detect.ships.segment_train``; weights ``weights/ships-s2-seg.pt``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+from torch import nn
+
+from detect.core.device import check_device
+from detect.core.geometry import Detection, detection_from_pixel_box, mask_corner_points
+from detect.core.water import WaterMask, water_mask
+from detect.core.weights import resolve_weights, sha256_file, weights_dir
+from imagery.atomic import atomic_write_json
+from imagery.errors import MissingBandsError, ModelError
+from imagery.types import RasterWindow
+
+log = logging.getLogger(__name__)
+
+#: Input bands in channel order. A band the scene lacks is zero and its presence channel 0.
+SEG_BANDS = ("B02", "B03", "B04", "B08", "B11")
+TRUE_COLOUR = ("B02", "B03", "B04")
+DEFAULT_SEG_MODEL = "ships-s2-seg"
+
+
+def usable_bands(bands: Sequence[str]) -> bool:
+    """Whether the model accepts a scene with ``bands``: B08, or all three true-colour bands."""
+    have = set(bands)
+    return "B08" in have or set(TRUE_COLOUR) <= have
+
+
+def encode(reflectance: np.ndarray, present: Sequence[str]) -> np.ndarray:
+    """(len(SEG_BANDS), H, W) reflectance (absent bands anything) → (2·len(SEG_BANDS), H, W) model input.
+
+    The square root spreads dark water (0.01–0.05) apart from hulls (0.05–0.4) without letting bright
+    roofs and quays dominate; presence channels tell the network which bands are real."""
+    n = len(SEG_BANDS)
+    out = np.zeros((2 * n, *reflectance.shape[1:]), np.float32)
+    for i, b in enumerate(SEG_BANDS):
+        if b in present:
+            out[i] = np.sqrt(np.clip(np.nan_to_num(reflectance[i], nan=0.0), 0.0, 2.0)) * 3.0
+            out[n + i] = 1.0
+    return out
+
+
+def _block(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+class UNet(nn.Module):
+    """Plain U-Net: ``depth`` levels of two 3×3 convolutions, ``base``·2^level channels, two output maps."""
+
+    def __init__(self, in_ch: int = 2 * len(SEG_BANDS), base: int = 16, depth: int = 4, out_ch: int = 2):
+        super().__init__()
+        chs = [base * 2**i for i in range(depth)]
+        self.enc = nn.ModuleList()
+        c = in_ch
+        for ch in chs:
+            self.enc.append(_block(c, ch))
+            c = ch
+        self.dec = nn.ModuleList()
+        for ch in reversed(chs[:-1]):
+            self.dec.append(_block(c + ch, ch))
+            c = ch
+        self.head = nn.Conv2d(c, out_ch, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for i, enc in enumerate(self.enc):
+            x = enc(x)
+            if i < len(self.enc) - 1:
+                skips.append(x)
+                x = F.max_pool2d(x, 2)
+        for dec in self.dec:
+            s = skips.pop()
+            x = F.interpolate(x, size=s.shape[-2:], mode="bilinear", align_corners=False)
+            x = dec(torch.cat([x, s], 1))
+        return self.head(x)
+
+
+@dataclass(frozen=True)
+class SegSpec:
+    """What a set of segmentation weights expects and how it scored; ``<name>.json`` beside ``<name>.pt``."""
+
+    name: str
+    base: int = 16
+    depth: int = 4
+    bands: tuple[str, ...] = SEG_BANDS
+    gsd_m: float = 10.0
+    #: Instance score at or above which a ship is reported (chosen inside each fold's training cities).
+    threshold: float = 0.5
+    mask_threshold: float = 0.5
+    core_threshold: float = 0.5
+    min_pixels: int = 3
+    #: No ship is longer than ~460 m; longer "hulls" are breakwaters, quays and bridge decks.
+    max_length_m: float = 500.0
+    sha256: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "bands", tuple(self.bands))
+        if self.bands != SEG_BANDS:
+            raise ModelError(
+                f"segmentation weights for bands {list(self.bands)}; this code reads {list(SEG_BANDS)}"
+            )
+
+    def to_json(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["arch"] = "unet"
+        d["bands"] = list(self.bands)
+        return d
+
+    @classmethod
+    def read(cls, path: str | Path) -> SegSpec:
+        try:
+            d = json.loads(Path(path).read_text())
+        except FileNotFoundError:
+            raise ModelError(f"model spec {path} not found") from None
+        except (OSError, ValueError) as e:
+            raise ModelError(f"model spec {path} is unreadable: {e}") from None
+        if d.get("arch") != "unet":
+            raise ModelError(f"{path} is not a segmentation model spec (arch {d.get('arch')!r})")
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+
+    def write(self, path: str | Path) -> Path:
+        return atomic_write_json(path, self.to_json())
+
+
+class SegModel:
+    """Loaded segmentation weights: ``probabilities(x)`` maps an encoded scene to hull and core maps."""
+
+    def __init__(self, net: UNet, spec: SegSpec, device: str = "cpu") -> None:
+        self.net = net.to(device).eval()
+        self.spec = spec
+        self.device = device
+
+    @classmethod
+    def load(cls, name_or_path: str | Path = DEFAULT_SEG_MODEL, device: str = "cpu") -> SegModel:
+        pt, spec_path = resolve_weights(name_or_path)
+        if not pt.is_file():
+            raise ModelError(f"model weights {pt} not found (weights dir: {weights_dir()})")
+        spec = SegSpec.read(spec_path)
+        digest = sha256_file(pt)
+        if spec.sha256 and spec.sha256 != digest:
+            raise ModelError(
+                f"{pt} does not match its spec's sha256 (spec {spec.sha256[:12]}…, file {digest[:12]}…)"
+            )
+        check_device(device)
+        net = UNet(base=spec.base, depth=spec.depth)
+        try:
+            state = torch.load(pt, map_location="cpu", weights_only=True)
+            net.load_state_dict(state)
+        except (RuntimeError, OSError, ValueError, KeyError) as e:
+            raise ModelError(f"cannot load segmentation weights {pt}: {str(e).splitlines()[0]}") from None
+        return cls(net, spec if spec.sha256 else SegSpec(**{**asdict(spec), "sha256": digest}), device)
+
+    @torch.no_grad()
+    def probabilities(
+        self, x: np.ndarray, keep: np.ndarray | None = None, tile: int = 1024, overlap: int = 32
+    ) -> np.ndarray:
+        """(C, H, W) encoded input → (2, H, W) hull and core probabilities.
+
+        Tiles of ``tile`` px overlap by ``overlap`` px (each keeps its centre, so no seams); a tile
+        whose ``keep`` area (e.g. water) is empty is not run and stays 0."""
+        _, h, w = x.shape
+        out = np.zeros((2, h, w), np.float32)
+        step = tile - 2 * overlap
+        ys = range(0, max(1, h - 2 * overlap), step)
+        xs = range(0, max(1, w - 2 * overlap), step)
+        for y in ys:
+            for xx in xs:
+                y0, x0 = max(0, min(y, h - tile)), max(0, min(xx, w - tile))
+                y1, x1 = min(h, y0 + tile), min(w, x0 + tile)
+                if keep is not None and not keep[y0:y1, x0:x1].any():
+                    continue
+                t = x[:, y0:y1, x0:x1]
+                ph, pw = (-t.shape[1]) % 16, (-t.shape[2]) % 16
+                tt = torch.from_numpy(np.pad(t, ((0, 0), (0, ph), (0, pw)))[None]).to(self.device)
+                p = torch.sigmoid(self.net(tt))[0, :, : t.shape[1], : t.shape[2]].float().cpu().numpy()
+                cy0 = 0 if y0 == 0 else overlap
+                cx0 = 0 if x0 == 0 else overlap
+                cy1 = t.shape[1] if y1 == h else t.shape[1] - overlap
+                cx1 = t.shape[2] if x1 == w else t.shape[2] - overlap
+                out[:, y0 + cy0 : y0 + cy1, x0 + cx0 : x0 + cx1] = p[:, cy0:cy1, cx0:cx1]
+        return out
+
+
+@dataclass(frozen=True)
+class Instance:
+    """One ship's hull pixels (rows, cols on the window grid) and its score."""
+
+    rows: np.ndarray
+    cols: np.ndarray
+    score: float
+
+    def corners_px(self) -> np.ndarray:
+        """Minimum-area rectangle around the hull's pixel corners, (4, 2) col, row."""
+        r0, c0 = int(self.rows.min()), int(self.cols.min())
+        m = np.zeros((int(self.rows.max()) - r0 + 1, int(self.cols.max()) - c0 + 1), np.uint8)
+        m[self.rows - r0, self.cols - c0] = 1
+        pts = mask_corner_points(m) + np.array([c0, r0])
+        return cv2.boxPoints(cv2.minAreaRect(pts.astype(np.float32))).astype(np.float64)
+
+
+def instances(prob: np.ndarray, spec: SegSpec) -> list[Instance]:
+    """Hull and core maps → ships: each core is a seed, each hull pixel joins the nearest seed in its own
+    hull component; hull components without a core are ships of their own. Score: half the mean hull
+    probability plus half the peak core probability."""
+    eight = np.ones((3, 3), bool)
+    hull = prob[0] > spec.mask_threshold
+    core = (prob[1] > spec.core_threshold) & hull
+    seeds, n = ndimage.label(core, structure=eight)
+    comp, _ = ndimage.label(hull, structure=eight)
+    lab = np.zeros(hull.shape, np.int32)
+    if n:
+        _, (iy, ix) = ndimage.distance_transform_edt(seeds == 0, return_indices=True)
+        lab = np.where(hull, seeds[iy, ix], 0)
+        seed_comp = np.zeros(n + 1, np.int64)
+        seed_comp[seeds[core]] = comp[core]
+        lab[seed_comp[lab] != comp] = 0  # a nearest seed across water belongs to another hull
+    orphan = hull & (lab == 0)
+    extra, _ = ndimage.label(orphan, structure=eight)
+    lab = np.where(orphan, extra + n, lab)
+    out = []
+    for k, sl in enumerate(ndimage.find_objects(lab), start=1):
+        if sl is None:
+            continue
+        m = lab[sl] == k
+        if m.sum() < spec.min_pixels:
+            continue
+        score = 0.5 * float(prob[0][sl][m].mean()) + 0.5 * float(prob[1][sl][m].max())
+        rows, cols = np.nonzero(m)
+        out.append(Instance(rows + sl[0].start, cols + sl[1].start, score))
+    return out
+
+
+#: How far (px) from its hull pixels a ship must find open water: one pixel of quay fender or mixed
+#: hull/water pixels between them, and one of NDWI noise.
+WATER_REACH_PX = 2
+
+
+def touches(inst: Instance, water: np.ndarray, reach_px: int) -> bool:
+    """Whether any pixel within ``reach_px`` of the hull is water."""
+    h, w = water.shape
+    r0, r1 = max(0, int(inst.rows.min()) - reach_px), min(h, int(inst.rows.max()) + reach_px + 1)
+    c0, c1 = max(0, int(inst.cols.min()) - reach_px), min(w, int(inst.cols.max()) + reach_px + 1)
+    m = np.zeros((r1 - r0, c1 - c0), np.uint8)
+    m[inst.rows - r0, inst.cols - c0] = 1
+    near = cv2.dilate(m, np.ones((2 * reach_px + 1, 2 * reach_px + 1), np.uint8)) > 0
+    return bool((near & water[r0:r1, c0:c1]).any())
+
+
+class SegShipDetector:
+    """The segmentation ship detector (``detect.core.registry.Detector``), method ``seg``.
+
+    Reads whichever of ``SEG_BANDS`` a window has; refuses (MissingBandsError) only a window with neither
+    B08 nor true colour. ``water_mask``: where B03 and B08 allow an NDWI water mask, skip tiles with no
+    water in reach and drop hulls that touch no open water (every ship floats: a hull moored at a quay
+    still has water along its other side; roofs and yards inland do not); ``keep_land`` keeps them,
+    flagged ``on_land: true``, instead.
+    Each detection names the model and the bands that ran (``model_bands``); lengths come from the hull
+    pixels (``length_source: pixels``).
+    """
+
+    classes = ("ship",)
+    required_bands: tuple[str, ...] = ()
+    optional_bands = SEG_BANDS
+
+    def __init__(
+        self,
+        model: SegModel | str | None = None,
+        conf: float | None = None,
+        water_mask: bool = True,
+        device: str = "cpu",
+        *,
+        keep_land: bool = False,
+    ) -> None:
+        if model is None or isinstance(model, str):
+            model = SegModel.load(model or DEFAULT_SEG_MODEL, device=device)
+        self.model = model
+        self.spec = model.spec
+        self.conf = self.spec.threshold if conf is None else conf
+        self.use_water = water_mask
+        self.keep_land = keep_land
+        self.name = f"seg:{self.spec.name}"
+        self.last_water: WaterMask | None = None
+
+    def bands_for(self, window: RasterWindow) -> tuple[str, ...]:
+        """The model bands this window really holds (a band of all-nodata counts as absent)."""
+        have = []
+        for b in SEG_BANDS:
+            if b in window.band_names and np.isfinite(window.band(b)).any():
+                have.append(b)
+        if not usable_bands(have):
+            raise MissingBandsError(
+                ["B08"] if not set(TRUE_COLOUR) & set(have) else [b for b in TRUE_COLOUR if b not in have],
+                f"{window.scene_id or 'window'}: the ship model needs B08, or B02+B03+B04 "
+                f"(bands present: {', '.join(window.band_names) or 'none'})",
+            )
+        return tuple(have)
+
+    def detect(self, window: RasterWindow, *, conf: float | None = None) -> list[Detection]:
+        """Ships in ``window`` with score >= ``conf`` (default: the model's threshold)."""
+        conf = self.conf if conf is None else conf
+        bands = self.bands_for(window)
+        refl = np.zeros((len(SEG_BANDS), *window.grid.shape), np.float32)
+        for b in bands:
+            refl[SEG_BANDS.index(b)] = window.band(b)
+        refl[:, ~window.valid_mask] = 0.0
+        wm = water_mask(window) if self.use_water else None
+        self.last_water = wm
+        keep = window.valid_mask
+        if wm is not None and wm.available and not self.keep_land:
+            # hulls reach ~30 px beyond the water mask's edge at quays; tiles far inland are skipped
+            near = cv2.dilate(wm.mask.astype(np.uint8), np.ones((61, 61), np.uint8)) > 0
+            keep = keep & near
+        prob = self.model.probabilities(encode(refl, bands), keep=keep)
+        label = f"{self.name}[{'+'.join(bands)}]"
+        out = []
+        for inst in instances(prob, self.spec):
+            if inst.score < conf:
+                continue
+            corners = inst.corners_px()
+            sides = np.hypot(*(corners[1] - corners[0])), np.hypot(*(corners[2] - corners[1]))
+            if max(sides) * window.grid.res_m > self.spec.max_length_m:
+                continue
+            on_land = None
+            if wm is not None and wm.available and wm.core is not None:
+                on_land = not touches(inst, wm.core, WATER_REACH_PX)
+                if on_land and not self.keep_land:
+                    continue
+            out.append(
+                detection_from_pixel_box(
+                    window.grid,
+                    corners,
+                    "ship",
+                    inst.score,
+                    scene=window.scene_id,
+                    acquired=window.acquired,
+                    detector=label,
+                    properties={
+                        "on_land": on_land,
+                        "length_source": "pixels",
+                        "model_bands": "+".join(bands),
+                    },
+                )
+            )
+        return out

@@ -1,0 +1,669 @@
+"""Training and cross-validation of the segmentation ship model (``detect.ships.segment``) on sen2ships.
+
+Scenes are read once onto the UTM 10 m grid with their instance masks (``prepare``); training draws random
+crops (most around a labelled ship, the rest anywhere, so quays, roofs and bridges are the negatives) with
+flips, rotations, gain, random band dropout down to B08-only or true colour, simulated 8-bit true colour, and
+optionally copy-paste of real labelled hulls onto open water, in rows side by side. Every ``checkpoint_every``
+steps the model, optimiser and random states are saved, so a killed run resumes where it stopped.
+Cross-validation leaves whole cities out; each fold's score threshold is chosen on two of its own training
+cities held out from its training (inner split).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+import rasterio
+import torch
+import torch.nn.functional as F
+from rasterio.enums import Resampling
+from rasterio.warp import reproject
+from scipy import ndimage
+
+from detect.core.rle import decode_rle
+from detect.ships.dataset import SEN2SHIPS_SCALE, available_bands, coco_cities, load_coco
+from detect.ships.segment import SEG_BANDS, TRUE_COLOUR, UNet, encode, usable_bands
+from imagery.errors import InputError
+from imagery.read import TRUE_COLOUR_8BIT_SCALE, find_band_files, open_raster
+
+log = logging.getLogger(__name__)
+
+
+# ------------------------------------------------------------------------------------------- scenes
+def prepare(data: Path, cache: Path, cities: Sequence[str] | None = None) -> list[str]:
+    """Each city's bands (those of ``SEG_BANDS`` it has) on its UTM 10 m grid and its instance raster
+    (COCO masks reprojected with nearest neighbour) → ``cache/<city>.npz``. Existing files are kept."""
+    coco = load_coco(data / "annotations_coco.json")
+    images = coco_cities(coco)
+    cache.mkdir(parents=True, exist_ok=True)
+    done = []
+    for city, im in sorted(images.items()):
+        if cities is not None and city not in cities:
+            continue
+        out = cache / f"{city}.npz"
+        done.append(city)
+        if out.is_file():
+            continue
+        have = [b for b in SEG_BANDS if b in available_bands(data, city)]
+        if not have:
+            log.warning("%s has none of %s; skipped", city, ", ".join(SEG_BANDS))
+            done.pop()
+            continue
+        win = open_raster(data / city, have, scene_id=city, scale=SEN2SHIPS_SCALE)
+        with rasterio.open(find_band_files(data / city)[have[0]]) as src:
+            src_transform, src_crs = src.transform, src.crs
+        inst_src = np.zeros((im["height"], im["width"]), np.int32)
+        ids = []
+        for a in coco["annotations"]:
+            if a["image_id"] != im["id"]:
+                continue
+            seg = a.get("segmentation")
+            if isinstance(seg, dict) and "counts" in seg:
+                m = decode_rle(seg).astype(bool)
+            else:  # a box when the label has no mask
+                x, y, w, h = (round(v) for v in a["bbox"])
+                m = np.zeros(inst_src.shape, bool)
+                m[y : y + h, x : x + w] = True
+            inst_src[m & (inst_src == 0)] = len(ids) + 1
+            ids.append(int(a["id"]))
+        g = win.grid
+        inst = np.zeros(g.shape, np.int32)
+        reproject(
+            inst_src,
+            inst,
+            src_transform=src_transform,
+            src_crs=src_crs,
+            dst_transform=g.transform,
+            dst_crs=g.crs,
+            resampling=Resampling.nearest,
+            src_nodata=None,
+            dst_nodata=0,
+        )
+        tmp = out.with_suffix(".tmp.npz")
+        np.savez_compressed(
+            tmp,
+            image=np.asarray(win.data, np.float32).astype(np.float16),
+            bands=np.array(win.band_names),
+            valid=np.asarray(win.valid_mask),
+            inst=inst.astype(np.int16),
+            ann_ids=np.array(ids),
+        )
+        os.replace(tmp, out)
+        log.info("%s: %s, %d vessels", city, "+".join(win.band_names), len(ids))
+    return done
+
+
+def core_target(inst: np.ndarray) -> np.ndarray:
+    """Per instance: its inner half (by distance to its edge), less the pixels touching another hull."""
+    core = np.zeros(inst.shape, np.uint8)
+    if inst.max() == 0:
+        return core
+    touch = np.zeros(inst.shape, bool)
+    for dy, dx in ((0, 1), (1, 0), (0, -1), (-1, 0)):
+        sh = np.roll(np.roll(inst, dy, 0), dx, 1)
+        touch |= (sh != inst) & (sh > 0) & (inst > 0)
+    for k, sl in enumerate(ndimage.find_objects(inst), start=1):
+        if sl is None:
+            continue
+        sl = tuple(slice(max(0, s.start - 1), s.stop + 1) for s in sl)
+        m = inst[sl] == k
+        d = cv2.distanceTransform(np.pad(m, 1).astype(np.uint8), cv2.DIST_L2, 3)[1:-1, 1:-1]
+        c = m & (d >= max(1.0, 0.5 * d.max())) & ~touch[sl]
+        if not c.any():
+            c = m & (d >= d.max())
+        core[sl][c] = 1
+    return core
+
+
+class TrainingScenes:
+    """The cached cities a model trains on, with every labelled hull kept for copy-paste."""
+
+    def __init__(self, cache: Path, cities: Sequence[str]) -> None:
+        self.s: dict[str, dict[str, Any]] = {}
+        self.hulls: list[tuple[np.ndarray, np.ndarray, tuple[str, ...]]] = []
+        for c in cities:
+            path = cache / f"{c}.npz"
+            if not path.is_file():
+                raise InputError(f"no prepared scene {path}; run prepare() first")
+            z = np.load(path)
+            bands = [str(b) for b in z["bands"]]
+            img = np.zeros((len(SEG_BANDS), *z["inst"].shape), np.float32)
+            for i, b in enumerate(bands):
+                if b in SEG_BANDS:
+                    img[SEG_BANDS.index(b)] = z["image"][i].astype(np.float32)
+            inst = z["inst"].astype(np.int32)
+            valid = z["valid"].astype(bool)
+            img[:, ~valid] = 0
+            objs = [sl for sl in ndimage.find_objects(inst) if sl is not None]
+            centres = [((s[0].start + s[0].stop) // 2, (s[1].start + s[1].stop) // 2) for s in objs]
+            present = tuple(b for b in SEG_BANDS if b in bands)
+            water = water_like(img, present)
+            coast = np.zeros((0, 2), np.int32)
+            if water is not None:  # land within 2 px of water: quays, breakwaters, bridges, beaches
+                near = cv2.dilate(water.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+                coast = np.argwhere(near & ~water & valid).astype(np.int32)
+                if len(coast) > 20000:
+                    coast = coast[np.random.default_rng(0).choice(len(coast), 20000, replace=False)]
+            for k, sl in enumerate(ndimage.find_objects(inst), start=1):
+                if sl is None:
+                    continue
+                sl = tuple(slice(max(0, q.start - 1), q.stop + 1) for q in sl)
+                self.hulls.append((img[(slice(None), *sl)].copy(), (inst[sl] == k), present))
+            self.s[c] = dict(
+                img=img,
+                present=present,
+                inst=inst,
+                coast=coast,
+                core=core_target(inst),
+                mask=(inst > 0).astype(np.uint8),
+                centres=centres,
+                valid=valid,
+            )
+        self.cities = list(self.s)
+        n = np.array([max(1, len(self.s[c]["centres"])) for c in self.cities], float)
+        self.p = np.sqrt(n) / np.sqrt(n).sum()  # big ports drawn more, not in proportion
+
+
+# ------------------------------------------------------------------------------------- augmentation
+def random_bands(present: Sequence[str], rng: random.Random) -> tuple[str, ...]:
+    """All bands 40 % of the time, else a random subset the model must still handle (B08 or true colour)."""
+    present = tuple(present)
+    if rng.random() < 0.4:
+        return present
+    for _ in range(20):
+        s = tuple(b for b in present if rng.random() < 0.5)
+        if usable_bands(s):
+            return s
+    return present
+
+
+def tci_to_reflectance(v: np.ndarray) -> np.ndarray:
+    """8-bit true-colour values → reflectance, as ``imagery.read`` decodes 8-bit files."""
+    return np.asarray(v, np.float32) * TRUE_COLOUR_8BIT_SCALE
+
+
+def water_like(img: np.ndarray, present: Sequence[str]) -> np.ndarray | None:
+    """Rough open-water mask of a crop from NDWI (B03, B08) or dark NIR; None without either band."""
+    if "B03" in present and "B08" in present:
+        g, n = img[SEG_BANDS.index("B03")], img[SEG_BANDS.index("B08")]
+        return (g - n) / (g + n + 1e-6) > 0.05
+    if "B08" in present:
+        return img[SEG_BANDS.index("B08")] < 0.05
+    return None
+
+
+def paste_hulls(img, inst, present, scenes: TrainingScenes, rng: random.Random, n_max: int = 3):
+    """Copy-paste real labelled hulls (of the training cities only) onto open water in a crop: rotated,
+    rescaled ±20 %, brightness ±25 %, and sometimes as a row of 2–3 moored side by side."""
+    water = water_like(img, present)
+    if water is None or not scenes.hulls:
+        return img, inst
+    h_img, w_img = inst.shape
+    nxt = int(inst.max()) + 1
+    for _ in range(rng.randint(1, n_max)):
+        patch, m, src_present = scenes.hulls[rng.randrange(len(scenes.hulls))]
+        ang, scl = rng.uniform(0, 360), math.exp(rng.uniform(-0.2, 0.2))
+        h, w = m.shape
+        size = math.ceil(math.hypot(h, w) * scl) + 2
+        mat = cv2.getRotationMatrix2D((w / 2, h / 2), ang, scl)
+        mat[:, 2] += (size / 2 - w / 2, size / 2 - h / 2)
+        mm = cv2.warpAffine(m.astype(np.uint8), mat, (size, size), flags=cv2.INTER_NEAREST) > 0
+        if mm.sum() < 3 or size >= min(h_img, w_img) - 2:
+            continue
+        pp = np.stack(
+            [
+                cv2.warpAffine(patch[i], mat, (size, size), flags=cv2.INTER_LINEAR)
+                for i in range(len(SEG_BANDS))
+            ]
+        )
+        gain = math.exp(rng.uniform(-0.25, 0.25))
+        ys, xs = np.nonzero(mm)
+        _, (rw, rh), rang = cv2.minAreaRect(np.stack([xs, ys], 1).astype(np.float32))
+        across = math.radians(rang + (90 if rw >= rh else 0))
+        step = min(rw, rh) + rng.choice((1, 1, 2))
+        copies = rng.choice((1, 1, 2, 3))
+        y0, x0 = rng.randint(0, h_img - size), rng.randint(0, w_img - size)
+        for j in range(copies):
+            yy = y0 + round(j * step * math.sin(across))
+            xx = x0 + round(j * step * math.cos(across))
+            if yy < 0 or xx < 0 or yy + size > h_img or xx + size > w_img:
+                break
+            region = (slice(yy, yy + size), slice(xx, xx + size))
+            if (inst[region][mm] > 0).any() or water[region][mm].mean() < 0.95:
+                break
+            for i, b in enumerate(SEG_BANDS):
+                if b in present and b in src_present:
+                    img[i][region][mm] = pp[i][mm] * gain
+            inst[region][mm] = nxt
+            nxt += 1
+    return img, inst
+
+
+def sample(
+    scenes: TrainingScenes,
+    rng: random.Random,
+    crop: int,
+    p_ship: float = 0.5,
+    p_paste: float = 0.0,
+    p_coast: float = 0.25,
+):
+    """One training crop: (encoded input (2·bands, crop, crop), targets (hull, core)). Crops centre on a
+    labelled ship (``p_ship``), on the land edge of water (``p_coast``: the quays, breakwaters and
+    bridges a hull detector confuses with ships) or anywhere."""
+    c = scenes.cities[np.searchsorted(np.cumsum(scenes.p), rng.random() * 0.999999)]
+    d = scenes.s[c]
+    h, w = d["inst"].shape
+    r = rng.random()
+    if d["centres"] and r < p_ship:
+        cy, cx = d["centres"][rng.randrange(len(d["centres"]))]
+        y0 = cy - crop // 2 + rng.randint(-crop // 3, crop // 3)
+        x0 = cx - crop // 2 + rng.randint(-crop // 3, crop // 3)
+    elif len(d["coast"]) and r < p_ship + p_coast:
+        cy, cx = d["coast"][rng.randrange(len(d["coast"]))]
+        y0, x0 = int(cy) - crop // 2, int(cx) - crop // 2
+    else:
+        y0, x0 = rng.randint(0, max(0, h - crop)), rng.randint(0, max(0, w - crop))
+    y0 = min(max(0, y0), max(0, h - crop))
+    x0 = min(max(0, x0), max(0, w - crop))
+    sl = (slice(y0, y0 + crop), slice(x0, x0 + crop))
+    img = d["img"][(slice(None), *sl)].copy()
+    if p_paste and rng.random() < p_paste:
+        inst = d["inst"][sl].copy()
+        img, inst = paste_hulls(img, inst, d["present"], scenes, rng)
+        mask, core = (inst > 0).astype(np.uint8), core_target(inst)
+    else:
+        mask, core = d["mask"][sl].copy(), d["core"][sl].copy()
+    bands = random_bands(d["present"], rng)
+    g = math.exp(rng.uniform(-0.3, 0.3))
+    for i in range(len(SEG_BANDS)):
+        img[i] = img[i] * g * math.exp(rng.uniform(-0.1, 0.1)) + rng.uniform(-0.01, 0.01)
+    if set(TRUE_COLOUR) <= set(bands) and rng.random() < 0.15:
+        # 8-bit true colour (ESA TCI, browser exports): other gains and gamma than the decoder assumes
+        bands = TRUE_COLOUR
+        gain = rng.uniform(2.5, 5.0)
+        gamma = 1 / 2.2 if rng.random() < 0.3 else 1.0
+        for i in range(3):
+            img[i] = tci_to_reflectance(np.round(255 * np.clip(img[i] * gain, 0, 1) ** gamma))
+    x = encode(img, bands)
+    k = rng.randrange(4)
+    x, mask, core = np.rot90(x, k, (1, 2)), np.rot90(mask, k), np.rot90(core, k)
+    if rng.random() < 0.5:
+        x, mask, core = x[:, :, ::-1], mask[:, ::-1], core[:, ::-1]
+    ph, pw = crop - mask.shape[0], crop - mask.shape[1]
+    if ph or pw:
+        x = np.pad(x, ((0, 0), (0, ph), (0, pw)))
+        mask, core = np.pad(mask, ((0, ph), (0, pw))), np.pad(core, ((0, ph), (0, pw)))
+    return np.ascontiguousarray(x), np.stack([mask, core]).astype(np.float32)
+
+
+# ------------------------------------------------------------------------------------------ training
+@dataclass(frozen=True)
+class SegTrainConfig:
+    steps: int = 1200
+    batch: int = 16
+    crop: int = 96
+    lr: float = 3e-3
+    seed: int = 0
+    base: int = 16
+    depth: int = 4
+    p_paste: float = 0.0
+    checkpoint_every: int = 50
+
+
+def loss_fn(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Weighted BCE (hulls are rare) plus soft Dice, on both the hull and the core map."""
+    pos = torch.tensor([3.0, 3.0]).view(1, 2, 1, 1)
+    bce = F.binary_cross_entropy_with_logits(logits, y, pos_weight=pos)
+    p = torch.sigmoid(logits)
+    inter = (p * y).sum((0, 2, 3))
+    den = (p + y).sum((0, 2, 3))
+    return bce + 1 - ((2 * inter + 1) / (den + 1)).mean()
+
+
+def train(
+    cache: Path,
+    cities: Sequence[str],
+    out: Path,
+    cfg: SegTrainConfig = SegTrainConfig(),
+    device: str = "cpu",
+    progress: Callable[[str], None] | None = None,
+) -> UNet:
+    """Train on ``cities`` into ``out`` (``checkpoint.pt`` while running, ``model.pt`` when done);
+    resumes from ``checkpoint.pt`` when one is there."""
+    out.mkdir(parents=True, exist_ok=True)
+    ck = out / "checkpoint.pt"
+    torch.manual_seed(cfg.seed)
+    model = UNet(base=cfg.base, depth=cfg.depth)
+    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    step = 0
+    rng = random.Random(cfg.seed)
+    if ck.is_file():
+        st = torch.load(ck, weights_only=False)
+        model.load_state_dict(st["model"])
+        opt.load_state_dict(st["opt"])
+        step = st["step"]
+        rng.setstate(st["rng"])
+        torch.set_rng_state(st["torch_rng"])
+        log.info("%s: resumed at step %d", out, step)
+    if step >= cfg.steps:
+        return model.eval()
+    scenes = TrainingScenes(cache, cities)
+    model.to(device).train()
+    t0, run = time.time(), 0.0
+    while step < cfg.steps:
+        warm = min(1.0, (step + 1) / 100)
+        for group in opt.param_groups:
+            group["lr"] = cfg.lr * warm * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
+        xs, ys = zip(
+            *(sample(scenes, rng, cfg.crop, p_paste=cfg.p_paste) for _ in range(cfg.batch)), strict=True
+        )
+        x = torch.from_numpy(np.stack(xs)).to(device)
+        y = torch.from_numpy(np.stack(ys)).to(device)
+        loss = loss_fn(model(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        step += 1
+        run = 0.9 * run + 0.1 * loss.item() if step > 1 else loss.item()
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            tmp = ck.with_suffix(".tmp")
+            torch.save(
+                dict(
+                    model=model.state_dict(),
+                    opt=opt.state_dict(),
+                    step=step,
+                    rng=rng.getstate(),
+                    torch_rng=torch.get_rng_state(),
+                ),
+                tmp,
+            )
+            os.replace(tmp, ck)
+            per_step = (time.time() - t0) / cfg.checkpoint_every
+            msg = f"{out.name}: step {step}/{cfg.steps} loss {run:.4f} {per_step:.2f} s/step"
+            log.info(msg)
+            if progress:
+                progress(msg)
+            t0 = time.time()
+    tmp = out / "model.pt.tmp"
+    torch.save(model.state_dict(), tmp)
+    os.replace(tmp, out / "model.pt")
+    return model.eval()
+
+
+# ---------------------------------------------------------------------------------- cross-validation
+#: Length classes (m) for recall by ship size, as in the issue tracker's CV table.
+LENGTH_CLASSES = ((0.0, 80.0), (80.0, 150.0), (150.0, math.inf))
+#: Band sets each held-out city is also scored with (when it has them): how the model fares on a scene
+#: that offers only these. "rgb8" is true colour quantised to 8 bits and decoded as 8-bit files are.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "default": {"water": True},  # the shipped detector: every model band the scene has, water check on
+    "no_water": {},
+    "B08": {"bandset": ("B08",), "water": True},
+    "rgb": {"bandset": TRUE_COLOUR, "water": True},
+    "rgb8": {"bandset": TRUE_COLOUR, "rgb8": True, "water": True},
+}
+INNER_CITIES = 2
+THRESHOLDS = tuple(round(0.3 + 0.025 * i, 3) for i in range(27))  # 0.3 … 0.95
+
+
+def scene_record(preds: Sequence[Any], truths: Sequence[Any], threshold: float) -> dict[str, Any]:
+    """What pooling needs from one scene: counts at the threshold, matched truths, length errors and the
+    inputs of AP."""
+    from detect.ships.evaluate import match_scene
+
+    m = match_scene(preds, truths)
+    op = [d for d in preds if d.score >= threshold]
+    mo = match_scene(op, truths)
+    matched = [False] * len(truths)
+    errs = []
+    for i, j in enumerate(mo.match):
+        if j >= 0:
+            matched[j] = True
+            errs.append(float(mo.pred_len[i] - truths[j].length_m))
+    return {
+        "n_truth": len(truths),
+        "n_pred": len(op),
+        "tp": int((mo.match >= 0).sum()),
+        "truth_len": [float(t.length_m) for t in truths],
+        "truth_matched": matched,
+        "len_err": errs,
+        "ap_scores": [float(x) for x in m.scores],
+        "ap_hits": [bool(x) for x in m.ap_hit],
+    }
+
+
+def pool(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Pooled P, R, F1, AP50, count MAE per scene, length MAE and recall by length class."""
+    from detect.ships.evaluate import average_precision
+
+    tp = sum(r["tp"] for r in records)
+    n_pred = sum(r["n_pred"] for r in records)
+    n_truth = sum(r["n_truth"] for r in records)
+    p = tp / n_pred if n_pred else 0.0
+    r_ = tp / n_truth if n_truth else 0.0
+    f1 = 2 * p * r_ / (p + r_) if p + r_ else 0.0
+    scores = np.concatenate([np.asarray(r["ap_scores"], float) for r in records]) if records else np.zeros(0)
+    hits = np.concatenate([np.asarray(r["ap_hits"], bool) for r in records]) if records else np.zeros(0, bool)
+    errs = [abs(e) for r in records for e in r["len_err"]]
+    out = {
+        "precision": round(p, 3),
+        "recall": round(r_, 3),
+        "f1": round(f1, 3),
+        "ap50": round(float(average_precision(scores, hits, n_truth)), 3),
+        "count_mae": round(float(np.mean([abs(r["n_pred"] - r["n_truth"]) for r in records])), 2)
+        if records
+        else None,
+        "length_mae_m": round(float(np.mean(errs)), 1) if errs else None,
+        "n_truth": n_truth,
+        "n_pred": n_pred,
+        "tp": tp,
+    }
+    lens = [
+        (length, hit) for r in records for length, hit in zip(r["truth_len"], r["truth_matched"], strict=True)
+    ]
+    for lo, hi in LENGTH_CLASSES:
+        sel = [hit for length, hit in lens if lo <= length < hi]
+        key = f"recall_{int(lo)}_{'up' if math.isinf(hi) else int(hi)}m"
+        out[key] = round(sum(sel) / len(sel), 3) if sel else None
+        out[key.replace("recall", "n")] = len(sel)
+    return out
+
+
+def best_threshold(records_by_t: dict[float, list[dict[str, Any]]]) -> tuple[float, float]:
+    """The threshold with the best pooled F1 (the lowest one on ties)."""
+    best = (0.5, -1.0)
+    for t, recs in records_by_t.items():
+        f1 = pool(recs)["f1"]
+        if f1 > best[1] + 1e-9:
+            best = (t, f1)
+    return best
+
+
+def read_city(data: Path, city: str, bandset: Sequence[str] | None = None, rgb8: bool = False):
+    """A sen2ships city as a user's file would come in: the model bands it has (or only ``bandset``), on
+    its UTM grid; ``rgb8`` re-encodes true colour as an 8-bit file would hold it."""
+    have = [b for b in SEG_BANDS if b in available_bands(data, city)]
+    if bandset is not None:
+        have = [b for b in have if b in bandset]
+        if not usable_bands(have):
+            return None
+    window = open_raster(data / city, have, scale=SEN2SHIPS_SCALE, scene_id=city)
+    if rgb8:
+        from dataclasses import replace
+
+        arr = np.array(window.data)
+        for i in range(len(window.band_names)):
+            arr[i] = tci_to_reflectance(
+                np.round(255 * np.clip(arr[i] / (255 * TRUE_COLOUR_8BIT_SCALE), 0, 1))
+            )
+        window = replace(window, data=arr)
+    return window
+
+
+def detect_cities(
+    model: UNet, spec: Any, data: Path, cities: Sequence[str], variant: dict[str, Any], truth: dict[str, list]
+) -> dict[str, tuple[list, list]]:
+    """{city: (detections with score >= 0.05, truths)} for one variant."""
+    from detect.ships.segment import SegModel, SegShipDetector
+
+    det = SegShipDetector(SegModel(model, spec), conf=0.0, water_mask=bool(variant.get("water")))
+    out = {}
+    for c in cities:
+        w = read_city(data, c, variant.get("bandset"), bool(variant.get("rgb8")))
+        if w is not None:
+            out[c] = (det.detect(w, conf=0.05), truth.get(c, []))
+    return out
+
+
+def fold_plan(cities: Sequence[str], k: int) -> list[dict[str, list[str]]]:
+    """Leave-cities-out folds (``detect.ships.train.make_folds``), each with its inner threshold cities."""
+    from detect.ships.train import make_folds
+
+    plan = []
+    for f, held in enumerate(make_folds(cities, k)):
+        train_cities = sorted(set(cities) - set(held))
+        inner = sorted(random.Random(f).sample(train_cities, INNER_CITIES))
+        plan.append({"held_out": held, "inner": inner, "fit": sorted(set(train_cities) - set(inner))})
+    return plan
+
+
+def cross_validate(
+    data: Path,
+    out: Path,
+    cfg: SegTrainConfig,
+    k: int = 5,
+    device: str = "cpu",
+    folds: Sequence[int] | None = None,
+    progress: Callable[[str], None] | None = None,
+    rescore: bool = False,
+) -> dict[str, Any]:
+    """Train and score every fold (a finished fold's ``result.json`` is kept, or with ``rescore`` scored
+    again with this code from its trained model), then pool the scores."""
+    from detect.ships.evaluate import load_coco_truth
+    from detect.ships.segment import SegSpec
+
+    cache = out / "scenes"
+    cities = prepare(data, cache)
+    plan = fold_plan(cities, k)
+    truth = load_coco_truth(data / "annotations_coco.json", data, cities)
+    for f, fold in enumerate(plan):
+        if folds is not None and f not in folds:
+            continue
+        fd = out / f"fold{f}"
+        res_path = fd / "result.json"
+        if rescore:
+            res_path.unlink(missing_ok=True)
+        if res_path.is_file():
+            continue
+        if progress:
+            progress(
+                f"fold {f}: held out {', '.join(fold['held_out'])}; threshold from {', '.join(fold['inner'])}"
+            )
+        model = train(cache, fold["fit"], fd, cfg, device=device, progress=progress)
+        spec = SegSpec(name=f"fold{f}", base=cfg.base, depth=cfg.depth)
+        inner = detect_cities(model, spec, data, fold["inner"], VARIANTS["default"], truth)
+        by_t = {t: [scene_record(p, tr, t) for p, tr in inner.values()] for t in THRESHOLDS}
+        threshold, inner_f1 = best_threshold(by_t)
+        res = {**fold, "threshold": threshold, "inner_f1": inner_f1, "variants": {}}
+        for name, variant in VARIANTS.items():
+            found = detect_cities(model, spec, data, fold["held_out"], variant, truth)
+            res["variants"][name] = {c: scene_record(p, tr, threshold) for c, (p, tr) in found.items()}
+            if progress:
+                s = pool(list(res["variants"][name].values()))
+                progress(f"fold {f} {name}: P {s['precision']} R {s['recall']} F1 {s['f1']} AP50 {s['ap50']}")
+        from imagery.atomic import atomic_write_json
+
+        atomic_write_json(res_path, res)
+    return summarise(out, plan)
+
+
+def summarise(out: Path, plan: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Pooled and per-fold scores of the finished folds under ``out``, per variant."""
+    results = []
+    for f in range(len(plan)):
+        p = out / f"fold{f}" / "result.json"
+        if p.is_file():
+            results.append((f, json.loads(p.read_text())))
+    summary: dict[str, Any] = {
+        "folds_done": [f for f, _ in results],
+        "k": len(plan),
+        "thresholds": {f"fold{f}": r["threshold"] for f, r in results},
+        "held_out": {f"fold{f}": r["held_out"] for f, r in results},
+    }
+    for name in VARIANTS:
+        recs = [rec for _, r in results for rec in r["variants"].get(name, {}).values()]
+        summary[name] = {
+            "pooled": pool(recs),
+            "per_fold_f1": {
+                f"fold{f}": pool(list(r["variants"][name].values()))["f1"]
+                for f, r in results
+                if r["variants"].get(name)
+            },
+            "cities": sorted(c for _, r in results for c in r["variants"].get(name, {})),
+        }
+    return summary
+
+
+def card_metrics(summary: dict[str, Any], cities: Sequence[str], cfg: SegTrainConfig) -> dict[str, Any]:
+    """The metrics block of the model's JSON spec, all from ``summarise`` (nothing typed in by hand)."""
+    by_input = {name: v["pooled"] for name, v in summary.items() if name in VARIANTS and isinstance(v, dict)}
+    return {
+        "cv": {
+            "protocol": f"leave-cities-out {summary.get('k', '?')}-fold CV on sen2ships trainval, whole "
+            "held-out scenes, match IoU >= 0.1 or centres <= 30 m; each fold's threshold chosen on "
+            f"{INNER_CITIES} of its training cities held out of its training",
+            "pooled": by_input.get("default", {}),
+            "folds_completed": summary.get("folds_done", []),
+            "per_fold_f1": (summary.get("default") or {}).get("per_fold_f1", {}),
+            "thresholds": summary.get("thresholds", {}),
+            "held_out": summary.get("held_out", {}),
+            "by_input": by_input,
+        },
+        "training": {"cities": list(cities), "config": dict(cfg.__dict__)},
+    }
+
+
+def train_final(
+    data: Path,
+    out: Path,
+    cfg: SegTrainConfig,
+    summary: dict[str, Any] | None,
+    name: str,
+    device: str = "cpu",
+    progress: Callable[[str], None] | None = None,
+) -> Path:
+    """Train on every city; write ``<name>.pt`` and its spec (threshold: the median of the folds' inner
+    thresholds, metrics: the CV summary) under ``out/final``. Returns the .pt path."""
+    from detect.core.weights import sha256_file
+    from detect.ships.segment import SegSpec
+
+    cache = out / "scenes"
+    cities = prepare(data, cache)
+    model = train(cache, cities, out / "final", cfg, device=device, progress=progress)
+    thresholds = list((summary or {}).get("thresholds", {}).values())
+    threshold = float(np.median(thresholds)) if thresholds else 0.5
+    pt = out / "final" / f"{name}.pt"
+    tmp = pt.with_suffix(".pt.tmp")
+    torch.save({k: v.cpu() for k, v in model.state_dict().items()}, tmp)
+    os.replace(tmp, pt)
+    metrics = card_metrics(summary or {}, cities, cfg)
+    SegSpec(
+        name=name,
+        base=cfg.base,
+        depth=cfg.depth,
+        threshold=threshold,
+        sha256=sha256_file(pt),
+        metrics=metrics,
+    ).write(pt.with_suffix(".json"))
+    return pt
