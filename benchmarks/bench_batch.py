@@ -3,8 +3,9 @@ on a dask LocalCluster against the single-process `run` on the same scenes, meas
 
     nice python benchmarks/bench_batch.py [--scenes 6] [--px 1000] [--workers 2] [--method yolo]
 
-Scenes are 4-band COGs (B04 B03 B02 B08) made from real Sentinel-2 pixels (the Valencia scene under
-/work/shared if present, else a bundled sample), one acquisition per day, in a local folder read
+Scenes are 4-band COGs (B04 B03 B02 B08) made from real Sentinel-2 pixels (sen2ships Valencia from
+``--data`` / ``$HARBORWATCH_DATA``, or the bundled sample with ``--sample``), one acquisition per
+day, in a local folder read
 through the local catalogue: read → cloud screen → detect → per-scene record → daily counts. Each
 row starts from an empty output folder (nothing resumed) and includes starting the cluster; the
 last row reruns the finished batch (everything skipped).
@@ -38,9 +39,9 @@ from detect.pipeline.jobs import Job  # noqa: E402
 DAY0 = date(2023, 6, 1)
 
 
-def make_scenes(root: Path, n: int, px: int) -> str:
+def make_scenes(root: Path, n: int, px: int, data: str | None = None, sample: bool = False) -> str:
     """``n`` daily scenes of ``px``² px; returns the AOI as a lon/lat bbox string inside them."""
-    pixels, _ = source_pixels()
+    pixels, _ = source_pixels(data, sample)
     transform = Affine(10, 0, 725000, 0, -10, 4375000)
     for i in range(n):
         folder = root / f"scene-{i:02d}"
@@ -72,12 +73,14 @@ def main() -> None:
     ap.add_argument("--scenes", type=int, default=6)
     ap.add_argument("--px", type=int, default=1000)
     ap.add_argument("--workers", type=int, default=2)
-    ap.add_argument("--method", default="yolo")
+    ap.add_argument("--method", default="auto")
+    ap.add_argument("--data", default=None, help="sen2ships trainval folder (default $HARBORWATCH_DATA/...).")
+    ap.add_argument("--sample", action="store_true", help="Use the bundled sample's pixels instead.")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="bench-batch-"))
     try:
-        aoi = make_scenes(tmp / "scenes", args.scenes, args.px)
+        aoi = make_scenes(tmp / "scenes", args.scenes, args.px, args.data, args.sample)
         end = DAY0 + timedelta(days=args.scenes - 1)
         job = Job(aoi=aoi, start=DAY0, end=end, source=f"local:{tmp / 'scenes'}", method=args.method)
         km2 = args.scenes * args.px**2 * 1e-4
@@ -103,7 +106,7 @@ def main() -> None:
             ),
             ("batch, LocalCluster 1 worker × 2 threads", lambda: batched(1, 2, args.method)),
         ]
-        if args.method == "yolo":
+        if args.method in ("yolo", "auto"):
             cases.append(
                 (f"batch, {args.workers} workers, onnxruntime (yolo-onnx)",
                  lambda: batched(args.workers, 1, "yolo-onnx"))

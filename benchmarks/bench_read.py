@@ -4,9 +4,9 @@ reading whole bands and cropping (the naive way), with peak memory.
     nice python benchmarks/bench_read.py [--size 4096] [--window 1000] [--windows 6] [--markdown]
 
 The COGs (B04 B03 B02 B08, uint16, deflate, 256 px blocks, overviews) are made from real Sentinel-2
-pixels (the Valencia scene under /work/shared if present, else a bundled sample) mirrored to ``--size``
-px, in a temp folder; HTTP is ``tests/rangeserver.py`` on 127.0.0.1 (no network latency: the HTTP
-rows measure request overhead and bytes moved, not a real bucket).
+pixels (sen2ships Valencia from ``--data`` / ``$HARBORWATCH_DATA``, or the bundled sample with
+``--sample``) mirrored to ``--size`` px, in a temp folder; HTTP is ``tests/rangeserver.py`` on
+127.0.0.1 (no network latency: the HTTP rows measure request overhead and bytes moved, not a real bucket).
 """
 
 from __future__ import annotations
@@ -33,14 +33,22 @@ from imagery.types import Asset, Grid, Scene  # noqa: E402
 from tests.rangeserver import RangeServer  # noqa: E402
 
 BANDS = ("B04", "B03", "B02", "B08")
-VALENCIA = Path("/work/shared/data/sen2ships/trainval/valencia")
 
 
-def source_pixels() -> tuple[dict[str, np.ndarray], str]:
-    if VALENCIA.is_dir():
+def source_pixels(data: str | None = None, sample: bool = False) -> tuple[dict[str, np.ndarray], str]:
+    """The real Valencia pixels of sen2ships (``data`` or ``$HARBORWATCH_DATA``; docs/data.md), or the
+    first bundled sample when ``sample`` is asked for. Without either the benchmark stops and says so."""
+    if not sample:
+        from detect.core.data import data_path
+        from imagery.errors import InputError
+
+        try:
+            valencia = data_path("sen2ships", data) / "valencia"
+        except InputError as e:
+            sys.exit(f"{Path(sys.argv[0]).name}: {e}; or use the bundled sample with --sample")
         out = {}
         for b in BANDS:
-            with rasterio.open(VALENCIA / f"valencia_{b}.tif") as src:
+            with rasterio.open(valencia / f"valencia_{b}.tif") as src:
                 out[b] = src.read(1)
         return out, "sen2ships valencia (real L2A)"
     from imagery.samples import list_samples
@@ -51,9 +59,11 @@ def source_pixels() -> tuple[dict[str, np.ndarray], str]:
         return {b: src.read(names.index(b) + 1) for b in BANDS}, f"bundled sample {s.id}"
 
 
-def make_cogs(folder: Path, size: int) -> tuple[dict[str, Path], str]:
+def make_cogs(
+    folder: Path, size: int, data: str | None = None, sample: bool = False
+) -> tuple[dict[str, Path], str]:
     """One COG per band, ``size`` px square, the real pixels mirrored to fill it."""
-    pixels, origin = source_pixels()
+    pixels, origin = source_pixels(data, sample)
     paths = {}
     for b, arr in pixels.items():
         reps = (-(-size // arr.shape[0]), -(-size // arr.shape[1]))
@@ -116,10 +126,12 @@ def main() -> None:
     ap.add_argument("--window", type=int, default=1000, help="window side in px (1000 px = 100 km²)")
     ap.add_argument("--windows", type=int, default=6)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--data", default=None, help="sen2ships trainval folder (default $HARBORWATCH_DATA/...).")
+    ap.add_argument("--sample", action="store_true", help="Use the bundled sample's pixels instead.")
     args = ap.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="bench-read-") as tmp:
-        paths, origin = make_cogs(Path(tmp), args.size)
+        paths, origin = make_cogs(Path(tmp), args.size, args.data, args.sample)
         file_mb = sum(p.stat().st_size for p in paths.values()) / 2**20
         grids = windows(args.size, args.window, args.windows)
         km2 = args.windows * (args.window * 10 / 1000) ** 2

@@ -1,7 +1,13 @@
-"""CPU ship-detection speed on a 1000 × 1000 px 4-band scene: the sliced, batched, land-skipping
+"""CPU ship-detection speed on a 1000 × 1000 px 4-band scene: the default ``auto`` detector, the
+hull-segmentation model (``seg``, also on onnxruntime-free torch), the sliced, batched, land-skipping YOLO
 ``ShipDetector`` (and with flip TTA) against a naive tile-by-tile loop, plus the classical baseline.
 
-    python benchmarks/detect_speed.py [--model NAME] [--threads 2] [--repeat 5] [--tile 256] [--scene PATH]
+    python benchmarks/detect_speed.py [--data SEN2SHIPS] [--model NAME] [--threads 2] [--repeat 5]
+    python benchmarks/detect_speed.py --scene PATH | --mirrored-chip
+
+The scene is the middle 1000 × 1000 px of sen2ships Valencia (``--data`` or ``$HARBORWATCH_DATA``; see
+docs/data.md), or ``--scene PATH``, or (only when asked, ``--mirrored-chip``) the committed test chip
+mirrored to size; without any of them the benchmark stops and says so.
 
 Uses the shipped weights when present; otherwise an untrained model of the same architecture
 (yolo11n-obb, 4 channels, 256 px; same compute, so the timing holds) and says so.
@@ -34,15 +40,22 @@ from detect.ships.yolo import ShipDetector  # noqa: E402
 from imagery.read import open_raster  # noqa: E402
 from imagery.types import Grid, RasterWindow  # noqa: E402
 
-SHARED_SCENE = Path("/work/shared/data/sen2ships/trainval/valencia")
 CHIP = REPO / "tests" / "fixtures" / "chips" / "honolulu_chip.tif"
 SIZE = 1000
 
 
-def scene_window(path: Path | None) -> tuple[RasterWindow, str]:
-    """A 1000 × 1000 4-band window: a real port scene if available, else the test chip mirrored."""
+def scene_window(path: Path | None, data: str | None, mirrored: bool) -> tuple[RasterWindow, str]:
+    """A 1000 × 1000 4-band window of a real port scene, or the test chip mirrored when asked for."""
     bands = ["B02", "B03", "B04", "B08"]
-    src = path or (SHARED_SCENE if SHARED_SCENE.exists() else None)
+    src = path
+    if src is None and not mirrored:
+        from detect.core.data import data_path
+        from imagery.errors import InputError
+
+        try:
+            src = data_path("sen2ships", data) / "valencia"
+        except InputError as e:
+            sys.exit(f"detect_speed: {e}; or time --scene PATH, or the test chip with --mirrored-chip")
     if src is not None:
         # sen2ships is reflectance × 65535; the per-file guess reads dark Valencia as × 1e-4 DN.
         w = open_raster(src, bands, scale=1 / 65535 if path is None else None)
@@ -97,13 +110,15 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--batch-size", type=int, default=16)
     ap.add_argument("--scene", type=Path, default=None)
+    ap.add_argument("--data", default=None, help="sen2ships trainval folder (default $HARBORWATCH_DATA/...).")
+    ap.add_argument("--mirrored-chip", action="store_true", help="Time the committed test chip, mirrored.")
     ap.add_argument("--tile", type=int, default=None, help="Tile size in px (default: the model's imgsz).")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
     import torch  # only to pin the thread count the target is stated for
 
-    window, source = scene_window(args.scene)
+    window, source = scene_window(args.scene, args.data, args.mirrored_chip)
     model, model_desc = load_model(args.model)
     if args.tile and args.tile != model.spec.imgsz:
         # A fully convolutional model runs at any multiple of 32 px at the same ground sampling.
@@ -119,6 +134,18 @@ def main() -> None:
     run_tiles = len(make_tiles(window.grid.shape, spec.imgsz, det.overlap, keep=window.valid_mask & wm.mask))
 
     rows = {}
+    from detect.ships.auto import AutoShipDetector
+    from detect.ships.segment import SegShipDetector
+
+    seg = SegShipDetector()
+    seg.detect(window)
+    torch.set_num_threads(args.threads)
+    rows["default auto (--method auto: yolo on 4 bands)"] = timed(
+        lambda: len(AutoShipDetector().detect(window)), args.repeat
+    )
+    rows["seg, water skipping (--method seg)"] = timed(lambda: len(seg.detect(window)), args.repeat)
+    b08 = RasterWindow(window.select(("B08",)), ("B08",), window.grid, scene_id=window.scene_id)
+    rows["seg on B08 only (no water mask)"] = timed(lambda: len(seg.detect(b08)), args.repeat)
     rows["sliced+batched+water (ShipDetector.detect)"] = timed(lambda: len(det.detect(window)), args.repeat)
     rows["  of which water mask"] = timed(lambda: water_mask(window), args.repeat)
     rows["  of which to_model_input"] = timed(lambda: to_model_input(window, spec), args.repeat)

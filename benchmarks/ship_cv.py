@@ -6,7 +6,12 @@ Each fold's model (from ``python -m detect.ships.train`` / ``harborwatch train``
 scored on the same scenes. Prints per-fold and pooled rows; ``--out`` writes JSON.
 
     python benchmarks/ship_cv.py --cv-dir work-data/cv/B04-B03-B02-B08 --cv-dir work-data/cv/B04-B03-B02 \
-        --data /work/shared/data/sen2ships/trainval --baseline --out work-data/cv/ship_cv.json
+        [--data SEN2SHIPS_TRAINVAL] --baseline --out work-data/cv/ship_cv.json \
+        [--write-card weights/ships-s2.json]
+
+``--data`` defaults to ``$HARBORWATCH_DATA/sen2ships/trainval`` (docs/data.md). ``--write-card`` puts the
+first ``--cv-dir``'s per-fold and pooled rows (and the baseline's) into the metrics block of that model
+spec, so every number of the card comes from this command.
 """
 
 from __future__ import annotations
@@ -218,12 +223,51 @@ def run(
     }
 
 
+def write_card(spec_path: Path, result: dict[str, Any], command: str) -> None:
+    """Rewrite ``metrics.cv`` of a model spec from ``run``'s rows (the first detector's folds and pooled
+    row, the baseline's pooled row), keeping the rest of the spec."""
+    spec = json.loads(spec_path.read_text())
+    rows = result["rows"]
+    first = next((r["detector"] for r in rows if not r["detector"].startswith("baseline")), None)
+    keep = (
+        "cities",
+        "n_truth",
+        "n_pred",
+        "tp",
+        "precision",
+        "recall",
+        "f1",
+        "ap50",
+        "count_mae",
+        "length_mae_m",
+    )
+    folds = {
+        r["fold"]: {k: r[k] for k in keep} for r in rows if r["detector"] == first and r["fold"] != "pooled"
+    }
+    pooled = next((r for r in rows if r["detector"] == first and r["fold"] == "pooled"), None)
+    base = next((r for r in rows if r["detector"].startswith("baseline") and r["fold"] == "pooled"), None)
+    spec.setdefault("metrics", {})["cv"] = {
+        "command": command,
+        "folds_completed": sorted(folds),
+        "conf": result["conf"],
+        "match": result["match"],
+        "per_fold": folds,
+        "pooled": {k: pooled[k] for k in keep} if pooled else None,
+        "baseline_pooled": {k: base[k] for k in keep} if base else None,
+        "f1_by_conf": result["f1_by_conf"].get(first, {}),
+    }
+    atomic_write_json(spec_path, spec, default=lambda o: float(o) if isinstance(o, np.floating) else str(o))
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument(
         "--cv-dir", action="append", required=True, type=Path, help="a `train --out` folder (repeatable)"
     )
-    p.add_argument("--data", type=Path, default=Path("/work/shared/data/sen2ships/trainval"))
+    p.add_argument(
+        "--data", default=None, help="sen2ships trainval (default $HARBORWATCH_DATA/sen2ships/trainval)"
+    )
+    p.add_argument("--write-card", type=Path, help="model spec JSON whose metrics.cv block to rewrite")
     p.add_argument("--conf", type=float, default=0.25, help="operating threshold for P/R/F1/counts")
     p.add_argument("--baseline", action="store_true", help="score the CFAR baseline on the same scenes")
     p.add_argument("--device", default="cpu")
@@ -237,9 +281,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--markdown", action="store_true", help="also print the table as Markdown")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    from detect.core.data import data_path
+    from imagery.errors import InputError
+
+    try:
+        data = data_path("sen2ships", args.data)
+    except InputError as e:
+        sys.exit(f"ship_cv: {e}")
     result = run(
         args.cv_dir,
-        args.data,
+        data,
         args.conf,
         args.baseline,
         args.device,
@@ -256,6 +307,10 @@ def main(argv: list[str] | None = None) -> int:
             f"{label}: pooled F1 by conf "
             + " ".join(f"{c}:{f:.3f}" for c, f in sweep.items())
             + f"  (best {best})"
+        )
+    if args.write_card:
+        write_card(
+            args.write_card, result, " ".join(["python", "benchmarks/ship_cv.py", *(argv or sys.argv[1:])])
         )
     if args.out:
         atomic_write_json(

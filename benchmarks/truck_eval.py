@@ -2,7 +2,9 @@
 km² on open water and city land with no injected trucks, the count on the S2TD motorway chip, and the
 figure docs/figures/trucks-s2td.png.
 
-    python benchmarks/truck_eval.py --data /work/shared/data/sen2ships [--json out.json] [--write-spec]
+    python benchmarks/truck_eval.py [--data SEN2SHIPS_ROOT] [--json out.json] [--write-spec]
+
+``--data`` (the sen2ships folder that holds trainval/) defaults to ``$HARBORWATCH_DATA/sen2ships``.
 """
 
 from __future__ import annotations
@@ -159,7 +161,7 @@ def yolo_comparison(args: argparse.Namespace, det: TruckDetector) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data", default="/work/shared/data/sen2ships")
+    p.add_argument("--data", default=None, help="sen2ships root (default $HARBORWATCH_DATA/sen2ships)")
     p.add_argument("--weights", default=DEFAULT_MODEL, help="model name or spec JSON path")
     p.add_argument("--cache", default=str(REPO / "work-data" / "trucks"))
     p.add_argument("--seed", type=int, default=100)
@@ -173,6 +175,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--yolo", help="also evaluate a YOLO comparison model (.pt with its .json)")
     p.add_argument("--yolo-only", action="store_true", help="with --yolo: skip everything else")
     args = p.parse_args(argv)
+    from detect.core.data import data_path
+    from imagery.errors import InputError
+
+    try:
+        args.data = str(data_path("sen2ships-root", args.data))
+    except InputError as e:
+        sys.exit(f"truck_eval: {e}")
 
     det = TruckDetector.load(args.weights)
     thr = det.spec.threshold

@@ -1,10 +1,11 @@
-"""Regenerate the bundled sample chips in ``imagery/samples/`` from the sen2ships data in /work/shared.
+"""Regenerate the bundled sample chips in ``imagery/samples/`` from the sen2ships data (``--data`` or
+``$HARBORWATCH_DATA/sen2ships``; docs/data.md).
 
 Each sample is a 4-band (B02 B03 B04 B08) UTM 10 m COG cut from one sen2ships port scene, placed where
 the most labelled vessels lie, with ``scene.json`` and the vessels inside it as ``vessels.geojson``.
 
-    python tools/make_samples.py [--data /work/shared/data/sen2ships] [--out imagery/samples]
-    python tools/make_samples.py --fixtures /work/shared/fixtures/cog   # also tests/fixtures/cog crops
+    python tools/make_samples.py [--data SEN2SHIPS_ROOT] [--out imagery/samples]
+    python tools/make_samples.py --fixtures SHARED_FIXTURES/cog   # also tests/fixtures/cog crops
 """
 
 from __future__ import annotations
@@ -66,8 +67,14 @@ def best_window(centres_px: np.ndarray, grid: Grid, size: int) -> tuple[int, int
     for r0 in range(0, max(1, grid.height - size + 1), 10):
         for c0 in range(0, max(1, grid.width - size + 1), 10):
             c, r = centres_px[:, 0], centres_px[:, 1]
-            n = int(((c >= c0 + MARGIN_PX) & (c < c0 + size - MARGIN_PX)
-                     & (r >= r0 + MARGIN_PX) & (r < r0 + size - MARGIN_PX)).sum())
+            n = int(
+                (
+                    (c >= c0 + MARGIN_PX)
+                    & (c < c0 + size - MARGIN_PX)
+                    & (r >= r0 + MARGIN_PX)
+                    & (r < r0 + size - MARGIN_PX)
+                ).sum()
+            )
             if n > best[2]:
                 best = (r0, c0, n)
     return best
@@ -113,33 +120,37 @@ def make_sample(data_dir: Path, city: str, out_root: Path, coco: dict) -> dict:
 
     features = []
     for ann, rect_src, rect_utm, (cx, cy) in zip(anns, rects_src, rects_utm, centres_px, strict=True):
-        inside = (c0 + MARGIN_PX <= cx < c0 + SIZE_PX - MARGIN_PX
-                  and r0 + MARGIN_PX <= cy < r0 + SIZE_PX - MARGIN_PX)
+        inside = (
+            c0 + MARGIN_PX <= cx < c0 + SIZE_PX - MARGIN_PX
+            and r0 + MARGIN_PX <= cy < r0 + SIZE_PX - MARGIN_PX
+        )
         if not inside:
             continue
         sides = [float(np.hypot(*(rect_utm[i] - rect_utm[(i + 1) % 4]))) for i in range(2)]
         lon, lat = to_lonlat.transform(rect_src[:, 0], rect_src[:, 1])
         poly = Polygon(zip(np.round(lon, 7), np.round(lat, 7), strict=True))
-        features.append({
-            "type": "Feature",
-            "geometry": mapping(poly.buffer(0) if not poly.is_valid else poly),
-            "properties": {
-                "class": "vessel",
-                "length_m": round(max(sides), 1),
-                "width_m": round(min(sides), 1),
-                "ann_id": ann["id"],
-                "row": round(float(cy - r0), 1),
-                "col": round(float(cx - c0), 1),
-                "shape_from": "mask minAreaRect" if isinstance(ann.get("segmentation"), dict) else "box",
-            },
-        })
+        features.append(
+            {
+                "type": "Feature",
+                "geometry": mapping(poly.buffer(0) if not poly.is_valid else poly),
+                "properties": {
+                    "class": "vessel",
+                    "length_m": round(max(sides), 1),
+                    "width_m": round(min(sides), 1),
+                    "ann_id": ann["id"],
+                    "row": round(float(cy - r0), 1),
+                    "col": round(float(cx - c0), 1),
+                    "shape_from": "mask minAreaRect" if isinstance(ann.get("segmentation"), dict) else "box",
+                },
+            }
+        )
     assert len(features) == count, (city, len(features), count)
 
     scene = {
         "id": sample_id,
         "datetime": acquired.isoformat().replace("+00:00", "Z"),
         "datetime_note": "approximate: sen2ships records only the date; time = 10:30 local mean solar "
-                         "time (Sentinel-2 descending node) converted with the chip's longitude",
+        "time (Sentinel-2 descending node) converted with the chip's longitude",
         "platform": "sentinel-2",
         "processing_level": "L2A",
         "cloud_cover": None,
@@ -152,15 +163,24 @@ def make_sample(data_dir: Path, city: str, out_root: Path, coco: dict) -> dict:
         "bbox": [round(v, 6) for v in (west, south, east, north)],
         "vessel_count": len(features),
         "source": f"sen2ships (github.com/ShipDetectionExperts/sen2ships @ d8e83c1), trainval/{city}, "
-                  f"window rows {r0}-{r0 + SIZE_PX} cols {c0}-{c0 + SIZE_PX} of the UTM 10 m resampling",
+        f"window rows {r0}-{r0 + SIZE_PX} cols {c0}-{c0 + SIZE_PX} of the UTM 10 m resampling",
         "attribution": ATTRIBUTION,
         "licence": "MIT (labels, see NOTICE); Copernicus Sentinel data terms (imagery)",
     }
     # No overviews: a 400-pixel chip needs none, and they would add a quarter to the bundled size.
-    write_cog(chip, out / f"{sample_id}.tif", overviews=False, deflate_level=9, tags={
-        "SCENE_ID": sample_id, "DATETIME": scene["datetime"], "SOURCE": "sen2ships",
-        "PROCESSING_LEVEL": "L2A", "ATTRIBUTION": ATTRIBUTION,
-    })
+    write_cog(
+        chip,
+        out / f"{sample_id}.tif",
+        overviews=False,
+        deflate_level=9,
+        tags={
+            "SCENE_ID": sample_id,
+            "DATETIME": scene["datetime"],
+            "SOURCE": "sen2ships",
+            "PROCESSING_LEVEL": "L2A",
+            "ATTRIBUTION": ATTRIBUTION,
+        },
+    )
     atomic_write_json(out / "scene.json", scene)
     atomic_write_json(out / "vessels.geojson", {"type": "FeatureCollection", "features": features})
     return scene
@@ -182,9 +202,16 @@ def make_cog_fixtures(src_root: Path, out_root: Path) -> None:
             win = Window(w.col_off * factor, w.row_off * factor, w.width * factor, w.height * factor)
             data = src.read(1, window=win)
             profile = {
-                "driver": "COG", "width": data.shape[1], "height": data.shape[0], "count": 1,
-                "dtype": data.dtype.name, "crs": src.crs, "transform": src.window_transform(win),
-                "nodata": src.nodata, "compress": "DEFLATE", "blocksize": 64,
+                "driver": "COG",
+                "width": data.shape[1],
+                "height": data.shape[0],
+                "count": 1,
+                "dtype": data.dtype.name,
+                "crs": src.crs,
+                "transform": src.window_transform(win),
+                "nodata": src.nodata,
+                "compress": "DEFLATE",
+                "blocksize": 64,
                 "overview_resampling": "nearest" if name == "SCL" else "average",
             }
         with atomic_path(out / f"{name}.tif") as tmp, rasterio.open(tmp, "w", **profile) as dst:
@@ -194,12 +221,21 @@ def make_cog_fixtures(src_root: Path, out_root: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=Path("/work/shared/data/sen2ships"))
+    ap.add_argument(
+        "--data", type=Path, default=None, help="sen2ships root (default $HARBORWATCH_DATA/sen2ships)"
+    )
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "imagery" / "samples")
     ap.add_argument("--cities", default=",".join(CITIES))
-    ap.add_argument("--fixtures", type=Path, default=None,
-                    help="folder with S2A_29RKH_20200219_0_L2A/ (shared fixtures/cog): also write test crops")
+    ap.add_argument(
+        "--fixtures",
+        type=Path,
+        default=None,
+        help="folder with S2A_29RKH_20200219_0_L2A/ (shared fixtures/cog): also write test crops",
+    )
     args = ap.parse_args(argv)
+    from detect.core.data import data_path
+
+    args.data = data_path("sen2ships-root", args.data)
     if args.fixtures:
         make_cog_fixtures(args.fixtures, Path(__file__).resolve().parents[1] / "tests" / "fixtures" / "cog")
     coco = json.loads((args.data / "trainval" / "annotations_coco.json").read_text())
@@ -210,13 +246,16 @@ def main(argv: list[str] | None = None) -> None:
         scene = make_sample(args.data, city, args.out, coco)
         print(f"{scene['id']}: {scene['vessel_count']} vessels, bbox {scene['bbox']}")
     licence = (args.data / "upstream" / "LICENSE.upstream.txt").read_text()
-    atomic_write_text(args.out / "NOTICE", (
-        "The sample chips in this folder are derived from the sen2ships dataset\n"
-        "(https://github.com/ShipDetectionExperts/sen2ships, commit d8e83c1a039b): its Sentinel-2 L2A\n"
-        "band exports were resampled from EPSG:3857 to UTM 10 m, cropped and re-encoded as uint16 DN\n"
-        "(reflectance x 10000); its vessel labels were converted to lon/lat rectangles.\n\n"
-        f"{ATTRIBUTION}\n\nsen2ships licence:\n\n{licence}"
-    ))
+    atomic_write_text(
+        args.out / "NOTICE",
+        (
+            "The sample chips in this folder are derived from the sen2ships dataset\n"
+            "(https://github.com/ShipDetectionExperts/sen2ships, commit d8e83c1a039b): its Sentinel-2 L2A\n"
+            "band exports were resampled from EPSG:3857 to UTM 10 m, cropped and re-encoded as uint16 DN\n"
+            "(reflectance x 10000); its vessel labels were converted to lon/lat rectangles.\n\n"
+            f"{ATTRIBUTION}\n\nsen2ships licence:\n\n{licence}"
+        ),
+    )
 
 
 if __name__ == "__main__":

@@ -1,11 +1,12 @@
-"""Derive the small real test chips in tests/fixtures/chips/ from sen2ships (needs /work/shared).
+"""Derive the small real test chips in tests/fixtures/chips/ from sen2ships (``--data`` or
+``$HARBORWATCH_DATA``; docs/data.md).
 
 Each chip is a crop of a scene read onto its UTM 10 m grid (``imagery.read.open_raster``), stored
 as a 4-band uint16 GeoTIFF (reflectance × 10000, tag REFLECTANCE_SCALE=0.0001, band descriptions
 B02,B03,B04,B08, nodata 0). The scene's COCO labels are mapped onto the chip's pixel grid: boxes
 through their corners on the ground, instance masks by nearest-neighbour reprojection.
 
-    python tools/make_test_chips.py [--data /work/shared/data/sen2ships/trainval] [--out tests/fixtures/chips]
+    python tools/make_test_chips.py [--data SEN2SHIPS_TRAINVAL] [--out tests/fixtures/chips]
 """
 
 from __future__ import annotations
@@ -167,9 +168,14 @@ def find_water_block(window: RasterWindow, size: int) -> tuple[int, int]:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--data", type=Path, default=Path("/work/shared/data/sen2ships/trainval"))
+    ap.add_argument(
+        "--data", type=Path, default=None, help="sen2ships trainval (default $HARBORWATCH_DATA/...)"
+    )
     ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "tests/fixtures/chips")
     args = ap.parse_args()
+    from detect.core.data import data_path
+
+    args.data = data_path("sen2ships", args.data)
     coco = json.loads((args.data / "annotations_coco.json").read_text())
     images, anns = [], []
     for i, (name, city, row, col, size) in enumerate(SHIP_CHIPS, start=1):

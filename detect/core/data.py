@@ -11,6 +11,7 @@ DATA_ENV = "HARBORWATCH_DATA"
 #: Data set → its folder under ``$HARBORWATCH_DATA`` (the layout docs/data.md describes).
 DATASETS = {
     "sen2ships": "sen2ships/trainval",
+    "sen2ships-root": "sen2ships",
     "eotdl-s2-ships": "eotdl-s2-ships",
     "s2td-truck-test-chip": "s2td-truck-test-chip",
 }

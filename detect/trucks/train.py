@@ -1,7 +1,8 @@
 """Training data and training for the truck detector: simulated moving trucks injected into real
 sen2ships road pixels, per-pixel features, a LightGBM classifier, and its sidecar spec.
 
-Run ``harborwatch train trucks --data /work/shared/data/sen2ships`` (or ``python -m detect.trucks.train``;
+Run ``harborwatch train trucks [--data SEN2SHIPS_ROOT]``
+(default ``$HARBORWATCH_DATA/sen2ships``) (or ``python -m detect.trucks.train``;
 a few minutes on 2 CPU cores).
 Cities are split, never pixels: TRAIN_CITIES fit the model, VAL_CITIES choose the threshold, and
 HELDOUT_CITIES are only used by benchmarks/truck_eval.py.

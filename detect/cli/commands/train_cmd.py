@@ -38,9 +38,9 @@ def train_group() -> None:
 @click.option(
     "--data",
     "data",
-    required=True,
-    type=click.Path(exists=True, file_okay=False),
-    help="sen2ships split folder: annotations_coco.json and one band folder per city.",
+    default=None,
+    help="sen2ships split folder: annotations_coco.json and one band folder per city; "
+    "default $HARBORWATCH_DATA/sen2ships/trainval.",
 )
 @click.option(
     "--out",
@@ -98,7 +98,7 @@ def train_group() -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="Print the run summary as JSON to stdout.")
 def train_cmd(
-    data: str,
+    data: str | None,
     out: str,
     cv: int,
     bands: str,
@@ -118,8 +118,10 @@ def train_cmd(
 
     Score the folds on whole held-out scenes with `python benchmarks/ship_cv.py --cv-dir OUT`.
     """
+    from detect.core.data import data_path
+
     plan = make_plan(
-        data,
+        str(data_path("sen2ships", data)),
         out,
         bands=parse_bands(bands),
         cv=cv,
@@ -158,10 +160,9 @@ def train_cmd(
 @train_group.command("trucks")
 @click.option(
     "--data",
-    default="/work/shared/data/sen2ships",
-    show_default=True,
+    default=None,
     type=click.Path(file_okay=False),
-    help="sen2ships root (with trainval/).",
+    help="sen2ships root (with trainval/); default $HARBORWATCH_DATA/sen2ships.",
 )
 @click.option(
     "--out",
@@ -208,7 +209,7 @@ def train_cmd(
 )
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON to stdout.")
 def trucks_cmd(
-    data: str,
+    data: str | None,
     out: str,
     cache: str,
     seed: int,
@@ -222,8 +223,10 @@ def trucks_cmd(
     as_json: bool,
 ) -> None:
     """Train the truck classifier (LightGBM on simulated trucks in sen2ships roads); see docs/trucks.md."""
+    from detect.core.data import data_path
     from detect.trucks import train as truck_train  # LightGBM and the simulator load only for this command
 
+    data = str(data_path("sen2ships-root", data))
     if yolo:
         written = [
             truck_train.yolo_experiment(
