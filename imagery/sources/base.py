@@ -28,6 +28,7 @@ S2_LAT_RANGE = (-56.0, 84.0)
 #: Rough box around Europe where ESA's L2A started before December 2018.
 _EUROPE_BBOX = (-32.0, 27.0, 45.0, 72.0)
 
+
 @runtime_checkable
 class Catalog(Protocol):
     """A source of acquisitions. ``start``/``end`` may be dates (end inclusive) or aware datetimes."""
@@ -84,12 +85,15 @@ def parse_period(start: date | datetime | str, end: date | datetime | str) -> tu
 
 def stac_datetime_range(start: datetime, end: datetime) -> str:
     """RFC 3339 interval for a STAC ``datetime`` parameter (millisecond precision, Z suffix)."""
+
     def fmt(d: datetime) -> str:
         return d.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.") + f"{d.microsecond // 1000:03d}Z"
+
     return f"{fmt(start)}/{fmt(end)}"
 
 
 # -- coverage rules ------------------------------------------------------------------------------------
+
 
 def check_coverage(aoi: Aoi, start: datetime, end: datetime, collection: str, source: str) -> None:
     """Raise ``CoverageError`` when the AOI or period lies wholly outside what ``collection`` holds.
@@ -113,12 +117,17 @@ def check_coverage(aoi: Aoi, start: datetime, end: datetime, collection: str, so
                 f"({abs(lo):.0f}° S to {hi:.0f}° N, land and coastal waters); try sentinel-1-grd"
             )
         if collection == "sentinel-2-l2a" and source == "earth-search" and start < L2A_GLOBAL_START:
-            where = (" (Europe from 2017-2018)" if _intersects_bbox(aoi, _EUROPE_BBOX)
-                     else ", so this AOI may have few or no L2A scenes")
+            where = (
+                " (Europe from 2017-2018)"
+                if _intersects_bbox(aoi, _EUROPE_BBOX)
+                else ", so this AOI may have few or no L2A scenes"
+            )
             log.warning(
                 "%s before December 2018: ESA made L2A worldwide only from then%s; for %d use "
                 "sentinel-2-l1c, sentinel-2-c1-l2a or --source planetary-computer",
-                collection, where, start.year,
+                collection,
+                where,
+                start.year,
             )
     elif collection.startswith("sentinel-1") and end < S1_ARCHIVE_START:
         raise CoverageError(
@@ -134,12 +143,15 @@ def _intersects_bbox(aoi: Aoi, bbox: tuple[float, float, float, float]) -> bool:
 def empty_result_hint(collection: str, start: datetime, source: str) -> str:
     """A sentence for the CLI when a search finds nothing."""
     if collection == "sentinel-2-l2a" and start < L2A_GLOBAL_START and source == "earth-search":
-        return ("L2A before December 2018 exists mostly over Europe; try --collection sentinel-2-l1c "
-                "or --source planetary-computer (global L2A from 2016)")
+        return (
+            "L2A before December 2018 exists mostly over Europe; try --collection sentinel-2-l1c "
+            "or --source planetary-computer (global L2A from 2016)"
+        )
     return "widen the period, raise --max-cloud, or try another --source"
 
 
 # -- per-scene AOI coverage ----------------------------------------------------------------------------
+
 
 def aoi_coverage(aoi: Aoi, footprint: Any) -> float:
     """Fraction (0–1) of the AOI's area inside ``footprint`` (EPSG:4326), measured in the AOI's UTM CRS."""
@@ -193,7 +205,11 @@ def check_max_cloud(max_cloud: float | None) -> None:
 
 
 def check_collection(collection: str, allowed: tuple[str, ...], source: str) -> None:
-    if collection not in allowed:
+    """Refuse a collection the source does not serve; an empty ``allowed`` means any (a STAC API whose
+    collections are its own business)."""
+    if not collection:
+        raise InputError(f"{source}: name a collection (--collection)")
+    if allowed and collection not in allowed:
         raise InputError(f"{source} has no collection {collection!r}; choose one of: {', '.join(allowed)}")
 
 
@@ -223,7 +239,13 @@ class SceneSearch:
         return finish(scenes, aoi, t0, t1, max_cloud=max_cloud, limit=limit)
 
     def find(
-        self, aoi: Aoi, start: datetime, end: datetime, *, collection: str, max_cloud: float | None,
+        self,
+        aoi: Aoi,
+        start: datetime,
+        end: datetime,
+        *,
+        collection: str,
+        max_cloud: float | None,
         limit: int | None,
     ) -> Iterable[Scene]:
         """Candidate scenes for an already validated search (``finish`` filters, sorts and limits them)."""

@@ -71,6 +71,7 @@ class StacApiCatalog(StacCatalog):
     (L1C/L2A/GRD) is read from the collection name or ``s2:product_type``."""
 
     name = "stac"
+    collections: tuple[str, ...] = ()  # whatever the API serves; it answers for unknown ones itself
 
     def __init__(
         self, url: str, *, retry: RetryPolicy | None = None, session: RetryingSession | None = None
