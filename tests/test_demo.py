@@ -82,7 +82,10 @@ def test_run_cli_json_on_a_local_folder(tmp_path, capsys, monkeypatch):
     assert code == 0, err
     out = json.loads(stdout)
     assert out["scenes"] == {"total": 1, "unknown": 1}
-    assert out["daily_counts"][0]["status"] == "observed" and out["daily_counts"][0]["count"] is not None
+    assert (
+        out["daily_counts"][0]["status"] == "observed-unmasked"
+        and out["daily_counts"][0]["count"] is not None
+    )
     assert Path(out["files"]["report_html"]).is_file()
 
 

@@ -1,6 +1,8 @@
 """Daily counts: detections and scene coverage turned into one row per day, zone and class.
 
-A day without a clear view of a zone is ``unobserved`` with a missing count (``<NA>``), never 0.
+A day without a clear view of a zone is ``unobserved`` with a missing count (``<NA>``), never 0; a day
+seen in full by a scene without a cloud mask is ``observed-unmasked``: counted, but clouds could not be
+screened, so the count may be low.
 When two scenes cover one day (overlapping tiles, two platforms, or Sentinel-2 and Sentinel-1), only
 one scene is counted per zone, so no vessel is counted twice: a clear Sentinel-2 view first, else the
 scene that saw the most of the zone. The ``sensor`` column says which one counted.
@@ -92,6 +94,13 @@ DAILY_COLUMNS = (
 )
 #: Scene statuses whose pixels were looked at (anything else contributes no view of the day).
 LOOKED_AT = ("clear", "partial", "cloudy", "unknown")
+#: The scene status of a view without a cloud mask (neither SCL nor the s2cloudless bands).
+UNMASKED_SCENE = "unknown"
+#: Day status of a day seen in full by a scene without a cloud mask: its count may miss vessels under
+#: cloud. (A partial day stays ``partial``: its count is a floor either way.)
+OBSERVED_UNMASKED = "observed-unmasked"
+#: Day statuses, from the most to the least trusted count.
+DAY_STATUSES = ("observed", OBSERVED_UNMASKED, "partial", "unobserved")
 #: The sensor whose clear views are counted first (optical: sizes and the trained model's accuracy are
 #: known); other sensors fill the days it did not see.
 PREFERRED_SENSOR = "S2"
@@ -348,8 +357,9 @@ def daily_counts(
     scene id). So S2 counts on clear days and S1 fills the cloudy ones; the others are listed in
     ``scenes`` but not counted, so a ship seen on two overlapping tiles counts once. Without a
     ``coverage`` row for a zone the scene's AOI-wide fractions stand in for it. ``unobserved`` days
-    have ``<NA>`` counts. ``dark_count`` (ships without an AIS partner) is ``<NA>`` unless AIS covered
-    the counted scene (``ais_fixes`` > 0 in ``scenes``).
+    have ``<NA>`` counts; an ``observed`` day whose counted scene had no cloud mask is
+    ``observed-unmasked`` (:data:`OBSERVED_UNMASKED`). ``dark_count`` (ships without an AIS partner)
+    is ``<NA>`` unless AIS covered the counted scene (``ais_fixes`` > 0 in ``scenes``).
     """
     params = params or AggregateParams()
     looked = scenes[scenes["status"].isin(LOOKED_AT)].copy()
@@ -362,7 +372,7 @@ def daily_counts(
     )
     dark = detections["dark"] if "dark" in detections else pd.Series(pd.NA, index=detections.index)
     dark = dark.astype("boolean").fillna(False).astype(bool)
-    info = looked.set_index("scene")[["sensor"]].assign(
+    info = looked.set_index("scene")[["sensor", "status"]].assign(
         ais=looked["ais_fixes"].to_numpy() if "ais_fixes" in looked else pd.NA
     )
     can_see = {
@@ -378,6 +388,8 @@ def daily_counts(
                 todays = looked[on_day & can_see[cls]]
                 best, frac = _best_scene(todays, cov, zone, params.observed_min)
                 status = params.status(frac["observed_fraction"] if best else None)
+                if status == "observed" and info.at[best, "status"] == UNMASKED_SCENE:
+                    status = OBSERVED_UNMASKED
                 row = {
                     "date": day,
                     "aoi": aoi,

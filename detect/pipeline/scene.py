@@ -21,6 +21,8 @@ from detect.sar.s1 import S1_MARGIN_M, margin_grid, on_grid, scene_sensor
 from imagery.aoi import Aoi
 from imagery.atomic import atomic_write_json, atomic_write_text
 from imagery.clouds import S2CLOUDLESS_BANDS
+from imagery.errors import RasterReadError
+from imagery.sources.local import UNREADABLE, UNREADABLE_BANDS
 from imagery.types import Grid, Scene
 
 log = logging.getLogger(__name__)
@@ -71,6 +73,7 @@ def process_scene(
     rec["sensor"] = sensor = sensor or scene_sensor(scene)
     name = safe_name(scene.id)
     try:
+        check_readable(scene)
         if sensor == "S1":
             from detect.sar.s1 import s1_observation
 
@@ -108,6 +111,10 @@ def process_scene(
             reason=screen_reason(screen),
             coverage=coverage,
         )
+        left_out = scene.properties.get(UNREADABLE_BANDS)
+        if left_out:  # corrupt band files this run did not need: said, not silently ignored
+            note = f"unreadable band file(s) not used: {', '.join(left_out)}"
+            rec["reason"] = "; ".join(r for r in (rec["reason"], note) if r)
         if max(c["observed_fraction"] for c in coverage) < params.partial_min:
             skip = f"no zone at least {params.partial_min:.0%} clear and valid: detection skipped"
             rec["reason"] = "; ".join(r for r in (rec["reason"], skip) if r)
@@ -130,6 +137,14 @@ def process_scene(
     rec["elapsed_s"] = round(time.perf_counter() - t0, 3)
     atomic_write_json(scenes_dir / f"{name}.json", rec)
     return rec
+
+
+def check_readable(scene: Scene) -> None:
+    """Raise the error the catalogue met when it listed the scene: a corrupt local file is found and
+    listed (``imagery.sources.local.UNREADABLE``), so it fails here, in its own record, like any read."""
+    why = scene.properties.get(UNREADABLE)
+    if why:
+        raise RasterReadError(str(why))
 
 
 def flag_trucks(detections: list[Any], aoi: Aoi) -> list[Any]:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from detect.counting.aggregate import ALL_ZONE, DAILY_COLUMNS
+from detect.counting.aggregate import ALL_ZONE, DAILY_COLUMNS, OBSERVED_UNMASKED
 from detect.report.provenance import ModelInfo
 
 CAVEATS = (
@@ -80,8 +80,13 @@ def report_blocks(
         (
             "p",
             f"{aoi.description or aoi.name}. Period {start} to {end} ({n_days} days, UTC dates of "
-            f"the overpasses): {status.get('observed', 0)} observed, {status.get('partial', 0)} partial, "
-            f"{status.get('unobserved', 0)} unobserved (whole AOI).",
+            f"the overpasses): {status.get('observed', 0)} observed, "
+            + (
+                f"{status[OBSERVED_UNMASKED]} observed without a cloud mask, "
+                if status.get(OBSERVED_UNMASKED)
+                else ""
+            )
+            + f"{status.get('partial', 0)} partial, {status.get('unobserved', 0)} unobserved (whole AOI).",
         )
     )
     looked = scenes[scenes["status"].isin(("clear", "partial", "cloudy", "unknown"))]
@@ -138,6 +143,13 @@ def report_blocks(
             "p",
             "`count` is NA on unobserved days (no clear view), never 0. Partial days count only what "
             "was seen. Length classes: < 50 m, 50–150 m, > 150 m."
+            + (
+                f" `{OBSERVED_UNMASKED}` days were seen in full, but by a scene without a cloud mask "
+                "(neither SCL nor the s2cloudless bands): clouds could not be screened out, so vessels "
+                "under cloud are missed and the count may be low (dotted bars in the chart)."
+                if (daily["status"] == OBSERVED_UNMASKED).any()
+                else ""
+            )
             + (
                 " `sensor` says which satellite counted the day: S2 when it saw the zone clearly, else S1 "
                 "(hollow bars in the chart); S1 and S2 have different detection limits."
@@ -236,7 +248,8 @@ def report_blocks(
     if n_unknown:
         caveats.append(
             f"{n_unknown} scene(s) had no cloud mask (neither SCL nor the s2cloudless bands): their observed "
-            "fraction is the share of valid pixels, and cloud over a zone would not lower it."
+            "fraction is the share of valid pixels, and cloud over a zone would not lower it; the days "
+            f"they count are `{OBSERVED_UNMASKED}`, not `observed`."
         )
     b.append(("ul", caveats))
     failed = scenes[scenes["status"] == "failed"]

@@ -9,13 +9,14 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from detect.counting.aggregate import ALL_ZONE
+from detect.counting.aggregate import ALL_ZONE, OBSERVED_UNMASKED
 from imagery.atomic import atomic_write_bytes
 
 
 def plot_counts(daily: pd.DataFrame, path: Path, *, title: str = "") -> Path:
-    """Daily counts per zone and class: bars for observed days, hatched bars for partial days (floors),
-    pale grey columns with ✕ marks for unobserved days — never a zero bar. Days counted from Sentinel-1
+    """Daily counts per zone and class: bars for observed days, dotted bars for days seen without a cloud
+    mask (``observed-unmasked``: the count may be low), hatched bars for partial days (floors), pale grey
+    columns with ✕ marks for unobserved days — never a zero bar. Days counted from Sentinel-1
     (``sensor`` column) are hollow bars."""
     import matplotlib
 
@@ -35,23 +36,25 @@ def plot_counts(daily: pd.DataFrame, path: Path, *, title: str = "") -> Path:
         top = max(top, 1.0)
         radar = (g["sensor"] == "S1").to_numpy() if "sensor" in g else np.zeros(len(g), bool)
         obs = (g["status"] == "observed").to_numpy()
+        unmasked = (g["status"] == OBSERVED_UNMASKED).to_numpy()
         part = (g["status"] == "partial").to_numpy()
         unobs = (g["status"] == "unobserved").to_numpy()
         vals = counts.fillna(0).to_numpy(dtype=float)
         # Sentinel-1 days are hollow bars: the same count scale, another sensor (see the report).
         for sel, face in ((~radar, "#1f77b4"), (radar, "white")):
             ax.bar(x[obs & sel], vals[obs & sel], width=0.8, facecolor=face, edgecolor="#1f77b4", lw=1.2)
-        for sel, face in ((~radar, "#aec7e8"), (radar, "white")):
-            ax.bar(
-                x[part & sel],
-                vals[part & sel],
-                width=0.8,
-                facecolor=face,
-                hatch="///",
-                edgecolor="#1f77b4",
-                lw=1.2,
-            )
-        zero = (obs | part) & (vals == 0)  # seen and empty: a real zero, marked on the axis
+        for days, hatch, pale in ((part, "///", "#aec7e8"), (unmasked, "...", "#deebf7")):
+            for sel, face in ((~radar, pale), (radar, "white")):
+                ax.bar(
+                    x[days & sel],
+                    vals[days & sel],
+                    width=0.8,
+                    facecolor=face,
+                    hatch=hatch,
+                    edgecolor="#1f77b4",
+                    lw=1.2,
+                )
+        zero = (obs | unmasked | part) & (vals == 0)  # seen and empty: a real zero, marked on the axis
         ax.plot(x[zero], np.zeros(int(zero.sum())), "_", color="#1f77b4", ms=9, mew=2, clip_on=False)
         # Unobserved days: a pale full-height column and a ✕ at the foot, never a bar of height 0.
         ax.bar(x[unobs], np.full(int(unobs.sum()), top * 1.15), width=0.8, color="#e6e6e6", lw=0, zorder=0)
@@ -65,6 +68,16 @@ def plot_counts(daily: pd.DataFrame, path: Path, *, title: str = "") -> Path:
         Patch(facecolor="#aec7e8", hatch="///", edgecolor="#1f77b4", label="partial (count is a floor)"),
         Patch(facecolor="#e6e6e6", label="unobserved: no count (✕)"),
     ]
+    if (daily["status"] == OBSERVED_UNMASKED).any():
+        handles.insert(
+            1,
+            Patch(
+                facecolor="#deebf7",
+                hatch="...",
+                edgecolor="#1f77b4",
+                label="no cloud mask (count may be low)",
+            ),
+        )
     if "sensor" in daily and (daily["sensor"] == "S1").any():
         handles.append(Patch(facecolor="white", edgecolor="#1f77b4", label="hollow: Sentinel-1 (radar) day"))
     axes[0, 0].legend(

@@ -4,7 +4,8 @@ A band folder holds one file per band named like ``<name>_B04.tif``; a multi-ban
 in the band descriptions (or in its sidecar's ``bands``). The acquisition time comes from a sidecar
 ``scene.json`` ({"id", "datetime", "platform", "processing_level", "cloud_cover", "bands"}), a STAC item
 JSON beside the files, or the name (``20180520T023321`` or ``2018-05-20``); the footprint from the
-raster bounds.
+raster bounds. A file that cannot be opened is still a scene (``UNREADABLE`` in its properties says
+why), so a run reports it as failed instead of losing it or stopping.
 """
 
 from __future__ import annotations
@@ -37,11 +38,18 @@ log = logging.getLogger(__name__)
 
 RASTER_SUFFIXES = (".tif", ".tiff")
 SIDECAR = "scene.json"
+#: Scene property holding why the scene's files cannot be read (a corrupt or truncated file).
+UNREADABLE = "unreadable"
+#: Scene property of a band folder: band → why its file cannot be read (the other bands can be).
+UNREADABLE_BANDS = "unreadable_bands"
 _BAND_RE = re.compile(r"^(B0[1-9]|B1[0-2]|B8A|SCL|VV|VH|HH|HV)$", re.IGNORECASE)
 _DT_RE = re.compile(r"(?<!\d)(\d{8})T(\d{6})(?!\d)")
 _DATE_RE = re.compile(r"(?<!\d)(\d{4})-(\d{2})-(\d{2})(?!\d)")
 _LEVEL_OF = {
-    "sentinel-2-l1c": "L1C", "sentinel-2-l2a": "L2A", "sentinel-2-c1-l2a": "L2A", "sentinel-1-grd": "GRD",
+    "sentinel-2-l1c": "L1C",
+    "sentinel-2-l2a": "L2A",
+    "sentinel-2-c1-l2a": "L2A",
+    "sentinel-1-grd": "GRD",
 }
 
 
@@ -88,15 +96,32 @@ class LocalCatalog:
         check_limit(limit)
         check_max_cloud(max_cloud)
         if collection not in self.collections:
-            raise InputError(f"local source has no collection {collection!r}; choose one of: "
-                             f"{', '.join(self.collections)}")
+            raise InputError(
+                f"local source has no collection {collection!r}; choose one of: {', '.join(self.collections)}"
+            )
         t0, t1 = parse_period(start, end)
         want = _LEVEL_OF.get(collection)
         scenes = [s for s in self.scenes() if want is None or s.processing_level in (want, "unknown")]
-        return finish(scenes, aoi, t0, t1, max_cloud=max_cloud, limit=limit)
+        readable = [s for s in scenes if UNREADABLE not in s.properties]
+        # An unreadable file has no footprint to test against the AOI: keep it when its time fits, so
+        # the run lists it as failed rather than losing it.
+        broken = [
+            s
+            for s in scenes
+            if UNREADABLE in s.properties
+            and t0 <= s.datetime <= t1
+            and (max_cloud is None or s.cloud_cover is None or s.cloud_cover <= max_cloud)
+        ]
+        out = sorted(
+            [*finish(readable, aoi, t0, t1, max_cloud=max_cloud, limit=None), *broken],
+            key=lambda s: (s.datetime, s.id),
+        )
+        return out[:limit] if limit is not None else out
 
     def scenes(self) -> list[Scene]:
-        """Every scene under the root, in path order. A scene without an acquisition time is an InputError."""
+        """Every scene under the root, in path order. A scene without an acquisition time is an InputError;
+        a file that cannot be opened is a scene marked ``UNREADABLE`` (skipped with a warning when it has
+        no acquisition time either, since no period can hold it)."""
         if self.root.is_file():
             return [self._file_scene(self.root)]
         out: list[Scene] = []
@@ -122,38 +147,75 @@ class LocalCatalog:
             meta = _merge(meta, _from_name(folder.name) or _from_names(p.name for p in band_files.values()))
         if meta.datetime is None:
             raise InputError(
-                f"no acquisition time for {folder}: add {SIDECAR} with \"datetime\" (UTC ISO), "
+                f'no acquisition time for {folder}: add {SIDECAR} with "datetime" (UTC ISO), '
                 "a STAC item JSON, or put the date in the name (20180520T023321 or 2018-05-20)"
             )
-        first = band_files.get("B04") or band_files.get("B08") or next(iter(band_files.values()))
-        crs, footprint = _footprint(first)
         assets = {
             band: _asset(path, band, 1, meta)
             for band, path in sorted(band_files.items(), key=lambda kv: kv[0])
         }
-        return self._scene(meta, folder.name, assets, crs, footprint, folder)
+        # The footprint from the first band file that opens; a corrupt band file stays an asset, so
+        # reading that band fails with its own error while the others remain usable.
+        order = sorted(band_files, key=lambda b: (b != "B04", b != "B08", b))
+        errors: dict[str, str] = {}
+        found = None
+        for band in order:
+            try:
+                found = _footprint(band_files[band])
+                break
+            except RasterReadError as e:
+                errors[band] = str(e)
+        if found is None:
+            return self._scene(meta, folder.name, assets, None, None, folder, unreadable=errors[order[0]])
+        for band in order[len(errors) + 1 :]:  # the rest only opened, so a search stays quick
+            try:
+                with rasterio.open(band_files[band]):
+                    pass
+            except RasterioIOError as e:
+                errors[band] = f"cannot read {band_files[band]}: {str(e).splitlines()[0]}"
+        for why in errors.values():
+            log.warning("%s: %s", folder.name, why)
+        return self._scene(meta, folder.name, assets, *found, folder, unreadable_bands=errors)
 
     # -- one scene per multi-band file -----------------------------------------------------------------
     def _file_scene(self, path: Path, quiet: bool = False) -> Scene | None:
-        meta = (_sidecar(path.with_suffix(".json")) or _sidecar(path.parent / SIDECAR)
-                or _stac_beside(path.parent, path.stem) or _Meta())
+        meta = (
+            _sidecar(path.with_suffix(".json"))
+            or _sidecar(path.parent / SIDECAR)
+            or _stac_beside(path.parent, path.stem)
+            or _Meta()
+        )
         try:
             with rasterio.open(path) as src:
                 descriptions = list(src.descriptions)
                 count = src.count
         except RasterioIOError as e:
+            why = f"cannot read {path}: {str(e).splitlines()[0]}"
+            if meta.datetime is None:
+                meta = _merge(meta, _from_name(path.stem) or _from_name(path.parent.name))
+            if meta.datetime is not None:
+                log.warning("%s", why)
+                assets = {band: _asset(path, band, i + 1, meta) for i, band in enumerate(meta.bands or ())}
+                return self._scene(meta, path.stem, assets, None, None, path, unreadable=why)
             if quiet:
-                log.warning("skipping %s: not a readable raster (%s)", path, str(e).splitlines()[0])
+                log.warning(
+                    "skipping %s: not a readable raster, and no acquisition time in its name or a "
+                    "sidecar (%s)",
+                    path,
+                    str(e).splitlines()[0],
+                )
                 return None
-            raise RasterReadError(f"cannot read {path}: {str(e).splitlines()[0]}") from None
+            raise RasterReadError(why) from None
         names = [normalise_band_name(d) for d in descriptions if d and _BAND_RE.match(d.strip())]
         if len(names) == count:
             bands = tuple(names)
         elif meta.bands and len(meta.bands) == count:
             bands = meta.bands
         else:
-            msg = (f"{path}: {count} band(s) without Sentinel band descriptions; name them (B02, B03, …) "
-                   f"or list them as \"bands\" in {SIDECAR}")
+            msg = (
+                f"{path}: {count} band(s) without Sentinel band descriptions; name them (B02, B03, …) "
+                f'or list them as "bands" in {SIDECAR}'
+            )
             if quiet:
                 log.warning("skipping %s", msg)
                 return None
@@ -163,16 +225,30 @@ class LocalCatalog:
         if meta.datetime is None:
             raise InputError(
                 f"no acquisition time for {path}: add {path.with_suffix('.json').name} or {SIDECAR} with "
-                "\"datetime\" (UTC ISO), or put the date in the name (20180520T023321 or 2018-05-20)"
+                '"datetime" (UTC ISO), or put the date in the name (20180520T023321 or 2018-05-20)'
             )
         crs, footprint = _footprint(path)
         assets = {band: _asset(path, band, i + 1, meta) for i, band in enumerate(bands)}
         return self._scene(meta, path.stem, assets, crs, footprint, path)
 
-    def _scene(self, meta: _Meta, default_id: str, assets: dict[str, Asset], crs: str | None, footprint: Any,
-               path: Path) -> Scene:
+    def _scene(
+        self,
+        meta: _Meta,
+        default_id: str,
+        assets: dict[str, Asset],
+        crs: str | None,
+        footprint: Any,
+        path: Path,
+        unreadable: str | None = None,
+        unreadable_bands: Mapping[str, str] | None = None,
+    ) -> Scene:
         assert meta.datetime is not None
         level = (meta.level or "unknown").upper() if meta.level else "unknown"
+        props = {"path": str(path), "metadata": meta.origin, "datetime_precision": meta.precision}
+        if unreadable:
+            props[UNREADABLE] = unreadable
+        if unreadable_bands:
+            props[UNREADABLE_BANDS] = dict(sorted(unreadable_bands.items()))
         return Scene(
             id=meta.id or default_id,
             source=self.name,
@@ -185,7 +261,7 @@ class LocalCatalog:
             assets=assets,
             crs=crs,
             processing_baseline=meta.baseline,
-            properties={"path": str(path), "metadata": meta.origin, "datetime_precision": meta.precision},
+            properties=props,
         )
 
 
@@ -218,6 +294,7 @@ def _footprint(path: Path) -> tuple[str | None, Any]:
 
 # -- metadata: sidecar, STAC item, name ----------------------------------------------------------------
 
+
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -238,7 +315,7 @@ def _sidecar(path: Path) -> _Meta | None:
         try:
             when = _utc(datetime.fromisoformat(str(doc["datetime"]).replace("Z", "+00:00")))
         except ValueError:
-            raise InputError(f"{path}: \"datetime\" {doc['datetime']!r} is not an ISO date/time") from None
+            raise InputError(f'{path}: "datetime" {doc["datetime"]!r} is not an ISO date/time') from None
     bands = doc.get("bands")
     return _Meta(
         id=doc.get("id"),

@@ -21,12 +21,28 @@ ORIGIN = (259600.0, 4171040.0)
 AOI = Aoi(name="longkou-test", kind="port", geometry=box(120.28, 37.64, 120.29, 37.65))
 
 
-def write_tif(path: Path, bands: int = 1, descriptions: tuple[str, ...] | None = None, size: int = 200,
-              origin: tuple[float, float] = ORIGIN, crs: str = "EPSG:32651") -> Path:
+def write_tif(
+    path: Path,
+    bands: int = 1,
+    descriptions: tuple[str, ...] | None = None,
+    size: int = 200,
+    origin: tuple[float, float] = ORIGIN,
+    crs: str = "EPSG:32651",
+) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     data = (np.arange(bands * size * size, dtype=np.uint16).reshape(bands, size, size) % 3000) + 1
-    with rasterio.open(path, "w", driver="GTiff", width=size, height=size, count=bands, dtype="uint16",
-                       crs=crs, transform=Affine(10, 0, origin[0], 0, -10, origin[1]), nodata=0) as dst:
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=size,
+        height=size,
+        count=bands,
+        dtype="uint16",
+        crs=crs,
+        transform=Affine(10, 0, origin[0], 0, -10, origin[1]),
+        nodata=0,
+    ) as dst:
         dst.write(data)
         for i, d in enumerate(descriptions or (), start=1):
             dst.set_band_description(i, d)
@@ -37,9 +53,18 @@ def test_band_folder_with_sidecar(tmp_path):
     folder = tmp_path / "longkou"
     for b in ("B02", "B03", "B04", "B08", "SCL"):
         write_tif(folder / f"longkou_{b}.tif")
-    (folder / "scene.json").write_text(json.dumps({
-        "id": "longkou-2018-05-20", "datetime": "2018-05-20T02:33:21Z", "platform": "sentinel-2a",
-        "processing_level": "L1C", "cloud_cover": 12.5, "bands": ["B02", "B03", "B04", "B08"]}))
+    (folder / "scene.json").write_text(
+        json.dumps(
+            {
+                "id": "longkou-2018-05-20",
+                "datetime": "2018-05-20T02:33:21Z",
+                "platform": "sentinel-2a",
+                "processing_level": "L1C",
+                "cloud_cover": 12.5,
+                "bands": ["B02", "B03", "B04", "B08"],
+            }
+        )
+    )
     cat = get_catalog(f"local:{tmp_path}")
     [s] = cat.search(AOI, "2018-05-01", "2018-06-30", collection="sentinel-2-l1c")
     assert s.id == "longkou-2018-05-20" and s.source == "local"
@@ -73,9 +98,17 @@ def test_date_only_name_and_period_filter(tmp_path):
 def test_stac_item_beside_band_files(tmp_path):
     folder = tmp_path / "scene"
     write_tif(folder / "x_B04.tif")
-    item = {"type": "Feature", "id": "S2A_51SWD_20180520_0_L1C", "collection": "sentinel-2-l1c",
-            "properties": {"datetime": "2018-05-20T02:33:21.000Z", "platform": "sentinel-2a",
-                           "eo:cloud_cover": 3.0, "s2:processing_baseline": "02.06"}}
+    item = {
+        "type": "Feature",
+        "id": "S2A_51SWD_20180520_0_L1C",
+        "collection": "sentinel-2-l1c",
+        "properties": {
+            "datetime": "2018-05-20T02:33:21.000Z",
+            "platform": "sentinel-2a",
+            "eo:cloud_cover": 3.0,
+            "s2:processing_baseline": "02.06",
+        },
+    }
     (folder / "item.json").write_text(json.dumps(item))
     cat = get_catalog(f"local:{tmp_path}")
     [s] = cat.search(AOI, "2018-05-20", "2018-05-20", collection="sentinel-2-l1c")
@@ -109,3 +142,30 @@ def test_multiband_without_band_names_is_skipped_with_a_warning(tmp_path, caplog
 def test_missing_folder_is_an_input_error(tmp_path):
     with pytest.raises(InputError, match="no such folder"):
         get_catalog(f"local:{tmp_path / 'nope'}")
+
+
+def test_corrupt_files_are_scenes_marked_unreadable(tmp_path, caplog):
+    """A corrupt file is listed (marked UNREADABLE, no footprint, kept whatever the AOI) when its time
+    is known, skipped with a warning when not; a band folder keeps its readable bands and names the rest."""
+    from imagery.sources.local import UNREADABLE, UNREADABLE_BANDS
+
+    (tmp_path / "stack_20180520T023321.tif").write_bytes(b"II*\x00" + bytes(range(256)) * 4)
+    (tmp_path / "nodate.tif").write_bytes(b"garbage")
+    folder = tmp_path / "longkou_20180521T023321"
+    for b in ("B02", "B08"):
+        write_tif(folder / f"longkou_{b}.tif")
+    (folder / "longkou_B04.tif").write_bytes(b"garbage")
+    (tmp_path / "all-bad_20180522T023321").mkdir()
+    (tmp_path / "all-bad_20180522T023321" / "x_B04.tif").write_bytes(b"garbage")
+
+    found = get_catalog(f"local:{tmp_path}").search(AOI, "2018-05-01", "2018-06-30", collection="any")
+    by_id = {s.id: s for s in found}
+    assert list(by_id) == ["stack_20180520T023321", "longkou_20180521T023321", "all-bad_20180522T023321"]
+    assert "stack_20180520T023321.tif" in by_id["stack_20180520T023321"].properties[UNREADABLE]
+    assert by_id["stack_20180520T023321"].footprint is None
+    assert "x_B04.tif" in by_id["all-bad_20180522T023321"].properties[UNREADABLE]
+    good = by_id["longkou_20180521T023321"]
+    assert UNREADABLE not in good.properties and good.properties["aoi_coverage"] == pytest.approx(1.0)
+    assert list(good.properties[UNREADABLE_BANDS]) == ["B04"] and good.bands == ("B02", "B04", "B08")
+    assert "nodate.tif" in caplog.text and "no acquisition time" in caplog.text
+    assert get_catalog(f"local:{tmp_path}").search(AOI, "2018-06-01", "2018-06-30", collection="any") == []

@@ -159,7 +159,7 @@ def _human(results: list[Any]) -> str:
             count = "NA" if pd.isna(row.count) else int(row.count)
             sensor = f"  ({row.sensor})" if len(r.sensors) > 1 and row.sensor else ""
             dark = "" if pd.isna(row.dark_count) else f", dark: {int(row.dark_count)}"
-            lines.append(f"  {row.date}  {row.status:<10}  {r.classes[0]}s: {count}{dark}{sensor}")
+            lines.append(f"  {row.date}  {row.status:<17}  {r.classes[0]}s: {count}{dark}{sensor}")
         for v in r.verdicts:
             lines.append(f"  claim {v.claim.id}: {v.verdict}")
         lines.append(f"  report: {r.paths.get('report_html')}")

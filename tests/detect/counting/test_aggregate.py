@@ -146,6 +146,17 @@ def test_partial_day_counts_what_was_seen(tables):
     assert r["count"] == 1
 
 
+def test_a_day_seen_without_a_cloud_mask_is_observed_unmasked_not_observed(tables):
+    detections, scenes = tables
+    unmasked = agg.scenes_table([scene("C", 3, status="unknown", cloud=np.nan)])
+    scenes = pd.concat([scenes[scenes["scene"] != "C"], unmasked], ignore_index=True)
+    d = daily((detections, scenes))
+    r = row(d, 3)
+    assert r["status"] == agg.OBSERVED_UNMASKED == "observed-unmasked"
+    assert r["count"] == 1 and r["scene"] == "C"  # counted all the same
+    assert row(d, 1)["status"] == "observed" and set(d["status"]) <= set(agg.DAY_STATUSES)
+
+
 def test_length_classes_split_at_50_and_150_m(tables):
     d = daily(tables)
     r1 = row(d, 1)

@@ -143,8 +143,9 @@ def test_run_counts_resumes_and_records_the_failing_scene(imagery_dir, tmp_path)
 
     daily = first.daily()
     assert list(daily["date"]) == [DAY + timedelta(days=i) for i in range(-1, 4)]
-    assert list(daily["status"]) == ["unobserved", "observed", "unobserved", "observed", "unobserved"]
-    seen = daily[daily["status"] == "observed"]["count"]
+    # the sample has no cloud band: its days are counted, marked as seen without a cloud mask
+    assert list(daily["status"]) == ["unobserved", *["observed-unmasked", "unobserved"] * 2]
+    seen = daily[daily["status"] == "observed-unmasked"]["count"]
     assert list(seen) == [labels_inside(AOI)] * 2
     assert daily["count"].isna().sum() == 3
     assert (tmp_path / "run" / "scenes" / "athens-later.json").is_file()
@@ -174,7 +175,7 @@ def test_interrupted_run_keeps_finished_scenes_and_resumes(imagery_dir, tmp_path
     counting = CountingDetect(base.detect)
     result = _run(imagery_dir, tmp_path / "run", replace(base, detect=counting))
     assert counting.calls == ["athens-later"]
-    assert (result.daily()["status"] == "observed").sum() == 2
+    assert (result.daily()["status"] == "observed-unmasked").sum() == 2
 
 
 def test_changed_parameters_or_zones_redo_the_scenes(imagery_dir, tmp_path):
@@ -291,3 +292,51 @@ def test_plan_run_reads_2018_l1c_from_google_cloud_and_checks_classes():
         pipeline.plan_run(AOI, DAY, source="earth-search", classes=["ship"], sensors="s1", **common)
     with pytest.raises(InputError, match="no classes"):
         pipeline.plan_run(AOI, DAY, source="earth-search", classes=[" "], sensors=None, **common)
+
+
+def _band_folder(root: Path, scene_id: str, days_later: int, corrupt: str) -> None:
+    """The sample as a band folder (one file per band, a scene.json), with band ``corrupt`` garbage."""
+    folder = root / scene_id
+    folder.mkdir()
+    with rasterio.open(SAMPLE.path) as src:
+        profile = {**src.profile, "count": 1, "driver": "GTiff"}
+        for i, name in enumerate(src.descriptions, start=1):
+            with rasterio.open(folder / f"athens_{name}.tif", "w", **profile) as out:
+                out.write(src.read(i), 1)
+    (folder / f"athens_{corrupt}.tif").write_bytes(b"not a tiff at all")
+    when = (SAMPLE.datetime + timedelta(days=days_later)).isoformat().replace("+00:00", "Z")
+    (folder / "scene.json").write_text(json.dumps({"id": scene_id, "datetime": when}))
+
+
+def test_corrupt_files_are_failed_scenes_and_the_run_goes_on(tmp_path):
+    """A corrupt multi-band file and a band folder with a corrupt band file the detector needs are each a
+    failed scene in scenes.csv with a one-line reason; a corrupt band it does not need is named in the
+    reason of a counted scene. The good scenes are counted and every output is written."""
+    root = tmp_path / "imagery"
+    shutil.copytree(SAMPLE.path.parent, root / SAMPLE.id)
+    (root / "athens-corrupt-2023-08-19.tif").write_bytes(b"II*\x00" + bytes(range(256)) * 4)
+    _band_folder(root, "athens-bands", 2, corrupt="B08")  # the baseline detector reads B08
+    _band_folder(root, "athens-bands-b04", 3, corrupt="B04")
+
+    result = _run(root, tmp_path / "run", pipeline.default_steps(), report=True)
+
+    scenes = pd.read_csv(tmp_path / "run" / "scenes.csv").set_index("scene")
+    assert sorted(scenes.index) == [
+        "athens-2023-08-18",
+        "athens-bands",
+        "athens-bands-b04",
+        "athens-corrupt-2023-08-19",
+    ]
+    for bad, file in (
+        ("athens-corrupt-2023-08-19", "athens-corrupt-2023-08-19.tif"),
+        ("athens-bands", "B08"),
+    ):
+        assert scenes.loc[bad, "status"] == "failed"
+        reason = scenes.loc[bad, "reason"]
+        assert reason.startswith("RasterReadError: cannot read") and file in reason and "\n" not in reason
+    assert scenes.loc["athens-bands-b04", "status"] == "unknown"  # no cloud band in the sample
+    assert "unreadable band file(s) not used: B04" in scenes.loc["athens-bands-b04", "reason"]
+    for name in ("daily_counts.csv", "detections.geojson", "run.json", "counts.png", "report.md"):
+        assert (tmp_path / "run" / name).is_file(), name
+    counts = result.daily().set_index("date")["count"]
+    assert counts[DAY] == counts[DAY + timedelta(days=3)] > 0

@@ -177,7 +177,8 @@ def test_s2_and_s1_days_in_one_daily_table(imagery, mixed):
     assert sorted(radar.calls) == sorted(ids.values())
 
     d = result.daily().set_index("date")
-    assert list(d["status"]) == ["unobserved", "observed", "observed", "observed", "unobserved"]
+    # the S2 sample has no cloud band: its day is counted, marked as seen without a cloud mask
+    assert list(d["status"]) == ["unobserved", "observed-unmasked", "observed", "observed", "unobserved"]
     assert list(d["sensor"]) == ["", "S2", "S1", "S1", ""]
     day0, day1, day2 = (DAY + timedelta(days=i) for i in range(3))
     assert d.loc[day0, "count"] == labels_inside(AOI)
@@ -246,7 +247,7 @@ def test_s2_only_default_leaves_s1_scenes_out(imagery, tmp_path):
         steps=steps,
     )
     assert set(result.scenes["sensor"]) == {"S2"} and radar.calls == []
-    assert list(result.daily()["status"]) == ["observed", "unobserved", "unobserved"]
+    assert list(result.daily()["status"]) == ["observed-unmasked", "unobserved", "unobserved"]
 
 
 def test_sensor_choices_are_checked():

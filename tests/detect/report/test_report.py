@@ -103,7 +103,8 @@ def test_daily_counts_csv_and_parquet(run_dir):
     assert len(csv) == 5
     unobserved = csv[csv["status"] == "unobserved"]
     assert len(unobserved) == 4 and unobserved["count"].isna().all()  # empty cells, not 0
-    observed = csv[csv["status"] == "observed"].iloc[0]
+    # the sample has no cloud band: its day is counted, but marked as seen without a cloud mask
+    observed = csv[csv["status"] == "observed-unmasked"].iloc[0]
     assert observed["date"] == str(DAY) and observed["count"] == labels_inside(AOI, SAMPLE) > 10
     pq_daily = pd.read_parquet(out / "daily_counts.parquet")
     assert pq_daily["count"].isna().sum() == 4
@@ -136,7 +137,8 @@ def test_report_markdown_and_html_say_the_same(run_dir):
     assert "## Daily counts" in md and "| NA |" in md
     assert "busy: consistent" in md
     assert "10:30" in md and "nationality" in md
-    assert f"| {DAY} | all | ship | {result.daily()['count'].max()} |" in md
+    assert "1 observed without a cloud mask" in md and "`observed-unmasked` days were seen in full" in md
+    assert f"| {DAY} | all | ship | {result.daily()['count'].max()} |" in md and "| observed-unmasked |" in md
 
     class Collect(HTMLParser):
         def __init__(self) -> None:
