@@ -22,12 +22,28 @@ def emit(result: Any, as_json: bool, human: str | None = None) -> None:
         click.echo(human)
 
 
+#: Third-party start-up messages that say nothing about the work: logger → how the messages start.
+#: (ultralytics' settings banner is held back where it is imported, in ``detect.ships.model``.)
+STARTUP_NOISE = {
+    "matplotlib.font_manager": ("Matplotlib is building the font cache", "generated new fontManager"),
+}
+
+
+def _not_startup_noise(record: logging.LogRecord) -> bool:
+    return not str(record.msg).startswith(STARTUP_NOISE.get(record.name, ()))
+
+
 def _setup_logging(verbose: int, quiet: bool) -> None:
     level = logging.WARNING if quiet else (logging.DEBUG if verbose > 1 else logging.INFO)
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr, force=True)
     # Libraries are noisy at INFO; keep them at WARNING unless -vv.
     for name in ("rasterio", "urllib3", "botocore", "sentinelhub", "ultralytics", "distributed", "fsspec"):
         logging.getLogger(name).setLevel(logging.DEBUG if verbose > 2 else logging.WARNING)
+    for name in STARTUP_NOISE:
+        logger = logging.getLogger(name)
+        logger.removeFilter(_not_startup_noise)  # one filter however often the CLI runs in a process
+        if verbose <= 2:
+            logger.addFilter(_not_startup_noise)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

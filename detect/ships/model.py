@@ -52,11 +52,22 @@ def ultralytics_env() -> Path:
     return cfg
 
 
+def _only_warnings(record: logging.LogRecord) -> bool:
+    return record.levelno >= logging.WARNING
+
+
 def _ultralytics():
     ultralytics_env()
+    # Its import announces a new settings file at INFO ("Creating new Ultralytics Settings ..."): keep
+    # only its warnings then. Not YOLO_VERBOSE=False, which would also hide training progress.
+    noise = logging.getLogger("ultralytics")
+    noise.addFilter(_only_warnings)
     # ultralytics logs to stdout, where harborwatch keeps results (``--json``): send its log to stderr.
-    with contextlib.redirect_stdout(sys.stderr):
-        import ultralytics
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            import ultralytics
+    finally:
+        noise.removeFilter(_only_warnings)
     for h in logging.getLogger("ultralytics").handlers:
         if isinstance(h, logging.StreamHandler) and h.stream is sys.stdout:
             h.setStream(sys.stderr)
