@@ -35,6 +35,8 @@ SEN2SHIPS_SCALE = 1.0 / 65535.0
 #: (output name, city, first row, first col, size) on the city's UTM 10 m grid.
 SHIP_CHIPS = (("honolulu_chip", "honolulu", 20, 40, 256),)
 WATER_CHIP = ("marseille_water", "marseille", 96)
+#: The same chip with another band set (as a scene lacking red and green would come): name, chip, bands.
+BAND_SET_CHIPS = (("honolulu_b02_b08_b11", "honolulu_chip", ("B02", "B08", "B11")),)
 
 NOTICE = """Test chips derived from sen2ships (https://github.com/ShipDetectionExperts/sen2ships,
 commit d8e83c1a039ba2a0134e9585c2f2faee67a2cef4): crops of the scenes resampled to UTM 10 m,
@@ -199,6 +201,11 @@ def main() -> None:
             }
         )
         print(f"{name}: {chip.grid.width}x{chip.grid.height} px, {len(labels)} labelled vessels")
+    for name, of, bands in BAND_SET_CHIPS:
+        _, city, row, col, size = next(c for c in SHIP_CHIPS if c[0] == of)
+        chip = crop(open_raster(args.data / city, list(bands), scale=SEN2SHIPS_SCALE), row, col, size)
+        write_chip(chip, args.out / f"{name}.tif")  # same grid and labels as ``of``
+        print(f"{name}: {'+'.join(bands)} on the grid of {of}")
     name, city, size = WATER_CHIP
     scene = open_raster(args.data / city, BANDS, scale=SEN2SHIPS_SCALE)
     r, c = find_water_block(scene, size)

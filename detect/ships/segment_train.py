@@ -90,7 +90,7 @@ def prepare(data: Path, cache: Path, cities: Sequence[str] | None = None) -> lis
             src_nodata=None,
             dst_nodata=0,
         )
-        tmp = out.with_suffix(".tmp.npz")
+        tmp = out.with_suffix(f".{os.getpid()}.tmp.npz")  # two runs preparing one cache must not collide
         np.savez_compressed(
             tmp,
             image=np.asarray(win.data, np.float32).astype(np.float16),
@@ -496,8 +496,8 @@ def read_city(data: Path, city: str, bandset: Sequence[str] | None = None, rgb8:
     have = [b for b in SEG_BANDS if b in available_bands(data, city)]
     if bandset is not None:
         have = [b for b in have if b in bandset]
-        if not usable_bands(have):
-            return None
+    if not usable_bands(have):  # e.g. san_francisco (B02 B03 B11): it trains the model, it can't be scored
+        return None
     window = open_raster(data / city, have, scale=SEN2SHIPS_SCALE, scene_id=city)
     if rgb8:
         from dataclasses import replace

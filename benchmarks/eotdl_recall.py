@@ -1,0 +1,134 @@
+"""Recall of the ship detectors on real AIS ships around Kiel Bay (eotdl Sentinel-2-Ships, T32UNF,
+2022-08-12).
+
+Each of the 33 real L2A chips (12 bands, no descriptions) is run through ``detect.detectors.detect_paths``,
+the function behind ``harborwatch detect``. Every AIS contact in the tile at image time (not only the chip's
+own ship) that lies inside a chip, is a vessel (Class A/B) and is at least ``--min-length`` metres long is a
+truth; it is found when a detection's centre lies within half its AIS length (at least ``--radius`` m) of
+its AIS position (the antenna sits anywhere along the hull and positions are seconds old). Precision is not
+measurable: other ships in the chips carry no AIS label. Data: ``--data`` or
+``$HARBORWATCH_DATA/eotdl-s2-ships`` (docs/data.md).
+
+    python benchmarks/eotdl_recall.py [--data EOTDL] --method auto --method seg --method yolo \
+        --method baseline
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+EOTDL_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12")
+LENGTH_CLASSES = ((0, 80), (80, 150), (150, 1e9))
+
+
+def data_dir(arg: str | None) -> Path:
+    from detect.core.data import data_path
+    from imagery.errors import InputError
+
+    try:
+        root = data_path("eotdl-s2-ships", arg)
+    except InputError as e:
+        sys.exit(f"eotdl_recall: {e}")
+    if not (root / "chips").is_dir() or not list((root / "ais").glob("*.csv")):
+        sys.exit(f"eotdl_recall: {root} lacks chips/ or ais/*.csv (see docs/data.md)")
+    return root
+
+
+def ais_truths(root: Path, min_length: float) -> list[dict]:
+    rows = []
+    for path in sorted((root / "ais").glob("*.csv")):
+        with path.open() as f:
+            for r in csv.DictReader(f):
+                if r["Type of mobile"] not in ("Class A", "Class B") or not r["Length"]:
+                    continue
+                if float(r["Length"]) < min_length:
+                    continue
+                rows.append(
+                    {
+                        "mmsi": r["MMSI"],
+                        "lat": float(r["Latitude"]),
+                        "lon": float(r["Longitude"]),
+                        "length_m": float(r["Length"]),
+                        "status": r["Navigational status"],
+                    }
+                )
+    return rows
+
+
+def chip_bounds(tif: Path) -> tuple[float, float, float, float]:
+    meta = json.loads(tif.with_suffix(".json").read_text())
+    return tuple(meta["bounding-box"])  # west, south, east, north
+
+
+def metres(lon1, lat1, lon2, lat2):
+    k = 111_320.0
+    return np.hypot((lon2 - lon1) * k * math.cos(math.radians(lat1)), (lat2 - lat1) * 110_540.0)
+
+
+def run(root: Path, method: str, min_length: float, radius_m: float, conf: float | None) -> dict:
+    from detect.detectors import detect_paths
+
+    chips = sorted(p for p in (root / "chips").glob("ship_*.tif"))
+    truths = ais_truths(root, min_length)
+    dets, _ = detect_paths(chips, classes=("ship",), method=method, bands=EOTDL_BANDS, conf=conf)
+    by_scene: dict[str, list] = {}
+    for d in dets:
+        by_scene.setdefault(d.scene, []).append(d)
+    seen: dict[str, tuple[dict, bool]] = {}
+    for tif in chips:
+        w, s, e, n = chip_bounds(tif)
+        ds = by_scene.get(tif.stem, [])
+        for t in truths:
+            if not (w <= t["lon"] <= e and s <= t["lat"] <= n):
+                continue
+            hit = any(
+                metres(t["lon"], t["lat"], d.lon, d.lat) <= max(radius_m, 0.5 * t["length_m"]) for d in ds
+            )
+            prev = seen.get(t["mmsi"])
+            seen[t["mmsi"]] = (t, hit or (prev[1] if prev else False))
+    out = {
+        "method": method,
+        "chips": len(chips),
+        "ais_ships": len(seen),
+        "found": sum(h for _, h in seen.values()),
+    }
+    for lo, hi in LENGTH_CLASSES:
+        sel = [h for t, h in seen.values() if lo <= t["length_m"] < hi]
+        out[f"{lo}-{hi if hi < 1e9 else 'up'}"] = (sum(sel), len(sel))
+    out["recall"] = out["found"] / out["ais_ships"] if out["ais_ships"] else float("nan")
+    return out
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data")
+    ap.add_argument("--method", action="append")
+    ap.add_argument("--min-length", type=float, default=40.0)
+    ap.add_argument("--radius", type=float, default=60.0)
+    ap.add_argument("--conf", type=float)
+    a = ap.parse_args(argv)
+    root = data_dir(a.data)
+    print(f"| method | AIS ships ≥ {a.min_length:.0f} m | found | recall | < 80 m | 80–150 m | > 150 m |")
+    print("|---|---|---|---|---|---|---|")
+    for m in a.method or ["auto", "seg", "yolo", "baseline"]:
+        r = run(root, m, a.min_length, a.radius, a.conf)
+        cls = [f"{r[k][0]}/{r[k][1]}" for k in ("0-80", "80-150", "150-up")]
+        print(
+            f"| {m} | {r['ais_ships']} | {r['found']} | {r['recall']:.2f} | " + " | ".join(cls) + " |",
+            flush=True,
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
