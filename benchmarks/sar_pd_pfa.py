@@ -50,7 +50,8 @@ CLUTTERS = {
 
 def detectors(pfa: float) -> dict[str, CfarParams]:
     return {
-        "gamma (default, SNAP windows)": CfarParams(pfa=pfa),
+        "auto (default: K where the ring's ν is small, else gamma)": CfarParams(pfa=pfa),
+        "gamma, SNAP windows": CfarParams(pfa=pfa, distribution="gamma"),
         "gaussian two-parameter (SNAP)": CfarParams(pfa=pfa, distribution="gaussian"),
         "K, 1-px target, L=4.4": CfarParams(pfa=pfa, distribution="k", target_m=10.0, looks=LOOKS),
     }
@@ -82,22 +83,19 @@ def false_alarms(size: int, scenes: int, pfa: float, rng: np.random.Generator) -
 
 
 def pd_vs_scr(size: int, per_cell: int, pfa: float, scrs: list[float], lengths: list[float],
-              clutter: str, params: CfarParams, rng: np.random.Generator) -> None:
-    print(f"\n### Detection probability vs SCR — {clutter} clutter, {params.distribution} CFAR, "
-          f"target {params.target_m:g} m / guard {params.guard_m:g} m / "
-          f"background {params.background_m:g} m, "
-          f"PFA {pfa:.2e}; {per_cell} vessels per cell; in brackets the median length estimate / truth\n")
-    print("| SCR (dB) | " + " | ".join(f"{int(v)} m" for v in lengths) + " |")
-    print("|---:|" + "---:|" * len(lengths))
+              clutter: str, detectors: dict[str, CfarParams], rng: np.random.Generator) -> None:
+    """One table per detector, all run on the same simulated scenes and vessels."""
     spacing = 100  # px between vessels (1 km), beyond the 800 m background window
     sites = [(r, c) for r in range(spacing // 2, size, spacing) for c in range(spacing // 2, size, spacing)]
     water = np.ones((size, size), bool)
-    sp = SarShipParams(cfar=replace(params, pfa=pfa), ambiguity=None)
+    sps = {name: SarShipParams(cfar=replace(p, pfa=pfa), ambiguity=None) for name, p in detectors.items()}
+    rows: dict[str, list[str]] = {name: [] for name in detectors}
     for scr in scrs:
-        cells = []
+        cells: dict[str, list[str]] = {name: [] for name in detectors}
         for length in lengths:
-            found = total = 0
-            ratios = []
+            found = dict.fromkeys(detectors, 0)
+            ratios: dict[str, list[float]] = {name: [] for name in detectors}
+            total = 0
             while total < per_cell:
                 x = simulate_clutter((size, size), SIGMA0_DB, LOOKS, rng=rng, **CLUTTERS[clutter])
                 batch = sites[: per_cell - total]
@@ -105,19 +103,31 @@ def pd_vs_scr(size: int, per_cell: int, pfa: float, scrs: list[float], lengths: 
                 for (r, c), h in zip(batch, headings, strict=True):
                     inject_vessel(x, r + 0.5, c + 0.5, length, RES, scr, 10 ** (SIGMA0_DB / 10),
                                   heading_deg=float(h), looks=LOOKS, rng=rng)
-                res = detect_ships_sar(sim_window(x), sp, water=water)
-                px = detection_pixels(res.detections, sim_window(x).grid)
-                for r, c in batch:
-                    if len(px):
-                        d = np.hypot(px[:, 0] - (c + 0.5), px[:, 1] - (r + 0.5)) * RES
-                        i = int(np.argmin(d))
-                        if d[i] <= max(length / 2, 30.0) + 20.0:
-                            found += 1
-                            ratios.append(res.detections[i].length_m / length)
+                for name, sp in sps.items():
+                    res = detect_ships_sar(sim_window(x), sp, water=water)
+                    px = detection_pixels(res.detections, sim_window(x).grid)
+                    for r, c in batch:
+                        if len(px):
+                            d = np.hypot(px[:, 0] - (c + 0.5), px[:, 1] - (r + 0.5)) * RES
+                            i = int(np.argmin(d))
+                            if d[i] <= max(length / 2, 30.0) + 20.0:
+                                found[name] += 1
+                                ratios[name].append(res.detections[i].length_m / length)
                 total += len(batch)
-            ratio = f" ({np.median(ratios):.2f})" if ratios else ""
-            cells.append(f"{found / total:.2f}{ratio}")
-        print(f"| {scr:g} | " + " | ".join(cells) + " |")
+            for name in detectors:
+                ratio = f" ({np.median(ratios[name]):.2f})" if ratios[name] else ""
+                cells[name].append(f"{found[name] / total:.2f}{ratio}")
+        for name in detectors:
+            rows[name].append(f"| {scr:g} | " + " | ".join(cells[name]) + " |")
+    for name, params in detectors.items():
+        print(f"\n### Detection probability vs SCR — {clutter} clutter, {name}: {params.distribution} CFAR, "
+              f"target {params.target_m:g} m / guard {params.guard_m:g} m / "
+              f"background {params.background_m:g} m, PFA {pfa:.2e}; {per_cell} vessels per cell "
+              "(the same for every detector on this clutter); in brackets the median length estimate / "
+              "truth\n")
+        print("| SCR (dB) | " + " | ".join(f"{int(v)} m" for v in lengths) + " |")
+        print("|---:|" + "---:|" * len(lengths))
+        print("\n".join(rows[name]))
 
 
 def real_scene() -> None:
@@ -163,13 +173,15 @@ def main() -> None:
     scrs = [0.0, 2.5, 5.0, 7.5, 10.0, 12.5, 15.0, 20.0]
     lengths = [20.0, 50.0, 100.0, 200.0, 300.0]
     gamma = f"gamma L={LOOKS}"
-    for clutter, params in [
-        (gamma, CfarParams()),
-        (gamma, CfarParams(distribution="gaussian")),
-        ("K ν=3", CfarParams()),
-        ("K ν=3", CfarParams(distribution="k", target_m=10.0, looks=LOOKS)),
+    gamma_snap = CfarParams(distribution="gamma")
+    k_1px = CfarParams(distribution="k", target_m=10.0, looks=LOOKS)
+    for clutter, dets in [
+        (gamma, {"auto (default)": CfarParams(), "gamma": gamma_snap,
+                 "gaussian": CfarParams(distribution="gaussian")}),
+        ("K ν=3", {"auto (default)": CfarParams(), "gamma": gamma_snap, "K 1-px": k_1px}),
+        ("K ν=10", {"auto (default)": CfarParams(), "gamma": gamma_snap}),
     ]:
-        pd_vs_scr(600, per_cell, 10**-6.5, scrs, lengths, clutter, params, rng)
+        pd_vs_scr(600, per_cell, 10**-6.5, scrs, lengths, clutter, dets, rng)
     real_scene()
     print(f"\n(total {time.perf_counter() - t0:.0f} s)")
 

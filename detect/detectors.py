@@ -30,15 +30,31 @@ from detect.core.registry import (
 )
 from detect.core.water import WATER_BANDS
 from imagery.errors import InputError
+from imagery.sar import (
+    SAR_POLARISATIONS,
+    check_calibration,
+    is_sentinel1,
+    local_polarisations,
+    native_pixel_m,
+    read_s1,
+)
+from imagery.types import RasterWindow
+
+#: ``--method`` for Sentinel-1 inputs; ``auto`` routes them here.
+SAR_METHOD = "cfar"
+#: Sentinel-1 is read onto a UTM grid this fine (the GRDH pixel spacing), or at the native spacing if coarser.
+S1_RES_M = 10.0
 
 __all__ = [
     "Detector",
     "PathSummary",
+    "SarReading",
     "detect_paths",
     "detect_window",
     "detector_bands",
     "detector_methods",
     "get_detector",
+    "read_sar_input",
     "register_detector",
     "registered",
     "weights_fingerprint",
@@ -55,6 +71,55 @@ class PathSummary:
     seconds: float
 
 
+@dataclass(frozen=True)
+class SarReading:
+    """How ``detect_paths`` reads Sentinel-1 inputs (``imagery.sar.read_s1``): a calibration XML, the
+    quantity pixels already hold (sigma0, gamma0, beta0), DN² without calibration, the grid's pixel size."""
+
+    calibration: str | Path | None = None
+    calibrated: str | None = None
+    allow_uncalibrated: bool = False
+    res_m: float | None = None
+
+
+def _sar_plan(path: Path, bands: Sequence[str] | None, reading: SarReading) -> tuple[str, str]:
+    """(polarisation, quantity) of a Sentinel-1 input, checked without reading pixels: the co-polarised
+    band (VV, else HH) unless ``bands`` names one."""
+    available = local_polarisations(path)
+    if bands:
+        pols = [b.strip().upper() for b in bands]
+        if len(pols) != 1 or pols[0] not in SAR_POLARISATIONS:
+            raise InputError(
+                f"{path}: Sentinel-1 ships are found in one polarisation; got --bands {','.join(bands)}"
+            )
+        pol = pols[0]
+    else:
+        pol = "VV" if "VV" in available or "HH" not in available else "HH"
+    quantity = check_calibration(
+        path,
+        (pol,),
+        calibration=reading.calibration,
+        calibrated=reading.calibrated,
+        allow_uncalibrated=reading.allow_uncalibrated,
+    )
+    return pol, quantity
+
+
+def read_sar_input(path: str | Path, pol: str, reading: SarReading | None = None) -> RasterWindow:
+    """A Sentinel-1 SAFE folder or GeoTIFF on its UTM grid (``S1_RES_M``, or its native spacing if coarser)
+    in polarisation ``pol``."""
+    r = reading or SarReading()
+    res = r.res_m or max(S1_RES_M, round(native_pixel_m(path) or S1_RES_M))
+    return read_s1(
+        path,
+        (pol,),
+        res_m=res,
+        calibration=r.calibration,
+        calibrated=r.calibrated,
+        allow_uncalibrated=r.allow_uncalibrated,
+    )
+
+
 def detect_paths(
     paths: Sequence[str | Path],
     *,
@@ -64,28 +129,57 @@ def detect_paths(
     bands: Sequence[str] | None = None,
     device: str = "cpu",
     scale: float | None = None,
+    sar: SarReading | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> tuple[list[Detection], list[PathSummary]]:
-    """Run the detectors for ``classes`` on each GeoTIFF or band folder (see ``read_window``)."""
+    """Run the detectors for ``classes`` on each GeoTIFF, band folder or Sentinel-1 SAFE folder.
+
+    Optical inputs are read by ``read_window``. Sentinel-1 inputs (``imagery.sar.is_sentinel1``) go to the
+    CFAR ship detector when ``method`` is ``cfar`` or ``auto``, read as ``sar`` says (``SarReading``);
+    a Sentinel-1 input without calibration raises ``MissingCalibrationError`` unless it allows DN².
+    """
     if conf is not None and not 0.0 <= conf <= 1.0:
         raise InputError(f"conf must lie in [0, 1], got {conf}")
-    methods = detector_methods(classes, method)  # --method is about ships; trucks keep their own
-    detectors = [get_detector(c, methods[c], device) for c in classes]
-    required = list(dict.fromkeys(b for d in detectors for b in d.required_bands))
-    optional = [b for d in detectors for b in getattr(d, "optional_bands", ())]
-    optional = list(dict.fromkeys([*optional, *WATER_BANDS]))
+    reading = sar or SarReading()
     missing_paths = [str(p) for p in paths if not Path(p).exists()]
     if missing_paths:
         raise InputError(f"no such file or folder: {', '.join(missing_paths)}")
+    radar = {str(p): method == SAR_METHOD or (method == "auto" and is_sentinel1(p)) for p in paths}
+    plans: dict[str, tuple[str, str]] = {}
     for p in paths:  # refuse a bad input before spending time on the good ones
-        check_input(p, bands, required=required, optional=optional)
+        if radar[str(p)]:
+            if list(classes) != ["ship"]:
+                raise InputError(f"{p} is Sentinel-1 radar: only ships are found there (--classes ship)")
+            plans[str(p)] = _sar_plan(Path(p), bands, reading)
+        elif is_sentinel1(p):
+            raise InputError(
+                f"{p} is Sentinel-1 radar; --method {method} needs optical bands, use cfar or auto"
+            )
+    optical = [p for p in paths if not radar[str(p)]]
+    detectors: list[Detector] = []
+    required: list[str] = []
+    optional: list[str] = []
+    if optical:  # optical models load only when an optical input needs them
+        methods = detector_methods(classes, method)  # --method is about ships; trucks keep their own
+        detectors = [get_detector(c, methods[c], device) for c in classes]
+        required = list(dict.fromkeys(b for d in detectors for b in d.required_bands))
+        optional = [b for d in detectors for b in getattr(d, "optional_bands", ())]
+        optional = list(dict.fromkeys([*optional, *WATER_BANDS]))
+        for p in optical:
+            check_input(p, bands, required=required, optional=optional)
     all_dets: list[Detection] = []
     summaries = []
     for p in paths:
         t0 = time.perf_counter()
-        window = read_window(p, bands, required=required, optional=optional, scale=scale)
+        if radar[str(p)]:
+            pol = plans[str(p)][0]
+            window = read_sar_input(p, pol, reading)
+            pairs = [("ship", get_detector("ship", SAR_METHOD, device, polarisation=pol))]
+        else:
+            window = read_window(p, bands, required=required, optional=optional, scale=scale)
+            pairs = list(zip(classes, detectors, strict=True))
         counts = {}
-        for c, d in zip(classes, detectors, strict=True):
+        for c, d in pairs:
             found = d.detect(window, conf=conf)
             counts[c] = len(found)
             all_dets.extend(found)

@@ -226,6 +226,8 @@ class _PolSource:
     href: str
     calibration: str | None
     quantity: str | None  # None: GRD DN to calibrate; else the calibrated quantity it already holds
+    band: int = 1  # 1-based band of the raster holding this polarisation
+    db: bool = False  # calibrated pixels stored in dB
 
 
 def _pol_in_name(name: str) -> str | None:
@@ -279,18 +281,145 @@ def _local_sources(
             out.append(_PolSource(p, str(files[p][0]), cal, calibrated))
         return product, tuple(out)
     product = path.stem
+    by_band = _band_polarisations(path)
     pol = _pol_in_name(path.name)
-    if pol is None:
+    if len(by_band) > 1:  # a multi-band export (e.g. VV and VH): the bands say which is which
+        wanted = check_polarisations(pols, tuple(by_band), path.name)
+    else:
+        pol = pol or next(iter(by_band), None)
+        available = product_polarisations(product) or ((pol,) if pol else ())
+        if not available:
+            raise PolarisationError(f"cannot tell the polarisation of {path.name}; name it like *_VV.tif")
+        wanted = check_polarisations(pols, (pol,) if pol else available, path.name)
+        if len(wanted) != 1:
+            raise InputError(
+                f"{path.name} holds one polarisation ({pol}); read the others from their own files"
+            )
+        by_band = {wanted[0]: 1}
+    declared, db = declared_quantity(path)
+    quantity = calibrated or (None if calibration is not None else declared)
+    db = db and not calibrated
+    return product, tuple(
+        _PolSource(w, str(path), _calibration_for(calibration, w), quantity, by_band[w], db) for w in wanted
+    )
+
+
+#: Calibrated quantities named in band descriptions or file names (SNAP ``Sigma0_VV``, ``Gamma0_VV_db``).
+_QUANTITY_IN_NAME_RE = re.compile(r"(?:^|[-_. ])(sigma0|gamma0|beta0)(?:[-_. ]|$)", re.IGNORECASE)
+_DB_IN_NAME_RE = re.compile(r"(?:^|[-_. ])db(?:[-_. ]|$)", re.IGNORECASE)
+
+
+def _band_polarisations(path: Path) -> dict[str, int]:
+    """Polarisation → 1-based band from a raster's band descriptions (``VV``, ``Sigma0_VV``)."""
+    with rasterio.open(path) as src:
+        described = [_pol_in_name(d.strip()) if d else None for d in src.descriptions]
+    return {p: i + 1 for i, p in enumerate(described) if p}
+
+
+def declared_quantity(path: str | Path) -> tuple[str | None, bool]:
+    """(calibrated quantity, stored in dB) a GeoTIFF declares: tags ``SAR_QUANTITY`` (sigma0, gamma0,
+    beta0) and ``SAR_UNITS`` (dB, linear), else its band descriptions or file name (``Sigma0_VV_db``).
+    (None, False) when it declares nothing: GRD DN, to calibrate."""
+    path = Path(path)
+    with rasterio.open(path) as src:
+        tags = {k.upper(): str(v) for k, v in src.tags().items()}
+        names = [d for d in src.descriptions if d]
+    quantity = tags.get("SAR_QUANTITY", "").strip().lower() or None
+    if quantity is not None and quantity not in QUANTITIES[:3]:
+        raise InputError(
+            f"{path.name}: SAR_QUANTITY tag {quantity!r} is not one of {', '.join(QUANTITIES[:3])}"
+        )
+    texts = [*names, path.stem]
+    if quantity is None:
+        found = [m.group(1).lower() for t in texts if (m := _QUANTITY_IN_NAME_RE.search(t))]
+        quantity = found[0] if found else None
+    units = tags.get("SAR_UNITS", "").strip().lower()
+    db = units == "db" if units else any(_DB_IN_NAME_RE.search(t) for t in texts)
+    return quantity, bool(quantity and db)
+
+
+def is_sentinel1(path: str | Path) -> bool:
+    """Whether a local input is Sentinel-1: a SAFE folder, a product name (``S1A_IW_GRDH_1SDV_...``) in
+    its path, a ``SAR_QUANTITY`` or Sentinel-1 tag, or bands / a file name saying VV, VH, HH or HV."""
+    path = Path(path)
+    if any(PRODUCT_RE.search(part) for part in path.resolve().parts[-3:]):
+        return True
+    if path.is_dir():
+        return path.suffix.upper() == ".SAFE" or (path / "measurement").is_dir()
+    if _pol_in_name(path.name):
+        return True
+    try:
         with rasterio.open(path) as src:
-            desc = [d.strip().upper() for d in src.descriptions if d]
-        pol = desc[0] if len(desc) == 1 and desc[0] in SAR_POLARISATIONS else None
-    available = product_polarisations(product) or ((pol,) if pol else ())
-    if not available:
-        raise PolarisationError(f"cannot tell the polarisation of {path.name}; name it like *_VV.tif")
-    wanted = check_polarisations(pols, (pol,) if pol else available, path.name)
-    if len(wanted) != 1:
-        raise InputError(f"{path.name} holds one polarisation ({pol}); read the others from their own files")
-    return product, (_PolSource(wanted[0], str(path), _calibration_for(calibration, wanted[0]), calibrated),)
+            tags = {k.upper(): str(v) for k, v in src.tags().items()}
+            described = [d for d in src.descriptions if d]
+    except RasterioIOError:
+        return False
+    mission = " ".join(tags.get(k, "") for k in ("TIFFTAG_IMAGEDESCRIPTION", "MISSION", "PRODUCT_TYPE"))
+    return (
+        "SAR_QUANTITY" in tags
+        or re.search(r"sentinel-?1|\bGRD[HMF]?\b", mission, re.IGNORECASE) is not None
+        or (bool(described) and all(_pol_in_name(d.strip()) for d in described))
+    )
+
+
+def local_polarisations(path: str | Path) -> tuple[str, ...]:
+    """Polarisations a local SAFE folder or GeoTIFF holds (product name, measurement files, bands)."""
+    path = Path(path)
+    if path.is_dir():
+        product, files = _safe_sources(path)
+        return product_polarisations(product) or tuple(files)
+    by_band = _band_polarisations(path)
+    if len(by_band) > 1:
+        return tuple(by_band)
+    pol = _pol_in_name(path.name) or next(iter(by_band), None)
+    return product_polarisations(path.stem) or ((pol,) if pol else ())
+
+
+def native_pixel_m(path: str | Path) -> float | None:
+    """Pixel spacing (m) of a local S1 raster (the first measurement of a SAFE folder); None if unknown."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted((path / "measurement").glob("*.tif*"))
+        if not files:
+            return None
+        path = files[0]
+    with gdal_env(), rasterio.open(path) as src:
+        if src.crs is None and src.gcps[0]:
+            fwd = GCPTransformer(src.gcps[0], tps=True)
+            rc, cc = src.height / 2, src.width / 2
+            (lo0, lo1), (la0, la1) = fwd.xy([rc, rc + 10], [cc, cc], offset="center")
+            return math.hypot((lo1 - lo0) * 111_320 * math.cos(math.radians(la0)), (la1 - la0) * 110_574) / 10
+        if src.crs is None:
+            return None
+        res = abs(src.transform.a)
+        if src.crs.is_geographic:
+            lat = (src.bounds.bottom + src.bounds.top) / 2
+            res *= 111_320 * math.cos(math.radians(lat))
+        return res
+
+
+def check_calibration(source: str | Path, polarisations: Sequence[str] = ("VV",), *,
+                      calibration: str | Path | Mapping[str, str | Path] | None = None,
+                      calibrated: str | None = None, allow_uncalibrated: bool = False) -> str:
+    """What ``read_s1`` would read from a local SAFE folder or GeoTIFF (sigma0, gamma0, beta0 or dn2),
+    without reading pixels: raises ``MissingCalibrationError`` / ``PolarisationError`` as it would."""
+    _, sources = _local_sources(Path(source), polarisations, calibration, calibrated)
+    quantities = {_quantity_of(s, allow_uncalibrated) for s in sources}
+    return quantities.pop() if len(quantities) == 1 else "mixed"
+
+
+def _quantity_of(source: _PolSource, allow_uncalibrated: bool) -> str:
+    if source.quantity is not None:
+        return source.quantity
+    if source.calibration:
+        return "sigma0"
+    if allow_uncalibrated:
+        return "dn2"
+    raise MissingCalibrationError(
+        f"no calibration LUT for {source.pol} of {Path(redact_href(source.href)).name} "
+        "(expected annotation/calibration/calibration-*.xml); pass calibration=..., declare "
+        "calibrated='sigma0' if the pixels are calibrated already, or allow_uncalibrated=True for DN²"
+    )
 
 
 def _calibration_for(calibration: str | Path | Mapping[str, str | Path] | None, pol: str) -> str | None:
@@ -408,28 +537,18 @@ def _read_one(
     source: _PolSource, grid: Grid | None, res_m: float, allow_uncalibrated: bool
 ) -> tuple[Grid, _Read, str]:
     lut = None
-    quantity = source.quantity
-    if quantity is None:
-        if source.calibration:
-            lut = load_calibration(source.calibration)
-            if lut.polarisation and lut.polarisation != source.pol:
-                raise CalibrationError(
-                    f"calibration {source.calibration} is for {lut.polarisation}, not {source.pol}"
-                )
-            quantity = "sigma0"
-        elif allow_uncalibrated:
-            quantity = "dn2"
-        else:
-            raise MissingCalibrationError(
-                f"no calibration LUT for {source.pol} of {Path(redact_href(source.href)).name} "
-                "(expected annotation/calibration/calibration-*.xml); pass calibration=..., declare "
-                "calibrated='sigma0' if the pixels are calibrated already, or allow_uncalibrated=True for DN²"
+    quantity = _quantity_of(source, allow_uncalibrated)
+    if source.quantity is None and source.calibration:
+        lut = load_calibration(source.calibration)
+        if lut.polarisation and lut.polarisation != source.pol:
+            raise CalibrationError(
+                f"calibration {source.calibration} is for {lut.polarisation}, not {source.pol}"
             )
     try:
         with gdal_env(), rasterio.open(vsi_path(source.href)) as src:
             if src.crs is None and src.gcps[0]:
                 grid, win, gcps, gcp_crs, pixel_m, az, rg = _read_gcp_window(src, grid, res_m)
-                raw = src.read(1, window=win)
+                raw = src.read(source.band, window=win)
                 row_off, col_off = int(win.row_off), int(win.col_off)
                 shifted = tuple(
                     rasterio.control.GroundControlPoint(g.row - row_off, g.col - col_off, g.x, g.y, g.z, g.id)
@@ -440,7 +559,7 @@ def _read_one(
                 if grid is None:
                     grid = default_grid_for(src.crs, src.bounds, res_m)
                 win = _affine_window(src, grid)
-                raw = src.read(1, window=win).astype(np.float32)
+                raw = src.read(source.band, window=win).astype(np.float32)
                 if src.nodata is not None:
                     raw[raw == src.nodata] = np.nan
                 read = (raw, int(win.row_off), int(win.col_off), None, src.crs, src.window_transform(win),
@@ -455,6 +574,8 @@ def _read_one(
     elif quantity == "dn2":
         linear = raw.astype(np.float32) ** 2
         linear[raw == 0] = np.nan
+    elif source.db:
+        linear = from_db(raw)  # NaN (no data) stays NaN
     else:
         linear = raw.astype(np.float32)
         linear[~(linear > 0)] = np.nan  # calibrated products write 0 (or negative) outside the swath

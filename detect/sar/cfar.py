@@ -4,7 +4,8 @@ Radar sees through cloud, so S1 scenes fill the days Sentinel-2 cannot see. The 
 classic adaptive-threshold CFAR (SNAP's defaults: target 50 m, guard 500 m, background 800 m,
 PFA 10^-6.5): a target-window mean is compared with clutter statistics from a background ring
 around a guard area, under a Gaussian (two-parameter, or Global Fishing Watch style mean + k·σ),
-gamma (speckle) or K (speckle × texture) clutter model. Box sums come from integral images, so
+gamma (speckle) or K (speckle × texture) clutter model, or (``auto``, the default) K where the ring's
+fitted texture shape says the tails are heavy and gamma elsewhere. Box sums come from integral images, so
 the cost per pixel is constant whatever the window sizes. See docs/sar.md.
 """
 
@@ -20,6 +21,7 @@ from scipy import special
 
 from detect.sar.params import CfarParams
 from imagery.errors import InputError
+from imagery.sar import S1_IW_GRDH_ENL
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +103,7 @@ class CfarResult:
     """Per-pixel CFAR outputs on the window's grid."""
 
     hits: np.ndarray  # bool, pixels whose statistic exceeds the threshold
-    statistic: np.ndarray  # target-window mean of the backscatter over water
+    statistic: np.ndarray  # target-window mean of the backscatter over water (auto, heavy tails: the pixel)
     threshold: np.ndarray  # NaN where not tested
     pixel_threshold: np.ndarray  # single-pixel threshold at ``extent_pfa`` (vessel extent)
     clutter_mean: np.ndarray
@@ -109,10 +111,19 @@ class CfarResult:
     windows_px: tuple[int, int, int]
     res_m: float
     looks: float | None = None
+    #: ``auto``: bool, tested pixels whose ring chose the K law (heavy tails); None for the other models.
+    heavy_tailed: np.ndarray | None = None
 
     @property
     def n_tested(self) -> int:
         return int(self.tested.sum())
+
+    @property
+    def heavy_tailed_fraction(self) -> float | None:
+        """``auto``: the share of tested pixels thresholded under the K law; None for the other models."""
+        if self.heavy_tailed is None:
+            return None
+        return float(self.heavy_tailed.sum() / max(1, self.n_tested))
 
 
 def cfar(x: np.ndarray, water: np.ndarray, res_m: float, params: CfarParams | None = None) -> CfarResult:
@@ -128,10 +139,22 @@ def cfar(x: np.ndarray, water: np.ndarray, res_m: float, params: CfarParams | No
     y = masked_mean(x0, water, t) if t > 1 else np.where(water, x, np.nan)
     y0 = np.nan_to_num(y)
     ring_full = b * b - g * g
-    use_k = p.distribution == "k" and p.k_sigma is None
-    pixel_looks = (p.looks or local_enl(x0, water)) if use_k else None
+    use_k = p.distribution in ("k", "auto") and p.k_sigma is None
+    if not use_k:
+        pixel_looks = None
+    elif p.looks:
+        pixel_looks = p.looks
+    elif p.distribution == "auto":
+        # The product's stated ENL: small-window estimates mistake texture inside the window for speckle
+        # (on K clutter with 80 m cells they read 2.9–3.8 for 4.4 looks, and the K test then lets 2–13× the
+        # design rate through).
+        pixel_looks = S1_IW_GRDH_ENL
+    else:
+        pixel_looks = local_enl(x0, water)
     clutter = water.copy()
     looks_used = None
+    heavy = None
+    stat = y
     for _ in range(max(1, p.iterations)):
         mean, var, n = ring_stats(y0, clutter, g, b)
         xm, xv, _ = ring_stats(x0, clutter, g, b)
@@ -141,12 +164,15 @@ def cfar(x: np.ndarray, water: np.ndarray, res_m: float, params: CfarParams | No
                 k = p.k_sigma if p.k_sigma is not None else gaussian_factor(p.pfa)
                 thr = mean + k * np.sqrt(var)
             elif p.distribution == "gamma":
-                looks = np.clip(mean * mean / np.maximum(var, 1e-30), 0.3, 1e4)
-                thr = mean * _gamma_factor_lut(looks, p.pfa)
+                thr = _gamma_threshold(mean, var, p.pfa)
+            elif p.distribution == "k":
+                thr, looks_used, _ = _k_threshold(mean, var, xm, xv, tested, float(pixel_looks), t, p.pfa)
             else:
-                thr, looks_used = _k_threshold(mean, var, xm, xv, tested, float(pixel_looks), t, p.pfa)
+                stat, thr, heavy, looks_used = _auto_test(
+                    x, y, water, tested, mean, var, xm, xv, float(pixel_looks), t, p
+                )
         thr = np.where(tested, thr, np.nan)
-        hits = tested & (y > thr)
+        hits = tested & (stat > thr)
         if not hits.any():
             break
         # Leave hits (grown by the target window) out of the clutter of the next pass.
@@ -157,10 +183,10 @@ def cfar(x: np.ndarray, water: np.ndarray, res_m: float, params: CfarParams | No
         if p.distribution == "gaussian" or p.k_sigma is not None:
             pix = xm + gaussian_factor(p.extent_pfa) * np.sqrt(xv)
         else:
-            pix = xm * _gamma_factor_lut(np.clip(xm * xm / np.maximum(xv, 1e-30), 0.3, 1e4), p.extent_pfa)
+            pix = _gamma_threshold(xm, xv, p.extent_pfa)
     return CfarResult(
         hits=hits,
-        statistic=y,
+        statistic=stat,
         threshold=thr,
         pixel_threshold=np.where(tested, pix, np.nan),
         clutter_mean=mean,
@@ -168,6 +194,7 @@ def cfar(x: np.ndarray, water: np.ndarray, res_m: float, params: CfarParams | No
         windows_px=(t, g, b),
         res_m=res_m,
         looks=looks_used,
+        heavy_tailed=heavy,
     )
 
 
@@ -195,8 +222,8 @@ def _k_threshold(
     pixel_looks: float,
     target_px: int,
     pfa: float,
-) -> tuple[np.ndarray, float]:
-    """K-law threshold of the target-window mean, and the speckle looks of that mean.
+) -> tuple[np.ndarray, float, np.ndarray]:
+    """K-law threshold of the target-window mean, the speckle looks of that mean, and ν per ring (∞: none).
 
     Texture ν per ring from the pixels' normalised variance, m2 = (1 + 1/L)(1 + 1/ν) − 1; the
     target-window mean keeps the texture (it varies more slowly than 50 m) but averages speckle, so its
@@ -210,7 +237,58 @@ def _k_threshold(
         est = np.where(tested & (inv_l > 0), 1.0 / inv_l, np.nan)
         looks = max(pixel_looks, float(np.nanmedian(est))) if np.isfinite(est).any() else pixel_looks
     looks = float(f"{looks:.3g}")  # a few distinct tables, cached
-    return mean * k_factor(nu, looks, pfa), looks
+    return mean * k_factor(nu, looks, pfa), looks, nu
+
+
+def _auto_test(
+    x: np.ndarray,
+    y: np.ndarray,
+    water: np.ndarray,
+    tested: np.ndarray,
+    mean: np.ndarray,
+    var: np.ndarray,
+    xm: np.ndarray,
+    xv: np.ndarray,
+    pixel_looks: float,
+    target_px: int,
+    p: CfarParams,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """The ``auto`` test: (statistic, threshold, heavy-tailed rings, pixel looks).
+
+    Where the ring's fitted K shape ν is below ``heavy_tail_nu``, the single-pixel K test (its texture
+    model needs texture constant over the target window, which a 50 m window breaks). Elsewhere two
+    tests share the PFA: the target-window mean under a gamma law with pooled looks (extended vessels)
+    and the single pixel (small boats, whose few bright pixels the target-window mean dilutes). Each
+    pixel keeps the test it passes by more, so the statistic and threshold stay one pair.
+    """
+    xw = np.where(water, x, np.nan)
+    k_thr, looks, nu = _k_threshold(xm, xv, xm, xv, tested, pixel_looks, 1, p.pfa)
+    heavy = tested & (nu < p.heavy_tail_nu)
+    if target_px == 1:
+        thr = np.where(heavy, k_thr, _pooled_gamma_threshold(mean, var, tested & ~heavy, p.pfa))
+        return xw, thr, heavy, looks
+    px_thr = np.where(heavy, k_thr, _k_threshold(xm, xv, xm, xv, tested, pixel_looks, 1, p.pfa / 2)[0])
+    mean_thr = _pooled_gamma_threshold(mean, var, tested & ~heavy, p.pfa / 2)
+    use_px = heavy | (xw / px_thr > y / mean_thr)
+    return np.where(use_px, xw, y), np.where(use_px, px_thr, mean_thr), heavy, looks
+
+
+def _pooled_gamma_threshold(mean: np.ndarray, var: np.ndarray, where: np.ndarray, pfa: float) -> np.ndarray:
+    """Gamma-law threshold with the looks of the statistic pooled (median μ²/σ²) over the rings ``where``.
+
+    One ring's looks estimate is noisy (±11 % for the 50 m mean in an 800 m ring), and at PFA 10^-6.5 that
+    noise alone lets several times the design rate through; speckle looks are a property of the product.
+    """
+    if not where.any():
+        return np.full(mean.shape, np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        looks = float(np.nanmedian((mean * mean / var)[where]))
+    return mean * gamma_factor(np.clip(looks, 0.3, 1e4), pfa)
+
+
+def _gamma_threshold(mean: np.ndarray, var: np.ndarray, pfa: float) -> np.ndarray:
+    """Gamma-law threshold with the looks of the ring's statistic, μ²/σ²."""
+    return mean * _gamma_factor_lut(np.clip(mean * mean / np.maximum(var, 1e-30), 0.3, 1e4), pfa)
 
 
 def _gamma_factor_lut(looks: np.ndarray, pfa: float) -> np.ndarray:

@@ -126,7 +126,12 @@ def detect_ships_sar(
     )
     fixed_px = _fixed_pixels(fixed_points, grid)
 
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(res_cfar.hits.astype(np.uint8), connectivity=8)
+    # Hits closer than the target window are one vessel: single-pixel hits (auto's K test in heavy-tailed
+    # clutter) are scattered along a hull, not a blob like the target-window mean's.
+    hits = res_cfar.hits.astype(np.uint8)
+    grouped = cv2.dilate(hits, np.ones((t, t), np.uint8)) if t > 1 else hits
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(grouped, connectivity=8)
+    labels = np.where(res_cfar.hits, labels, 0)
     kept: list[Detection] = []
     rejected: list[Detection] = []
     half = t // 2 + 1
@@ -198,7 +203,11 @@ def detect_ships_sar(
         ):
             reason = "fixed_structure"
         elif p.ambiguity is not None and bearing is not None:
-            ghost, ratio_db, cover = _ambiguity_check(cx, cy, peak_y, y_all, res, float(bearing), p.ambiguity)
+            # Source and ghost compared in one statistic (auto may have tested single pixels here).
+            peak_mean = float(np.max(np.where(labels[rs, cs] == i, y_all[rs, cs], -np.inf)))
+            ghost, ratio_db, cover = _ambiguity_check(
+                cx, cy, peak_mean, y_all, res, float(bearing), p.ambiguity
+            )
             det = det.with_properties(ambiguity_search_coverage=round(cover, 2))
             if ghost:
                 reason = "azimuth_ambiguity"

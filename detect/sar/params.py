@@ -7,16 +7,19 @@ from dataclasses import dataclass, field
 
 from imagery.sar import S1_WAVELENGTH_M
 
-DISTRIBUTIONS = ("gaussian", "gamma", "k")
+DISTRIBUTIONS = ("auto", "gaussian", "gamma", "k")
 
 
 @dataclass(frozen=True)
 class CfarParams:
     """Window sizes (full side lengths, metres), design false-alarm probability and clutter model.
 
-    ``distribution``: ``gaussian`` is SNAP's two-parameter rule (mean + t·σ, t from the PFA under a
-    normal law), ``gamma`` takes the threshold from a gamma law whose looks are estimated in every
-    ring (μ²/σ²), ``k`` from a K law (gamma speckle × gamma texture) with texture estimated per ring.
+    ``distribution``: ``auto`` (the default) chooses per background ring from the data: it fits the
+    K-law texture shape ν there (method of moments) and takes the ``k`` threshold where ν is below
+    ``heavy_tail_nu`` (heavy tails: swell, wind cells), ``gamma`` elsewhere. ``gaussian`` is SNAP's
+    two-parameter rule (mean + t·σ, t from the PFA under a normal law), ``gamma`` takes the threshold
+    from a gamma law whose looks are estimated in every ring (μ²/σ²), ``k`` from a K law (gamma speckle
+    × gamma texture) with texture estimated per ring.
     ``k_sigma`` sets t directly (Global Fishing Watch style mean + k·σ) and forces ``gaussian``.
     """
 
@@ -24,9 +27,12 @@ class CfarParams:
     guard_m: float = 500.0
     background_m: float = 800.0
     pfa: float = 10**-6.5
-    distribution: str = "gamma"
+    distribution: str = "auto"
+    #: ``auto``: rings whose fitted K shape ν is below this get the K threshold (gamma above it).
+    heavy_tail_nu: float = 30.0
     k_sigma: float | None = None
-    #: Speckle looks of the tested statistic for ``k``; None: the median ring estimate over the scene.
+    #: Speckle looks of single pixels for ``k``/``auto``; None: for ``k`` the median 7 × 7 estimate over the
+    #: scene, for ``auto`` the IW GRDH product's ENL (4.4; give the looks of other products or multilooks).
     looks: float | None = None
     #: Passes; after the first, pixels near hits are left out of the clutter statistics.
     iterations: int = 2
@@ -40,6 +46,8 @@ class CfarParams:
             raise ValueError(
                 f"distribution must be one of {', '.join(DISTRIBUTIONS)}, got {self.distribution!r}"
             )
+        if not self.heavy_tail_nu > 0:
+            raise ValueError(f"heavy_tail_nu must be positive, got {self.heavy_tail_nu}")
         if not 0.0 < self.pfa < 0.5:
             raise ValueError(f"pfa must be in (0, 0.5), got {self.pfa}")
         if not 0 < self.target_m < self.guard_m < self.background_m:

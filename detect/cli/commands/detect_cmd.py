@@ -13,7 +13,9 @@ from imagery.errors import InputError
 
 log = logging.getLogger("harborwatch")
 
+#: Optical ship methods (``evaluate`` scores these); ``detect`` adds ``cfar`` for Sentinel-1.
 METHODS = ("auto", "seg", "yolo", "yolo-tta", "baseline")
+DETECT_METHODS = (*METHODS, "cfar")
 
 
 def parse_scale(value: str | None) -> float | None:
@@ -57,12 +59,13 @@ def _split(value: str | None) -> list[str] | None:
 @click.option("--conf", type=float, default=None, help="Score threshold (default: the detector's).")
 @click.option(
     "--method",
-    type=click.Choice(METHODS),
+    type=click.Choice(DETECT_METHODS),
     default="auto",
     show_default=True,
-    help="auto (the default: per input, the best measured model for its bands), seg (hull segmentation: "
-    "any bands with B08 or true colour), yolo (oriented boxes, B04 B03 B02 B08), yolo-tta (yolo with flip "
-    "test-time augmentation: 4x the model's compute) or baseline (classical NIR CFAR).",
+    help="auto (the default: cfar for Sentinel-1 inputs, else per input the best measured model for its "
+    "bands), seg (hull segmentation: any bands with B08 or true colour), yolo (oriented boxes, B04 B03 B02 "
+    "B08), yolo-tta (yolo with flip test-time augmentation: 4x the model's compute), baseline (classical "
+    "NIR CFAR) or cfar (Sentinel-1 radar ships: SAFE folders, VV/VH/HH/HV GeoTIFFs).",
 )
 @click.option(
     "--bands",
@@ -78,6 +81,31 @@ def _split(value: str | None) -> list[str] | None:
     help="Torch device for the model (cpu, cuda:0).",
 )
 @click.option("--scale", default=None, help=_SCALE_HELP)
+@click.option(
+    "--calibration",
+    default=None,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Sentinel-1: the calibration XML of a GRD DN GeoTIFF (a SAFE folder's own is found by itself).",
+)
+@click.option(
+    "--calibrated",
+    type=click.Choice(("sigma0", "gamma0", "beta0")),
+    default=None,
+    help="Sentinel-1: the pixels hold this calibrated backscatter already (linear). Default: the "
+    "GeoTIFF's SAR_QUANTITY tag or band names such as Sigma0_VV.",
+)
+@click.option(
+    "--uncalibrated",
+    is_flag=True,
+    help="Sentinel-1 without calibration: read DN² (CFAR is scale-free; absolute dB values are left out).",
+)
+@click.option(
+    "--res",
+    "res_m",
+    type=click.FloatRange(min=1.0),
+    default=None,
+    help="Sentinel-1: grid pixel size in metres (default 10, or the raster's own spacing if coarser).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary on stdout.")
 def detect_command(
     paths: tuple[Path, ...],
@@ -88,24 +116,38 @@ def detect_command(
     bands: str | None,
     device: str,
     scale: str | None,
+    calibration: Path | None,
+    calibrated: str | None,
+    uncalibrated: bool,
+    res_m: float | None,
     as_json: bool,
 ) -> None:
-    """Detect objects in GeoTIFFs or band folders (*_B02.tif, *_B03.tif, ...) and write GeoJSON."""
+    """Detect objects in GeoTIFFs, band folders (*_B02.tif, *_B03.tif, ...) or Sentinel-1 SAFE folders and
+    write GeoJSON."""
     from detect.core.geometry import feature_collection
-    from detect.detectors import detect_paths
+    from detect.detectors import SarReading, detect_paths
     from imagery.atomic import atomic_write_json
+    from imagery.sar import MissingCalibrationError
 
     class_list = _split(classes) or ["ship"]
-    dets, summaries = detect_paths(
-        list(paths),
-        classes=class_list,
-        method=method,
-        conf=conf,
-        bands=_split(bands),
-        device=device,
-        scale=parse_scale(scale),
-        progress=log.info,
-    )
+    sar = SarReading(calibration, calibrated, uncalibrated, res_m)
+    try:
+        dets, summaries = detect_paths(
+            list(paths),
+            classes=class_list,
+            method=method,
+            conf=conf,
+            bands=_split(bands),
+            device=device,
+            scale=parse_scale(scale),
+            sar=sar,
+            progress=log.info,
+        )
+    except MissingCalibrationError as e:  # name the CLI's options, not the library's arguments
+        raise MissingCalibrationError(
+            f"{str(e).split(' (expected')[0]}: give --calibration XML, --calibrated sigma0|gamma0|beta0 "
+            "if the pixels are calibrated already, or --uncalibrated to detect on relative DN²"
+        ) from None
     detector_names = sorted({d.detector for d in dets})
     fc = feature_collection(
         dets, method=method, classes=class_list, inputs=[s.path for s in summaries], detectors=detector_names
