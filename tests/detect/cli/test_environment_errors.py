@@ -1,0 +1,95 @@
+"""A bad environment (a path that is a file, no GPU, no permission, a full disk) gets one line and exit 1 or 2
+from the CLI, never a traceback; finished work is not lost."""
+
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+
+import pytest
+
+from detect.cli import main
+
+SAMPLE = (
+    Path(__file__).resolve().parents[3] / "imagery" / "samples" / "genoa-2023-07-10" / "genoa-2023-07-10.tif"
+)
+
+
+def run(args: list[str], capsys) -> tuple[int, str]:
+    with pytest.raises(SystemExit) as e:
+        main(args)
+    err = capsys.readouterr().err
+    return int(e.value.code or 0), err
+
+
+def one_line(err: str) -> str:
+    lines = [ln for ln in err.strip().splitlines() if ln.startswith("harborwatch: error")]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    return lines[0]
+
+
+def test_detect_out_under_a_file_is_one_line_exit_2(tmp_path, capsys):
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    rc, err = run(
+        ["detect", str(SAMPLE), "--method", "baseline", "--out", str(blocker / "x.geojson")], capsys
+    )
+    assert rc == 2 and "a file stands where a folder is needed" in one_line(err)
+
+
+def test_run_out_under_a_file_is_one_line_exit_2(tmp_path, capsys):
+    blocker = tmp_path / "afile"
+    blocker.write_text("x")
+    rc, err = run(
+        [
+            "run",
+            "--aoi",
+            "longkou-port",
+            "--start",
+            "2023-08-18",
+            "--end",
+            "2023-08-18",
+            "--source",
+            "samples",
+            "--method",
+            "baseline",
+            "--out",
+            str(blocker / "run"),
+        ],
+        capsys,
+    )
+    assert rc == 2 and "afile" in one_line(err)
+
+
+def test_a_gpu_this_machine_lacks_is_one_line_exit_2(capsys, tmp_path):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    rc, err = run(["detect", str(SAMPLE), "--device", "cuda:0", "--out", str(tmp_path / "x.geojson")], capsys)
+    assert rc == 2 and "no CUDA GPU" in one_line(err)
+    rc, err = run(["detect", str(SAMPLE), "--device", "tpu", "--out", str(tmp_path / "x.geojson")], capsys)
+    assert rc == 2 and "unknown device" in one_line(err)
+
+
+@pytest.mark.parametrize(
+    ("error", "code", "words"),
+    [
+        (OSError(errno.ENOSPC, "No space left on device"), 1, "no space left"),
+        (PermissionError(errno.EACCES, "Permission denied"), 2, "permission denied"),
+        (OSError(errno.EROFS, "Read-only file system"), 2, "read-only"),
+    ],
+)
+def test_a_write_the_system_refuses_is_one_line(error, code, words, tmp_path, capsys, monkeypatch):
+    # root ignores permissions and the test disk is not full, so the system call is made to fail
+    import imagery.atomic
+
+    def refuse(src, dst):
+        error.filename = str(dst)
+        raise error
+
+    monkeypatch.setattr(imagery.atomic.os, "replace", refuse)
+    out = tmp_path / "x.geojson"
+    rc, err = run(["detect", str(SAMPLE), "--method", "baseline", "--out", str(out)], capsys)
+    assert rc == code and words in one_line(err) and str(out) in err
+    assert not out.exists() and not list(tmp_path.glob(".*.part"))  # nothing half-written left behind
