@@ -83,6 +83,10 @@ def baseline_records(data: Path, cities: list[str]) -> dict[str, dict[str, Any]]
     return out
 
 
+def _round(v: Any, digits: int) -> Any:
+    return round(v, digits) if isinstance(v, float) else v
+
+
 def yolo_card_row(card: Path, label: str) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
     spec = json.loads(card.read_text())
     cv = spec["metrics"]["cv"]
@@ -98,9 +102,9 @@ def yolo_card_row(card: Path, label: str) -> tuple[dict[str, Any], dict[str, dic
         "precision": round(p, 3),
         "recall": round(r, 3),
         "f1": round(2 * p * r / (p + r), 3),
-        "ap50": pooled.get("ap50"),
-        "length_mae_m": pooled.get("length_mae_m"),
-        "count_mae": pooled.get("count_mae"),
+        "ap50": _round(pooled.get("ap50"), 3),
+        "length_mae_m": _round(pooled.get("length_mae_m"), 1),
+        "count_mae": _round(pooled.get("count_mae"), 2),
         "n_truth": n_truth,
         "tp": tp,
         "n_pred": n_pred,
