@@ -41,7 +41,7 @@ def _bands(text: str) -> tuple[str, ...]:
     "--source",
     default="earth-search",
     show_default=True,
-    help="earth-search | planetary-computer | sentinelhub | local:DIR | samples (bundled chips).",
+    help="earth-search | planetary-computer | sentinelhub | stac:URL (any STAC API) | local:DIR | samples.",
 )
 @click.option(
     "--max-cloud",

@@ -27,7 +27,7 @@ _JSON = click.option(
     "--source",
     default="earth-search",
     show_default=True,
-    help="earth-search | planetary-computer | sentinelhub | local:DIR",
+    help="earth-search | earth-search:gcp | planetary-computer | sentinelhub | stac:URL | local:DIR | samples",
 )
 @click.option(
     "--collection",

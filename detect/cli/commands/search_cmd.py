@@ -15,7 +15,7 @@ log = logging.getLogger("harborwatch")
 
 SOURCE_HELP = (
     "earth-search (earth-search:gcp: L1C bands from Google Cloud), planetary-computer, "
-    "sentinelhub (alias cdse), local:DIR or samples"
+    "sentinelhub (alias cdse), stac:URL (any STAC API), local:DIR or samples"
 )
 COLLECTION_HELP = (
     "sentinel-2-l2a, sentinel-2-l1c, sentinel-2-c1-l2a (Earth Search), sentinel-1-grd; "
