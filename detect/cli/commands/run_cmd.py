@@ -27,7 +27,8 @@ _JSON = click.option(
     "--source",
     default="earth-search",
     show_default=True,
-    help="earth-search | earth-search:gcp | planetary-computer | sentinelhub | stac:URL | local:DIR | samples",
+    help="earth-search | earth-search:gcp | planetary-computer | sentinelhub | stac:URL (any STAC API) | "
+    "local:DIR | samples",
 )
 @click.option(
     "--collection",
