@@ -64,21 +64,20 @@ def four_band_cities(data: Path) -> set[str]:
 
 
 def baseline_records(data: Path, cities: list[str]) -> dict[str, dict[str, Any]]:
-    from detect.core.water import WATER_BANDS
+    from ship_cv import read_city as read_for  # the baseline read as ship_cv.py reads it (B08 + water bands)
+
     from detect.ships.baseline import BaselineDetector
-    from detect.ships.dataset import SEN2SHIPS_SCALE, available_bands
     from detect.ships.evaluate import load_coco_truth
-    from imagery.read import open_raster
+    from imagery.errors import MissingBandsError
 
     det = BaselineDetector()
     truth = load_coco_truth(data / "annotations_coco.json", data, cities)
     out = {}
     for c in cities:
-        have = available_bands(data, c)
-        if "B08" not in have:
+        try:
+            w = read_for(data, c, det)
+        except MissingBandsError:  # no B08: the baseline cannot run there
             continue
-        bands = ["B08", *(b for b in WATER_BANDS if b in have and b != "B08")]
-        w = open_raster(data / c, bands, scale=SEN2SHIPS_SCALE, scene_id=c)
         out[c] = scene_record(det.detect(w, conf=0.0), truth.get(c, []), det.conf)
     return out
 

@@ -17,6 +17,7 @@ from imagery.sources.stac import (
     COMMON_NAME_BANDS,
     SAR_KEY_BANDS,
     StacCatalog,
+    asset_nodata,
     build_assets,
     item_baseline,
     s2_scale_offset,
@@ -100,7 +101,7 @@ class EarthSearchCatalog(StacCatalog):
                 media_type=str(asset.get("type") or "") or None,
                 offset_dn=offset,
                 scale=scale,
-                nodata=_nodata(asset),
+                nodata=asset_nodata(asset, 0.0),  # Sentinel-2 COGs: DN 0 is no data
                 request=request,
             )
 
@@ -185,14 +186,6 @@ def _mgrs_tile(props: Mapping[str, Any]) -> str | None:
         return f"{int(props['mgrs:utm_zone']):02d}{props['mgrs:latitude_band']}{props['mgrs:grid_square']}"
     code = str(props.get("grid:code") or "")
     return code.split("-", 1)[1] if code.startswith("MGRS-") else None
-
-
-def _nodata(asset: Mapping[str, Any]) -> float | None:
-    bands = asset.get("raster:bands") or []
-    if bands and isinstance(bands[0], Mapping) and "nodata" in bands[0]:
-        v = bands[0]["nodata"]
-        return None if v is None else float(v)
-    return 0.0
 
 
 def _float_or_none(v: Any) -> float | None:

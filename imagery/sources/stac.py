@@ -334,6 +334,15 @@ def s2_scale_offset(
     return scale, 0.0, "none"
 
 
+def asset_nodata(asset: Mapping[str, Any], default: float | None) -> float | None:
+    """The nodata value the asset's ``raster:bands`` declares (None if it declares null), else ``default``."""
+    bands = asset.get("raster:bands") or []
+    if bands and isinstance(bands[0], Mapping) and "nodata" in bands[0]:
+        v = bands[0]["nodata"]
+        return None if v is None else float(v)
+    return default
+
+
 def build_assets(
     item: Mapping[str, Any],
     key_bands: Mapping[str, str],

@@ -20,6 +20,8 @@ from imagery.sources.stac import (
     COMMON_NAME_BANDS,
     SAR_KEY_BANDS,
     StacCatalog,
+    _band_order,
+    asset_nodata,
     item_baseline,
     s2_scale_offset,
     sar_calibration_hrefs,
@@ -106,10 +108,6 @@ class StacApiCatalog(StacCatalog):
                 scale, offset, rule = 1.0, 0.0, "sar" if band != "SCL" else "categorical"
             else:
                 scale, offset, rule = s2_scale_offset(collection, props, asset, baseline)
-            nodata = None
-            rb = asset.get("raster:bands") or []
-            if rb and isinstance(rb[0], Mapping) and rb[0].get("nodata") is not None:
-                nodata = float(rb[0]["nodata"])
             chosen[band] = (
                 rank,
                 Asset(
@@ -118,12 +116,10 @@ class StacApiCatalog(StacCatalog):
                     media_type=str(asset.get("type") or "") or None,
                     offset_dn=offset,
                     scale=scale,
-                    nodata=nodata,
+                    nodata=asset_nodata(asset, None),
                     request={"stac_key": key, "offset_rule": rule},
                 ),
             )
-        from imagery.sources.stac import _band_order
-
         assets = {b: a for b, (_, a) in sorted(chosen.items(), key=lambda kv: _band_order(kv[0]))}
         properties: dict[str, Any] = {"stac_id": item.get("id"), "stac_api": redact_url(self.url)}
         if is_sar:
