@@ -37,6 +37,8 @@ def test_demo_end_to_end(tmp_path, capsys, monkeypatch):
             "report.md",
             "counts.png",
             "map.png",
+            "map.html",
+            "crops/crops.csv",
             "daily_counts.csv",
             "detections.parquet",
             "detections.geojson",

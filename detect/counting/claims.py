@@ -200,25 +200,41 @@ def compare(
 
 
 def compare_one(claim: Claim, results: RunTables, *, params: VisitParams | None = None) -> ClaimVerdict:
+    summary, days_in_period, why_not = _claim_visits(claim, results, params)
+    if summary is None:
+        return _cannot(claim, days_in_period, 0, why_not)
+    return judge(claim, summary)
+
+
+def claim_summary(
+    claim: Claim, results: RunTables, *, params: VisitParams | None = None
+) -> VisitSummary | None:
+    """Visit estimates over exactly the claim's period, zone, class and lengths (what its verdict is judged
+    on; the claims chart draws them), or None where the run cannot give them."""
+    return _claim_visits(claim, results, params)[0]
+
+
+def _claim_visits(
+    claim: Claim, results: RunTables, params: VisitParams | None
+) -> tuple[VisitSummary | None, int, str]:
+    """(visit estimates or None, days in the claim's period, why there are none)."""
     daily = results.daily_counts
     if claim.aoi != results.aoi_name:
-        return _cannot(claim, 0, 0, f"the run is for AOI {results.aoi_name!r}, the claim for {claim.aoi!r}")
+        return None, 0, f"the run is for AOI {results.aoi_name!r}, the claim for {claim.aoi!r}"
     in_claim = daily[(daily["date"] >= claim.start) & (daily["date"] <= claim.end)]
     days_in_period = (claim.end - claim.start).days + 1
     run_days = set(in_claim["date"])
     if len(run_days) < days_in_period:
-        return _cannot(
-            claim,
+        return (
+            None,
             days_in_period,
-            0,
             f"the run covers {len(run_days)} of the claim's {days_in_period} days; rerun over "
             f"{claim.start} – {claim.end}",
         )
     if claim.zone not in set(in_claim["zone"]) or claim.class_name not in set(in_claim["class"]):
-        return _cannot(
-            claim,
+        return (
+            None,
             days_in_period,
-            0,
             f"the run has no counts for zone {claim.zone!r} and class {claim.class_name!r}",
         )
     summary, _ = estimate_visits(
@@ -229,7 +245,7 @@ def compare_one(claim: Claim, results: RunTables, *, params: VisitParams | None 
         params=params,
         min_length_m=claim.min_length_m,
     )
-    return judge(claim, summary)
+    return summary, days_in_period, ""
 
 
 def judge(claim: Claim, s: VisitSummary) -> ClaimVerdict:

@@ -145,6 +145,10 @@ def _plan(job: Job, out: Path, steps: Steps | None, device: str, cache_dir: str 
     scenes_dir = out / "jobs" / job.id / "scenes"
     scenes_dir.mkdir(parents=True, exist_ok=True)
     found = search_scenes(steps or default_steps(), setup, job.start, job.end, max_cloud=job.max_cloud)
+    if job.baseline is not None:  # the baseline period's scenes are the job's scenes too
+        more = search_scenes(steps or default_steps(), setup, *job.baseline, max_cloud=job.max_cloud)
+        have = {s.id for s in found}
+        found += [s for s in more if s.id not in have]
     outcome = JobOutcome(job, scenes_total=len(found))
     tasks = []
     for scene in found:
@@ -197,9 +201,14 @@ def _finish(
     job = plan.outcome.job
     base = steps or default_steps()
     found = plan.found
+
+    def search(aoi: Any, start: Any, end: Any, **kw: Any) -> list[Scene]:
+        """The scenes the driver found: all of them, or with a baseline, those of the period asked for."""
+        return [s for s in found if job.baseline is None or start <= s.datetime.date() <= end]
+
     finishing = replace(
         base,
-        search=lambda *a, **k: list(found),
+        search=search,
         read=_ReportFailed(base.read, plan.outcome.failed),
         read_sar=_ReportFailed(base.read_sar, plan.outcome.failed),
         required_bands=lambda methods: (),  # every scene left here fails in read, before bands matter
@@ -215,6 +224,7 @@ def _finish(
         classes=job.classes,
         max_cloud=job.max_cloud,
         claims=job.claims,
+        baseline=job.baseline,
         cache_dir=cache_dir,
         method=job.method,
         device=device,

@@ -16,7 +16,7 @@ from imagery.errors import InputError
 
 _JOB_FIELDS = {
     "aoi", "aois", "start", "end", "periods", "source", "sources", "collection", "classes", "method",
-    "max_cloud", "conf", "claims", "sensors", "name",
+    "max_cloud", "conf", "claims", "sensors", "name", "baseline",
 }  # fmt: skip
 
 
@@ -36,6 +36,7 @@ class Job:
     claims: str | None = None
     sensors: str | None = None  # "s2" (default), "s1" or "s2,s1", as `run --sensors`
     name: str | None = None
+    baseline: tuple[date, date] | None = None  # a period to compare with, as `run --baseline-start/-end`
 
     @property
     def id(self) -> str:
@@ -82,6 +83,7 @@ def expand_jobs(entries: Iterable[Mapping[str, Any]], defaults: Mapping[str, Any
                     claims=e.get("claims"),
                     sensors=e.get("sensors"),
                     name=_job_name(e.get("name"), aoi, start, multi),
+                    baseline=_baseline(e.get("baseline"), start, end, n),
                 )
             )
     ids = [j.id for j in jobs]
@@ -131,6 +133,19 @@ def _listed(e: Mapping[str, Any], one: str, many: str, n: int, default: list[Any
     if default is not None:
         return default
     raise InputError(f"job {n}: give {one} (or {many}: [...])")
+
+
+def _baseline(b: Any, start: date, end: date, n: int) -> tuple[date, date] | None:
+    """A job's baseline period ({start, end} or [start, end]), apart from its period."""
+    from detect.pipeline.runner import baseline_period
+
+    if b is None:
+        return None
+    period = _period(b, n)
+    try:
+        return baseline_period(period, start, end)
+    except InputError as e:
+        raise InputError(f"job {n}: {e}") from None
 
 
 def _period(p: Any, n: int) -> tuple[date, date]:

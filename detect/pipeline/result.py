@@ -10,6 +10,7 @@ from typing import Any
 import pandas as pd
 
 from detect.counting import aggregate as agg
+from detect.counting.baseline import PeriodComparison
 from detect.counting.claims import ClaimVerdict
 from detect.counting.visits import VisitSummary
 from imagery.aoi import Aoi
@@ -34,6 +35,9 @@ class RunResult:
     paths: dict[str, Path] = field(default_factory=dict)
     #: Sensors searched: ``S2`` and/or ``S1``.
     sensors: tuple[str, ...] = ("S2",)
+    #: With a baseline period: its daily table (same columns) and the period against it per zone and class.
+    baseline_daily: pd.DataFrame | None = None
+    baseline: tuple[PeriodComparison, ...] = ()
 
     @property
     def aoi_name(self) -> str:
@@ -66,5 +70,6 @@ class RunResult:
             "daily_counts": daily.to_dict("records"),
             "visits": [v.to_dict() for v in self.visits],
             "claims": [v.to_dict() for v in self.verdicts],
+            "baseline": [c.to_dict() for c in self.baseline],
             "files": {k: str(p) for k, p in self.paths.items()},
         }

@@ -3,6 +3,8 @@
 The recipe: plan (``plan.plan_run``) → search (``search.search_scenes``) → per scene
 (``scene.process_scenes``: read window → cloud screen → detect → scenes/<id>.json) → tally
 (``tally.tally``: daily counts, visits, AIS, claims) → outputs (``outputs.write_outputs``).
+With a ``baseline`` period its scenes go through the same steps and its daily counts are compared with
+the period's (``counting.baseline``).
 Sentinel-2 scenes go through the optical reader and detectors; Sentinel-1 GRD scenes (``sensors``
 with ``S1``) through the radar reader and the CFAR ship detector, and fill the days clouds hid.
 Each scene's result is written atomically as soon as it is done, so an interrupted run resumes
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date, datetime, timezone
 from pathlib import Path
 
@@ -22,6 +25,7 @@ import pandas as pd
 from detect.core.registry import DEFAULT_SHIP_METHOD
 from detect.counting import aggregate as agg
 from detect.counting.ais import AisParams
+from detect.counting.baseline import BaselineParams, compare_periods
 from detect.counting.claims import Claim
 from detect.counting.visits import VisitParams
 from detect.pipeline.outputs import run_parameters, write_outputs
@@ -63,6 +67,8 @@ def run(
     ais: str | Path | pd.DataFrame | None = None,
     ais_params: AisParams | None = None,
     s1_margin_m: float = S1_MARGIN_M,
+    baseline: tuple[date | datetime | str, date | datetime | str] | None = None,
+    baseline_params: BaselineParams | None = None,
 ) -> RunResult:
     """Count ``classes`` per day and zone over ``aoi`` from ``start`` to ``end`` (UTC dates, inclusive).
 
@@ -76,11 +82,16 @@ def run(
     that saw most (``agg.daily_counts``). ``method="cfar"`` or a ``sentinel-1-*`` ``collection``
     without ``sensors`` means ``s1``. ``ais``: a CSV/Parquet file (or a table) of AIS fixes; ship
     detections without an AIS partner are marked ``dark`` and counted in ``dark_count``.
+
+    ``baseline``: (start, end) of a second period, before or after this one and not overlapping it, searched
+    and counted the same way (same source and collection); ``result.baseline`` then compares the mean daily
+    counts of the two per zone and class (``counting.baseline.compare_periods``, seeded bootstrap).
     """
     started = datetime.now(timezone.utc)
     d0, d1 = parse_date(start, "start"), parse_date(end, "end")
     if d1 < d0:
         raise InputError(f"end {d1} is before start {d0}")
+    base = baseline_period(baseline, d0, d1)
     setup = plan_run(
         aoi,
         d0,
@@ -132,6 +143,37 @@ def run(
         ais_params=ais_params,
         claims=claim_list,
     )
+    if base is not None:
+        found_base = search_scenes(steps, setup, *base, max_cloud=max_cloud)
+        records_base = process_scenes(
+            found_base,
+            setup,
+            steps=steps,
+            masks=masks,
+            bands=bands,
+            conf=conf,
+            device=device,
+            cache=cache,
+            params=params,
+            scenes_dir=out / "scenes",
+            s1_margin_m=s1_margin_m,
+            progress=progress,
+        )
+        base_daily = tally(
+            records_base,
+            setup,
+            start=base[0],
+            end=base[1],
+            out_dir=out,
+            params=params,
+            ais=ais_table,
+            ais_params=ais_params,
+        ).daily_counts
+        result = replace(
+            result,
+            baseline_daily=base_daily,
+            baseline=compare_periods(result.daily_counts, base_daily, params=baseline_params),
+        )
     parameters = run_parameters(
         setup,
         start=d0,
@@ -146,6 +188,8 @@ def run(
         claims=claim_list,
         params=params,
         visit_params=visit_params,
+        baseline=base,
+        baseline_params=baseline_params,
     )
     paths = write_outputs(
         result,
@@ -161,3 +205,21 @@ def run(
     )
     result.paths.update(paths)
     return result
+
+
+def baseline_period(
+    baseline: tuple[date | datetime | str, date | datetime | str] | None, start: date, end: date
+) -> tuple[date, date] | None:
+    """The baseline period as dates, checked: in order, and apart from the run's period ``start``–``end``."""
+    if baseline is None:
+        return None
+    if len(baseline) != 2:
+        raise InputError("a baseline period is (start, end)")
+    b0, b1 = parse_date(baseline[0], "baseline start"), parse_date(baseline[1], "baseline end")
+    if b1 < b0:
+        raise InputError(f"baseline end {b1} is before baseline start {b0}")
+    if b0 <= end and start <= b1:
+        raise InputError(
+            f"the baseline {b0} – {b1} overlaps the period {start} – {end}; give one before or after it"
+        )
+    return b0, b1

@@ -14,6 +14,7 @@ from typing import Any
 import pandas as pd
 
 from detect.counting.aggregate import ALL_ZONE, DAILY_COLUMNS, OBSERVED_UNMASKED
+from detect.counting.baseline import CAN_AND_CANNOT, PeriodComparison, comparison_table
 from detect.report.provenance import ModelInfo
 
 CAVEATS = (
@@ -55,6 +56,12 @@ AIS_CAVEATS = (
 
 Block = tuple[Any, ...]
 
+#: What the report says about the map page's needs (``detect.report.map`` makes it so).
+MAP_OFFLINE_NOTE = (
+    "It works offline from the run folder (Leaflet is inside the page, the day images are in map_files/); "
+    "only its optional OpenStreetMap base layer needs internet."
+)
+
 
 def report_blocks(
     *,
@@ -68,9 +75,16 @@ def report_blocks(
     verdicts: Sequence[Any],
     model: ModelInfo,
     images: dict[str, str],
+    crops: pd.DataFrame | None = None,
+    low_score: dict[str, float] | None = None,
+    baseline: Sequence[PeriodComparison] = (),
 ) -> list[Block]:
     """The report's content as blocks: ("h", level, text), ("p", text), ("ul", items), ("table", df),
-    ("img", src, alt)."""
+    ("img", src, alt), ("link", href, text, rest of the paragraph) and ("crops", rows of ``crops.csv``).
+
+    ``images``: file names of ``counts``, ``map`` (with ``map_caption``), ``claims``, ``baseline`` and the
+    interactive ``map_html``; ``crops``: every counted detection's crop; ``baseline``: the period against
+    the baseline period."""
     b: list[Block] = [("h", 1, f"harborwatch run: {aoi.name}, {start} – {end}")]
     n_days = (end - start).days + 1
     all_rows = daily[daily["zone"] == ALL_ZONE]
@@ -185,6 +199,17 @@ def report_blocks(
         b.append(("h", 2, "Map"))
         b.append(("img", images["map"], "detections over the imagery"))
         b.append(("p", images.get("map_caption", "")))
+    if "map_html" in images:
+        b.append(
+            (
+                "link",
+                images["map_html"],
+                "Interactive map",
+                ": every day of the period on a slider, each seen day's image with the detections its count "
+                "is made of (click one for its score, length and crop), the zones, and the unobserved days. "
+                + MAP_OFFLINE_NOTE,
+            )
+        )
     if ais:
         b.extend(_ais_blocks(all_rows, scenes, ais))
     b.append(("h", 2, "Visits"))
@@ -210,6 +235,17 @@ def report_blocks(
     else:
         b.append(("p", "No visits estimated."))
     b.append(("h", 2, "Claims"))
+    if verdicts and "claims" in images:
+        b.append(("img", images["claims"], "each claim beside what the imagery shows"))
+        b.append(
+            (
+                "p",
+                "Each claimed figure (grey, hatched) beside what the imagery shows over the claim's own "
+                "period, zone, class and lengths: the lower bound on distinct vessels, the most seen at once "
+                "and, when every day was seen in full, the ceiling. The title gives the verdict and its "
+                "reason.",
+            )
+        )
     if verdicts:
         for v in verdicts:
             c = v.claim
@@ -221,10 +257,12 @@ def report_blocks(
                 b.append(("p", c.notes))
     else:
         b.append(("p", "No claims compared (pass `--claims FILE`)."))
-    years = sorted({d.year for d in scenes["datetime"]}) if len(scenes) else []
-    if years:
-        span = str(years[0]) if len(years) == 1 else f"{years[0]}–{years[-1]}"
-        b.append(("p", f"Contains modified Copernicus Sentinel data {span}."))
+    if baseline:
+        b.extend(_baseline_blocks(baseline, images.get("baseline")))
+    if crops is not None:
+        b.extend(_crops_blocks(crops, all_rows, low_score or {}))
+    if notice := copernicus_notice(scenes):
+        b.append(("p", f"{notice}."))
     b.append(("h", 2, "Caveats"))
     caveats = list(CAVEATS)
     if "S1" in sensors:
@@ -260,10 +298,93 @@ def report_blocks(
         (
             "p",
             "Files: detections.geojson, detections.parquet (GeoParquet), daily_counts.csv/.parquet, "
-            "scenes.csv, coverage.csv, stays.csv, visits.json, claims.json, counts.png, map.png, run.json.",
+            "scenes.csv, coverage.csv, stays.csv, visits.json, claims.json, counts.png, map.png, run.json"
+            + (", map.html and map_files/ (the interactive map)" if "map_html" in images else "")
+            + (
+                ", crops/ (one crop per counted detection, indexed in crops/crops.csv)"
+                if crops is not None
+                else ""
+            )
+            + (", claims.png" if verdicts and "claims" in images else "")
+            + (", baseline.json, baseline.csv, baseline_daily_counts.csv, baseline.png" if baseline else "")
+            + ".",
         )
     )
     return b
+
+
+def copernicus_notice(scenes: pd.DataFrame) -> str:
+    """ "Contains modified Copernicus Sentinel data <years>" for the scenes' years ("" without scenes)."""
+    years = sorted({d.year for d in scenes["datetime"]}) if len(scenes) else []
+    if not years:
+        return ""
+    span = str(years[0]) if len(years) == 1 else f"{years[0]}–{years[-1]}"
+    return f"Contains modified Copernicus Sentinel data {span}"
+
+
+def _baseline_blocks(comparisons: Sequence[PeriodComparison], chart: str | None) -> list[Block]:
+    """The period against the baseline: the table, the chart, each row's reasons, and what it can and
+    cannot show."""
+    c0 = comparisons[0]
+    out: list[Block] = [
+        ("h", 2, "Period against baseline"),
+        (
+            "p",
+            f"Did activity change between the baseline {c0.baseline_start} – {c0.baseline_end} and the "
+            f"period {c0.period_start} – {c0.period_end}? Per zone and class: the mean daily count over the "
+            "days each period was seen in full (unobserved days have no count and are left out, never taken "
+            "as 0; partial days are floors and are left out too), their ratio (period / baseline) and "
+            f"difference, each with a {c0.confidence:.0%} bootstrap interval ({c0.n_boot} resamples of the "
+            "seen days, drawn within each period; seeded, so a rerun gives the same numbers). A ratio whose "
+            "interval lies above 1 is read `higher`, below 1 `lower`, across 1 `no clear change`.",
+        ),
+        ("table", comparison_table(comparisons)),
+    ]
+    if chart:
+        out.append(("img", chart, "ratio of mean daily counts with its interval"))
+    out.append(
+        ("ul", [f"{c.zone} · {c.class_name}: {c.reading}; " + "; ".join(c.reasons) for c in comparisons])
+    )
+    out.append(("p", "What this comparison can and cannot show:"))
+    out.append(("ul", list(CAN_AND_CANNOT)))
+    return out
+
+
+def _crops_blocks(crops: pd.DataFrame, all_rows: pd.DataFrame, low_score: dict[str, float]) -> list[Block]:
+    """The contact sheets: per seen day, one crop per counted detection (whole AOI)."""
+    cut = "; ".join(f"`{d or '?'}` below {v:.2f}" for d, v in sorted(low_score.items()))
+    out: list[Block] = [
+        ("h", 2, "Every counted detection"),
+        (
+            "p",
+            "Per seen day, one true-colour crop (48 × 48 px, 480 m at 10 m; radar backscatter in grey for a "
+            "Sentinel-1 day) around each detection the day's whole-AOI count is made of, with its box, id, "
+            "score and length (m). Low-score detections, the lowest quarter of each detector's scores in "
+            f"this run ({cut or 'none'}), have orange dashed boxes: check them first. The crops are in "
+            "crops/, listed with their boxes in crops/crops.csv (report.html draws the boxes, report.md "
+            "lists the crops without them); the ids are those of detections.geojson.",
+        ),
+    ]
+    seen = all_rows[all_rows["status"] != "unobserved"].sort_values(["date", "class"])
+    for row in seen.to_dict("records"):
+        day, cls = row["date"].isoformat(), row["class"]
+        todays = crops[(crops["date"] == day) & (crops["class"] == cls)] if len(crops) else crops
+        out.append(
+            (
+                "h",
+                3,
+                f"{day}: {len(todays)} {cls}(s), {row['status']}"
+                + (f", {row['sensor']}" if row["sensor"] else "")
+                + f" (scene `{row['scene']}`)",
+            )
+        )
+        if len(todays):
+            out.append(("crops", todays.to_dict("records")))
+        else:
+            out.append(("p", "Nothing counted on this day."))
+    if seen.empty:
+        out.append(("p", "No day was seen, so no detection was counted."))
+    return out
 
 
 def _ais_blocks(all_rows: pd.DataFrame, scenes: pd.DataFrame, ais: dict[str, Any]) -> list[Block]:

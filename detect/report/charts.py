@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -143,6 +144,141 @@ def plot_map(
     ax.ticklabel_format(style="plain", useOffset=False)
     ax.tick_params(labelsize=7)
     ax.set_title(title or f"{len(detections)} detections", fontsize=10)
+    fig.tight_layout()
+    return _save_fig(fig, path)
+
+
+#: Verdict → colour of its title in the claims chart.
+VERDICT_COLOURS = {"consistent": "#2ca02c", "inconsistent": "#d62728", "cannot tell": "#ff7f0e"}
+
+
+def plot_claims(verdicts: Sequence[Any], summaries: Sequence[Any | None], path: Path) -> Path:
+    """One panel per claim: the claimed figure beside what the imagery shows over the claim's period,
+    zone, class and lengths (``summaries``: ``VisitSummary`` or None, in the order of ``verdicts``): the
+    distinct-vessel lower bound, the most vessels at once and, when every day was seen in full, the
+    ceiling; titled with the verdict and its reason."""
+    import textwrap
+
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    n = max(1, len(verdicts))
+    fig, axes = plt.subplots(n, 1, figsize=(10, 3.2 * n), squeeze=False)
+    for ax, v, s in zip(axes[:, 0], verdicts, summaries, strict=False):
+        c = v.claim
+        noun = f"{c.subject or c.class_name + 's'}" + (
+            f" ≥ {c.min_length_m:g} m" if c.min_length_m is not None else ""
+        )
+        what = {
+            "distinct_vessels_min": "distinct",
+            "max_simultaneous": "at one time",
+            "vessel_days": "vessel-days",
+        }[c.metric]
+        bars = [(f"claimed: {c.comparison} {c.value:g} {what}", float(c.value), "#7f7f7f", "//")]
+        if s is not None:
+            bars += [
+                ("distinct vessels: lower bound", s.distinct_min, "#1f77b4", ""),
+                (
+                    f"most at once ({s.max_simultaneous_date or 'no day seen'})",
+                    s.max_simultaneous,
+                    "#6baed6",
+                    "",
+                ),
+            ]
+            if c.metric == "vessel_days":
+                bars.append(("vessel-days seen", s.vessel_days, "#9ecae1", ""))
+        if v.upper is not None:
+            bars.append(("ceiling: every day seen, each sighting a new vessel", v.upper, "#c6dbef", ".."))
+        labels = [b[0] for b in bars][::-1]
+        values = [np.nan if b[1] is None else float(b[1]) for b in bars][::-1]
+        ax.barh(
+            labels,
+            np.nan_to_num(values),
+            color=[b[2] for b in bars][::-1],
+            hatch=None,
+            edgecolor="#333333",
+        )
+        for i, (b, val) in enumerate(zip(bars[::-1], values, strict=True)):
+            if b[3]:
+                ax.patches[i].set_hatch(b[3])
+            ax.text(
+                0 if np.isnan(val) else val,
+                i,
+                " no day seen" if np.isnan(val) else f" {val:g}",
+                va="center",
+                fontsize=9,
+            )
+        ax.axvline(float(c.value), color="#333333", ls="--", lw=1)
+        top = max([float(c.value), *[x for x in values if not np.isnan(x)]])
+        ax.set_xlim(0, top * 1.2 + 1)
+        ax.tick_params(labelsize=8)
+        ax.set_xlabel(
+            f"{noun} at {c.aoi}" + (f" ({c.zone})" if c.zone != ALL_ZONE else "") + f", {c.start} – {c.end}",
+            fontsize=8,
+        )
+        why = [r for r in v.reasons[1:] if not r.startswith(("the claim is about", "only detections"))]
+        text = "; ".join([v.reasons[0], *why[-1:]]) if v.reasons else ""
+        ax.set_title(
+            f"{c.id}: {v.verdict}\n" + textwrap.fill(text, 120),
+            fontsize=8.5,
+            loc="left",
+            color=VERDICT_COLOURS.get(v.verdict, "#333333"),
+        )
+    if not verdicts:
+        axes[0, 0].text(0.5, 0.5, "no claims", ha="center", transform=axes[0, 0].transAxes)
+        axes[0, 0].set_axis_off()
+    fig.tight_layout()
+    return _save_fig(fig, path)
+
+
+def plot_baseline(comparisons: Sequence[Any], path: Path) -> Path:
+    """The ratio of mean daily counts (period / baseline) per zone and class with its bootstrap interval,
+    on a log axis around 1 (no change); comparisons without an interval are drawn as hollow points."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
+
+    n = max(1, len(comparisons))
+    fig, ax = plt.subplots(figsize=(8, 0.5 * n + 1.4))
+    finite = [
+        x
+        for c in comparisons
+        for x in (c.ratio, c.ratio_low, c.ratio_high)
+        if x is not None and np.isfinite(x) and x > 0
+    ]
+    lo_lim = min([0.5, *finite]) / 1.5
+    hi_lim = max([2.0, *finite]) * 1.5
+    for i, c in enumerate(comparisons):
+        y = n - 1 - i
+        colour = {"higher": "#d62728", "lower": "#1f77b4"}.get(c.reading, "#7f7f7f")
+        if c.ratio_low is not None and c.ratio_high is not None:
+            lo = max(c.ratio_low, lo_lim) if c.ratio_low > 0 else lo_lim
+            hi = min(c.ratio_high, hi_lim)
+            ax.plot([lo, hi], [y, y], color=colour, lw=2.5, solid_capstyle="butt")
+        if c.ratio is not None:
+            r = min(max(c.ratio, lo_lim), hi_lim) if c.ratio > 0 else lo_lim
+            hollow = c.ratio_low is None
+            ax.plot(r, y, "o", color=colour, mfc="white" if hollow else colour, ms=7)
+        ax.text(hi_lim, y, f"  {c.reading}", va="center", fontsize=8, color=colour)
+    ax.axvline(1.0, color="#333333", ls="--", lw=1)
+    ax.set_xscale("log")
+    ax.set_xlim(lo_lim, hi_lim)
+    ticks = [t for t in (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 10, 20, 50) if lo_lim <= t <= hi_lim]
+    ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.set_yticks(range(n))
+    ax.set_yticklabels([f"{c.zone} · {c.class_name}" for c in comparisons][::-1], fontsize=8)
+    ax.set_ylim(-0.7, n - 0.3)
+    level = f"{comparisons[0].confidence:.0%}" if comparisons else ""
+    ax.set_xlabel(
+        f"mean daily count, period / baseline (log scale; bars: {level} bootstrap interval)", fontsize=8
+    )
+    ax.tick_params(axis="x", labelsize=8)
+    ax.grid(axis="x", alpha=0.3, which="both")
     fig.tight_layout()
     return _save_fig(fig, path)
 

@@ -40,7 +40,7 @@ from detect.cli.app import cli, emit
     help="Re-runs of a failing scene before it is reported.",
 )
 @click.option("--cache-dir", type=click.Path(file_okay=False), default=None, help="Imagery cache folder.")
-@click.option("--report", is_flag=True, help="Also write each job's charts and report (slower).")
+@click.option("--report", is_flag=True, help="Also write each job's charts, crops, map and report (slower).")
 @click.option("--json", "as_json", is_flag=True, help="Print the batch summary as JSON on stdout.")
 def batch_cmd(
     jobs: str,

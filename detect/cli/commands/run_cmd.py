@@ -58,6 +58,13 @@ _JSON = click.option(
     help="YAML file of claims to compare with, or a bundled one by name (e.g. longkou-2018).",
 )
 @click.option(
+    "--baseline-start",
+    default=None,
+    help="First day of a baseline period to compare the run's period with (YYYY-MM-DD; with --baseline-end): "
+    "the ratio of mean daily counts per zone and class, with a bootstrap interval.",
+)
+@click.option("--baseline-end", default=None, help="Last day of the baseline period (inclusive).")
+@click.option(
     "--max-cloud",
     type=click.FloatRange(0, 100),
     default=None,
@@ -88,6 +95,8 @@ def run_cmd(
     ais: str | None,
     classes: str,
     claims: str | None,
+    baseline_start: str | None,
+    baseline_end: str | None,
     max_cloud: float | None,
     cache_dir: str | None,
     method: str,
@@ -104,6 +113,8 @@ def run_cmd(
     class_list = tuple(c.strip() for c in classes.split(",") if c.strip())
     if not class_list:
         raise InputError("--classes is empty; use e.g. ship or ship,truck")
+    if (baseline_start is None) != (baseline_end is None):
+        raise InputError("give both --baseline-start and --baseline-end, or neither")
     result = run(
         aoi,
         start,
@@ -116,6 +127,7 @@ def run_cmd(
         classes=class_list,
         max_cloud=max_cloud,
         claims=claims,
+        baseline=(baseline_start, baseline_end) if baseline_start else None,
         cache_dir=cache_dir,
         method=method,
         device=device,
@@ -163,6 +175,20 @@ def _human(results: list[Any]) -> str:
             lines.append(f"  {row.date}  {row.status:<17}  {r.classes[0]}s: {count}{dark}{sensor}")
         for v in r.verdicts:
             lines.append(f"  claim {v.claim.id}: {v.verdict}")
+        for c in r.baseline:
+            lines.append(
+                f"  against the baseline {c.baseline_start} – {c.baseline_end}, {c.zone} {c.class_name}s: "
+                f"ratio {_num(c.ratio)} ({c.confidence:.0%}: {_num(c.ratio_low)} – {_num(c.ratio_high)}), "
+                f"{c.period_seen} vs {c.baseline_seen} days seen: {c.reading}"
+            )
         lines.append(f"  report: {r.paths.get('report_html')}")
+        if r.paths.get("map_html"):
+            lines.append(f"  map: {r.paths['map_html']}")
         lines.append(f"  folder: {r.out_dir}")
     return "\n".join(lines)
+
+
+def _num(v: float | None) -> str:
+    if v is None:
+        return "NA"
+    return "inf" if v == float("inf") else f"{v:.2f}"

@@ -69,6 +69,9 @@ def test_every_output_file_is_written(run_dir):
         "report.md",
         "report.html",
         "run.json",
+        "map.html",
+        "claims.png",
+        "crops/crops.csv",
     ):
         assert (out / name).is_file(), name
         assert (out / name).stat().st_size > 0, name
@@ -151,7 +154,8 @@ def test_report_markdown_and_html_say_the_same(run_dir):
     parser = Collect()
     html = (out / "report.html").read_text()
     parser.feed(html)
-    assert parser.tags.count("img") == 2 and "table" in parser.tags
+    # counts, map and claims charts, and a crop of each counted detection (one observed day)
+    assert parser.tags.count("img") == 3 + result.daily()["count"].max() and "table" in parser.tags
     assert "busy: consistent" in html
 
 
