@@ -16,53 +16,56 @@ measurable: other ships in the chips carry no AIS label. Data: ``--data`` or
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import math
 import sys
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 EOTDL_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12")
+#: The image time: sensing start of the datatake (S2A_MSIL1C_20220812T103031_..._T32UNF); the AIS rows are
+#: positions at image time with no timestamp of their own.
+EOTDL_TIME = datetime(2022, 8, 12, 10, 30, 31, tzinfo=timezone.utc)
 LENGTH_CLASSES = ((0, 80), (80, 150), (150, 1e9))
 
 
-def data_dir(arg: str | None) -> Path:
+def data_dir(arg: str | None, script: str = "eotdl_recall") -> Path:
     from detect.core.data import data_path
     from imagery.errors import InputError
 
     try:
         root = data_path("eotdl-s2-ships", arg)
     except InputError as e:
-        sys.exit(f"eotdl_recall: {e}")
+        sys.exit(f"{script}: {e}")
     if not (root / "chips").is_dir() or not list((root / "ais").glob("*.csv")):
-        sys.exit(f"eotdl_recall: {root} lacks chips/ or ais/*.csv (see docs/data.md)")
+        sys.exit(f"{script}: {root} lacks chips/ or ais/*.csv (see docs/data.md)")
     return root
 
 
+def chip_paths(root: Path) -> list[Path]:
+    return sorted((root / "chips").glob("ship_*.tif"))
+
+
+def read_ais(root: Path) -> pd.DataFrame:
+    """Every AIS ship (Class A/B) in the tile at image time, normalised (``detect.counting.ais``)."""
+    from detect.counting.ais import load_ais
+
+    return pd.concat([load_ais(p, when=EOTDL_TIME) for p in sorted((root / "ais").glob("*.csv"))])
+
+
 def ais_truths(root: Path, min_length: float) -> list[dict]:
-    rows = []
-    for path in sorted((root / "ais").glob("*.csv")):
-        with path.open() as f:
-            for r in csv.DictReader(f):
-                if r["Type of mobile"] not in ("Class A", "Class B") or not r["Length"]:
-                    continue
-                if float(r["Length"]) < min_length:
-                    continue
-                rows.append(
-                    {
-                        "mmsi": r["MMSI"],
-                        "lat": float(r["Latitude"]),
-                        "lon": float(r["Longitude"]),
-                        "length_m": float(r["Length"]),
-                        "status": r["Navigational status"],
-                    }
-                )
-    return rows
+    ais = read_ais(root)
+    ais = ais[ais["length_m"] >= min_length]
+    return [
+        {"mmsi": r.mmsi, "lat": r.lat, "lon": r.lon, "length_m": r.length_m, "status": r.nav_status}
+        for r in ais.itertuples()
+    ]
 
 
 def chip_bounds(tif: Path) -> tuple[float, float, float, float]:
@@ -78,7 +81,7 @@ def metres(lon1, lat1, lon2, lat2):
 def run(root: Path, method: str, min_length: float, radius_m: float, conf: float | None) -> dict:
     from detect.detectors import detect_paths
 
-    chips = sorted(p for p in (root / "chips").glob("ship_*.tif"))
+    chips = chip_paths(root)
     truths = ais_truths(root, min_length)
     dets, _ = detect_paths(chips, classes=("ship",), method=method, bands=EOTDL_BANDS, conf=conf)
     by_scene: dict[str, list] = {}

@@ -13,7 +13,7 @@ from typing import Any
 
 import pandas as pd
 
-from detect.counting.aggregate import ALL_ZONE, DAILY_COLUMNS, OBSERVED_UNMASKED
+from detect.counting.aggregate import ALL_ZONE, COUNT_REL_ERROR, DAILY_COLUMNS, OBSERVED_UNMASKED
 from detect.counting.baseline import CAN_AND_CANNOT, PeriodComparison, comparison_table
 from detect.report.provenance import ModelInfo
 
@@ -44,8 +44,8 @@ S1_CAVEATS = (
 
 #: Caveats of a run that matched AIS (``{distance}``, ``{minutes}``: the gates used).
 AIS_CAVEATS = (
-    "`dark` means no AIS position within the gates ({distance:.0f} m, ±{minutes:.0f} min, similar length) at "
-    "the image time, not proof of wrongdoing: AIS coverage has gaps (terrestrial receivers' range, "
+    "`dark` means no AIS position within the gates ({gates}) at the image time, not proof of wrongdoing: "
+    "AIS coverage has gaps (terrestrial receivers' range, "
     "satellite AIS revisit, crowded ports where messages collide), small craft need not carry AIS, and the "
     "feed given may be incomplete.",
     "AIS can be spoofed or wrong (false positions, borrowed MMSIs, wrong lengths): a matched detection is "
@@ -55,6 +55,19 @@ AIS_CAVEATS = (
 )
 
 Block = tuple[Any, ...]
+
+
+def ais_gates_text(params: dict[str, Any]) -> str:
+    """The AIS matching gates of a run in words (``detect.counting.ais.AisParams`` as a dict)."""
+    minutes = params.get("time_window_s", 1800.0) / 60
+    if params.get("ship_frame", True):
+        return (
+            "the AIS hull, placed from its antenna along the heading, within "
+            f"{params.get('across_gate_m', 20.0):.0f} m across and "
+            f"{params.get('along_gate_m', 30.0):.0f} m + speed × "
+            f"{params.get('scene_time_uncertainty_s', 10.0):.0f} s along the detected box, ±{minutes:.0f} min"
+        )
+    return f"{params.get('max_distance_m', 500.0):.0f} m, ±{minutes:.0f} min, similar length"
 
 #: What the report says about the map page's needs (``detect.report.map`` makes it so).
 MAP_OFFLINE_NOTE = (
@@ -178,6 +191,7 @@ def report_blocks(
         "zone",
         "class",
         "count",
+        *(["count_uncertainty"] if (daily["class"] == "truck").any() else []),
         "count_lt50m",
         "count_50_150m",
         "count_gt150m",
@@ -191,6 +205,8 @@ def report_blocks(
     table = daily[[c for c in cols if c in DAILY_COLUMNS]].copy()
     for c in ("observed_fraction", "cloud_fraction"):
         table[c] = table[c].map(lambda v: "" if pd.isna(v) else f"{v:.2f}")
+    if "count_uncertainty" in table:
+        table["count_uncertainty"] = table["count_uncertainty"].map(lambda v: "" if pd.isna(v) else f"±{v:g}")
     for c in ("count", "dark_count"):
         if c in table:
             table[c] = table[c].astype("object").where(table[c].notna(), "NA")
@@ -268,9 +284,7 @@ def report_blocks(
     if "S1" in sensors:
         caveats += S1_CAVEATS
     if ais:
-        gates = ais.get("params") or {}
-        distance, minutes = gates.get("max_distance_m", 500.0), gates.get("time_window_s", 1800.0) / 60
-        caveats += [c.format(distance=distance, minutes=minutes) for c in AIS_CAVEATS]
+        caveats += [c.format(gates=ais_gates_text(ais.get("params") or {})) for c in AIS_CAVEATS]
     if model.weights and (scenes["processing_level"] == "L1C").any():
         caveats.append(
             "Some scenes are Level-1C (top of atmosphere, as all of 2018 outside Europe): the ship model was "
@@ -280,7 +294,9 @@ def report_blocks(
         caveats.append(
             "Truck counts are a relative index of moving heavy vehicles, not a census: parked, queued or "
             "slow trucks show no band offset and are missed, and the count depends on speed, size and the "
-            "deck's contrast. Compare days with each other, not with traffic statistics."
+            "deck's contrast. Compare days with each other, not with traffic statistics. Each day's truck "
+            f"count also carries ± {COUNT_REL_ERROR['truck']:.0%} (`count_uncertainty`): the count error "
+            "measured against a hand count of moving trucks on real roads (docs/trucks.md)."
         )
     n_unknown = int((scenes["status"] == "unknown").sum())
     if n_unknown:

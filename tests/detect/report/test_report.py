@@ -221,3 +221,14 @@ def test_card_section_becomes_report_blocks(tmp_path):
     card.write_text("## Cross-validation\n__CV_TABLE__\n")
     assert report.card_section(card, "Cross-validation") == []  # an unfilled template is left out
     assert report.card_section(tmp_path / "missing.md", "Cross-validation") == []
+
+
+def test_the_dark_caveat_quotes_the_ais_gates_the_run_used() -> None:
+    from dataclasses import asdict
+
+    from detect.counting.ais import AisParams
+    from detect.report.blocks import ais_gates_text
+
+    default = ais_gates_text(asdict(AisParams()))
+    assert "20 m across" in default and "30 m + speed × 10 s along" in default and "±30 min" in default
+    assert ais_gates_text(asdict(AisParams.legacy())) == "500 m, ±30 min, similar length"
