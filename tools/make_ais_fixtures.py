@@ -41,6 +41,9 @@ CHIPS = (
     (211848130, 0, 0, 128, 128),  # Kiel: a moored cruise ship 445 m from an unrelated detection
     (210167000, 16, 16, 96, 96),  # Kiel Canal: a cargo ship whose antenna is far aft
 )
+#: A whole chip (no AIS) on which one ferry once came out as two identical boxes: the YOLO boxes of its hull
+#: and of hull + wake, snapped to the same hull by refinement (tests/detect/ships/test_yolo_refine_dedup.py).
+DUPLICATE_CHIP = 219000606
 
 NOTICE = """Test fixtures derived from eotdl "Sentinel-2-Ships" (use case D,
 https://github.com/earthpulse/eotdl, tutorials/usecases/useCaseD/data/, commit
@@ -129,6 +132,8 @@ def main() -> None:
             f"{out.name}: {width}x{height} px, {int(inside.sum())} AIS rows, {len(dets)} detections "
             f"({'as on' if same else 'NOT as on'} the whole chip)"
         )
+    src = root / "chips" / f"ship_{DUPLICATE_CHIP}_2022-08-12.tif"
+    write_window(src, Window(0, 0, 128, 128), a.out / f"eotdl_{DUPLICATE_CHIP}_whole.tif")
     rows = raw[keep].drop(columns=["x_coord", "y_coord"]).sort_values("MMSI")
     atomic_write_text(a.out / "ais.csv", rows.to_csv(index=False))
     atomic_write_json(a.out / "detections.geojson", feature_collection(found, detector="auto"))

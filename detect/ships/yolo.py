@@ -117,6 +117,10 @@ class ShipDetector:
         props = None
         if self.refine:
             boxes, sources = refine_boxes(window, boxes, wm)
+            # two raw boxes of one ship (hull, hull + wake; neighbouring tiles) can snap to one hull
+            keep = merge_boxes(boxes, iou=self.iou)
+            boxes, sources = boxes[keep], [sources[i] for i in keep]
+            on_water = None if on_water is None else on_water[keep]
             props = [{"length_source": src} for src in sources]
         return boxes_to_detections(
             window,
