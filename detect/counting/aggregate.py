@@ -81,6 +81,7 @@ DAILY_COLUMNS = (
     "zone",
     "class",
     "count",
+    "count_uncertainty",
     *LENGTH_CLASSES,
     "dark_count",
     "observed_fraction",
@@ -108,6 +109,11 @@ PREFERRED_SENSOR = "S2"
 SENSOR_CLASSES: dict[str, tuple[str, ...]] = {"S1": ("ship",)}
 #: Classes that AIS can vouch for (dark / not dark); other classes never get a dark count.
 AIS_CLASSES = ("ship",)
+#: Relative count error measured against a hand count, per class: a day's ``count_uncertainty`` is
+#: ± count × this. Trucks: +33 % on the hand-labelled real set (benchmarks/truck_count_real.py,
+#: docs/trucks.md; weights/trucks-s2.json metrics.real.count_error). It is on top of the relative-index
+#: caveat: slow and queued trucks are not in any count. Classes not listed get no uncertainty.
+COUNT_REL_ERROR: dict[str, float] = {"truck": 0.33}
 
 
 @dataclass(frozen=True)
@@ -360,6 +366,7 @@ def daily_counts(
     have ``<NA>`` counts; an ``observed`` day whose counted scene had no cloud mask is
     ``observed-unmasked`` (:data:`OBSERVED_UNMASKED`). ``dark_count`` (ships without an AIS partner)
     is ``<NA>`` unless AIS covered the counted scene (``ais_fixes`` > 0 in ``scenes``).
+    ``count_uncertainty`` is ± count × :data:`COUNT_REL_ERROR` for the classes it lists (trucks), else NaN.
     """
     params = params or AggregateParams()
     looked = scenes[scenes["status"].isin(LOOKED_AT)].copy()
@@ -411,6 +418,8 @@ def daily_counts(
                     sel = (detections["scene"] == best) & (detections["class"] == cls)
                     sel &= det_zones.apply(lambda zs, z=zone: z in zs)
                     row["count"] = int(sel.sum())
+                    if cls in COUNT_REL_ERROR:
+                        row["count_uncertainty"] = round(row["count"] * COUNT_REL_ERROR[cls], 1)
                     if cls in LENGTH_CLASSED:
                         row.update(length_class_counts(detections.loc[sel, "length_m"]))
                     else:  # a truck's box length is not a vessel length
@@ -422,7 +431,7 @@ def daily_counts(
     df = pd.DataFrame(rows, columns=list(DAILY_COLUMNS))
     for c in ("count", *LENGTH_CLASSES, "dark_count"):
         df[c] = df[c].astype("Int64")
-    for c in ("observed_fraction", "cloud_fraction", "valid_fraction"):
+    for c in ("observed_fraction", "cloud_fraction", "valid_fraction", "count_uncertainty"):
         df[c] = df[c].astype(float)
     df["n_scenes"] = df["n_scenes"].astype(int)
     return df

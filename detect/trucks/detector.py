@@ -191,6 +191,16 @@ def fit_signature(
 ) -> tuple[float, float, float, float]:
     """Fit the two-blob signature near (row, col): (row, col) of the midpoint and (d_row, d_col) of B02→B04.
 
+    See ``fit_signature_full``, which also returns the blob strengths.
+    """
+    return fit_signature_full(anomaly_b02, anomaly_b04, row, col)[:4]
+
+
+def fit_signature_full(
+    anomaly_b02: np.ndarray, anomaly_b04: np.ndarray, row: float, col: float
+) -> tuple[float, float, float, float, float, float]:
+    """Fit the two-blob signature near (row, col): (row, col) of the midpoint and (d_row, d_col) of B02→B04.
+
     Searches a centre within ±1 px, a direction (5° steps) and a half-offset h for the largest
     ``a02(centre − h·u) + a04(centre + h·u)``: the B02 blob behind and the B04 blob ahead. B04 is
     recorded ~1 s after B02, so the B02→B04 vector points along the direction of travel.
@@ -221,10 +231,21 @@ def fit_signature(
     b04_ahead = ndimage.map_coordinates(p04, ahead, order=3, mode="nearest")
     # Blue excess behind and red excess ahead: a grey neighbour (car, roof edge) has both and cancels.
     score = (b02_back - b04_back) + (b04_ahead - b02_ahead)
-    i_c, i_a, i_h = np.unravel_index(int(np.argmax(score)), shape)
+    best = int(np.argmax(score))
+    i_c, i_a, i_h = np.unravel_index(best, shape)
     half = float(_HALF_OFFSETS_PX[i_h])
     d_row, d_col = 2.0 * half * float(u_row[i_a]), 2.0 * half * float(u_col[i_a])
-    return float(cr.ravel()[i_c] + r0), float(cc.ravel()[i_c] + c0), d_row, d_col
+    # The blobs' strengths: the largest B02 anomaly on the track behind the midpoint and the largest B04
+    # anomaly ahead of it (within 2.5 px, 45 m of travel). Read off the track rather than at ±h, because the
+    # fitted offset of a truck longer than its band offset is the truck's length, not its travel.
+    mid_r, mid_c = float(cr.ravel()[i_c]), float(cc.ravel()[i_c])
+    steps = np.arange(0.0, 2.51, 0.25)
+    ur1, uc1 = float(u_row[i_a]), float(u_col[i_a])
+    behind = np.stack([mid_r - steps * ur1, mid_c - steps * uc1])
+    front = np.stack([mid_r + steps * ur1, mid_c + steps * uc1])
+    blob02 = float(ndimage.map_coordinates(p02, behind, order=3, mode="nearest").max())
+    blob04 = float(ndimage.map_coordinates(p04, front, order=3, mode="nearest").max())
+    return mid_r + r0, mid_c + c0, d_row, d_col, blob02, blob04
 
 
 @dataclass(frozen=True)
@@ -347,9 +368,31 @@ def check_reflectance_scale(visible: np.ndarray, context: str) -> None:
         )
 
 
-def candidates_from_probability(data: np.ndarray, prob: np.ndarray, threshold: float) -> list[TruckCandidate]:
-    """Local maxima of ``prob`` at or above ``threshold`` (one per 5×5 neighbourhood), each with the
-    B02→B04 displacement measured from the band anomalies around it."""
+#: One vehicle, one detection: peaks whose fitted midpoints lie closer than this (pixels, 45 m) are the
+#: B02, B03 and B04 blobs of one vehicle (a 12–18 m truck plus its 10–35 m band offset) and are grouped.
+GROUP_PX = 4.5
+#: One vehicle in both bands: the weaker of the B02 blob (on the track behind the midpoint) and the B04
+#: blob (ahead) must be positive and at least this share of the stronger. A roof edge or a coloured roof
+#: is bright in one band only; a truck, even a coloured one, shows in both.
+MIN_BLOB_BALANCE = 0.15
+#: One vehicle at one speed: a fit at the edge of the offset search (125 km/h) means the two blobs are
+#: farther apart than one vehicle's band offset, i.e. two objects; EU trucks are limited to 90 km/h
+#: (Directive 92/6/EEC).
+MAX_TRUCK_SPEED_KMH = 120.0
+
+
+def candidates_from_probability(
+    data: np.ndarray, prob: np.ndarray, threshold: float, *, legacy: bool = False, gsd_m: float = 10.0
+) -> list[TruckCandidate]:
+    """Moving trucks from the probability map: one per vehicle, each with its B02→B04 displacement.
+
+    Local maxima of ``prob`` at or above ``threshold`` (one per 5×5 neighbourhood) get a signature fit;
+    a peak is kept only when both blobs of one vehicle at one speed are there (B02 behind, B04 ahead,
+    both brighter than their background, the weaker at least MIN_BLOB_BALANCE of the stronger, an offset
+    of at most MAX_TRUCK_SPEED_KMH); then peaks closer than GROUP_PX are grouped into one vehicle (the
+    most probable one stands for it). ``legacy=True`` keeps every peak without these tests or grouping,
+    as before issue 15 (for the before/after benchmarks). See docs/trucks.md.
+    """
     x = np.asarray(data, dtype=np.float32)
     valid = np.all(np.isfinite(x), axis=0)
     peaks = (prob >= threshold) & (prob == ndimage.maximum_filter(prob, size=_NMS_PX)) & valid
@@ -361,13 +404,22 @@ def candidates_from_probability(data: np.ndarray, prob: np.ndarray, threshold: f
     an04 = fill[2] - ndimage.median_filter(fill[2], size=_BACKGROUND_PX)
     out: list[TruckCandidate] = []
     taken = np.zeros(prob.shape, bool)
-    for i in np.argsort(-prob[rows, cols]):
+    for i in np.argsort(-prob[rows, cols], kind="stable"):
         r, c = int(rows[i]), int(cols[i])
         if taken[r, c]:  # plateau twins of a peak already kept
             continue
         taken[max(r - 2, 0) : r + 3, max(c - 2, 0) : c + 3] = True
-        fr, fc, d_row, d_col = fit_signature(an02, an04, r, c)
-        out.append(TruckCandidate(row=fr, col=fc, score=float(prob[r, c]), d_row=d_row, d_col=d_col))
+        fr, fc, d_row, d_col, blob02, blob04 = fit_signature_full(an02, an04, r, c)
+        cand = TruckCandidate(row=fr, col=fc, score=float(prob[r, c]), d_row=d_row, d_col=d_col)
+        if not legacy:
+            if cand.speed_kmh(gsd_m) > MAX_TRUCK_SPEED_KMH:
+                continue
+            weak, strong = min(blob02, blob04), max(blob02, blob04)
+            if weak <= 0 or weak < MIN_BLOB_BALANCE * strong:
+                continue
+            if any(math.hypot(fr - k.row, fc - k.col) < GROUP_PX for k in out):
+                continue  # another blob of a vehicle already kept (peaks come most probable first)
+        out.append(cand)
     return out
 
 

@@ -303,3 +303,22 @@ def test_dark_and_mmsi_survive_the_geojson_round_trip():
     back = agg.detections_table(agg.rows_from_features(agg.features_from_rows(table)))
     assert back["dark"].tolist()[0] is False and pd.isna(back["dark"].iloc[1])
     assert back["mmsi"].iloc[0] == 412345678 and pd.isna(back["mmsi"].iloc[1])
+
+
+def test_truck_days_carry_the_measured_count_uncertainty_and_ships_none(tables):
+    d = daily(tables, classes=("ship", "truck"))
+    t = row(d, 3, "berth", "truck")
+    assert t["count"] == 1
+    assert t["count_uncertainty"] == pytest.approx(round(1 * agg.COUNT_REL_ERROR["truck"], 1))
+    assert pd.isna(row(d, 3, "berth", "ship")["count_uncertainty"])  # no hand-count error measured for ships
+    assert pd.isna(row(d, 4, "berth", "truck")["count_uncertainty"])  # unobserved: no count, no ±
+
+
+def test_truck_count_uncertainty_is_the_error_recorded_on_the_truck_model():
+    import json
+
+    from detect.core.weights import weights_dir
+
+    spec = json.loads((weights_dir() / "trucks-s2.json").read_text())
+    measured = abs(spec["metrics"]["real"]["count_error"])
+    assert agg.COUNT_REL_ERROR["truck"] == pytest.approx(measured, abs=0.005)

@@ -62,7 +62,9 @@ def test_finds_injected_trucks_at_their_positions_in_a_real_city_chip(detector, 
     for t in trucks:
         dists = [math.hypot(*np.subtract(_pixel_of(city, d.lon, d.lat), (t.row, t.col))) for d in dets]
         found += int(bool(dists) and min(dists) <= 2.0)
-    assert found >= 6, f"found {found} of 8 injected trucks"
+    # 5 of 8 since issue 15: one of the 8 lands on a bright roof-like "road" pixel and raises B02 by 0.03
+    # at one pixel; the peak that used to count as finding it was the roof, and the blob test drops it.
+    assert found >= 5, f"found {found} of 8 injected trucks"
     # The same chip without trucks: the detections above that matched nothing are few.
     assert len(dets) - found <= 4
 
