@@ -319,6 +319,9 @@ class SegTrainConfig:
     depth: int = 4
     p_paste: float = 0.0
     checkpoint_every: int = 50
+    #: Cosine learning-rate cycle length in steps (warm restarts, SGDR); 0: one cycle over all ``steps``.
+    #: With ``cycle`` = the steps of a finished run, a longer run resumes from that run's checkpoint.
+    cycle: int = 0
 
 
 def loss_fn(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -329,6 +332,13 @@ def loss_fn(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     inter = (p * y).sum((0, 2, 3))
     den = (p + y).sum((0, 2, 3))
     return bce + 1 - ((2 * inter + 1) / (den + 1)).mean()
+
+
+def learning_rate(cfg: SegTrainConfig, step: int) -> float:
+    """Linear warm-up over the first 100 steps, then cosine decay to 0 over each cycle."""
+    cycle = cfg.cycle or cfg.steps
+    warm = min(1.0, (step + 1) / 100)
+    return cfg.lr * warm * 0.5 * (1 + math.cos(math.pi * (step % cycle) / cycle))
 
 
 def train(
@@ -362,9 +372,8 @@ def train(
     model.to(device).train()
     t0, run = time.time(), 0.0
     while step < cfg.steps:
-        warm = min(1.0, (step + 1) / 100)
         for group in opt.param_groups:
-            group["lr"] = cfg.lr * warm * 0.5 * (1 + math.cos(math.pi * step / cfg.steps))
+            group["lr"] = learning_rate(cfg, step)
         xs, ys = zip(
             *(sample(scenes, rng, cfg.crop, p_paste=cfg.p_paste) for _ in range(cfg.batch)), strict=True
         )

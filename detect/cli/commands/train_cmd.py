@@ -290,6 +290,15 @@ def trucks_cmd(
     help="Share of crops given copy-pasted real hulls on open water (rows side by side too).",
 )
 @click.option(
+    "--restart-every",
+    "cycle",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Cosine learning-rate cycle in steps (warm restarts); 0: one cycle over --steps. "
+    "--steps 2400 --restart-every 1200 continues a finished 1200-step run's checkpoints.",
+)
+@click.option(
     "--base",
     type=click.IntRange(min=4),
     default=16,
@@ -310,6 +319,7 @@ def train_seg_cmd(
     cv: int,
     steps: int,
     paste: float,
+    cycle: int,
     base: int,
     folds: str,
     no_final: bool,
@@ -329,7 +339,7 @@ def train_seg_cmd(
     from detect.ships.segment_train import SegTrainConfig, cross_validate, train_final
 
     root = data_path("sen2ships", data)
-    cfg = SegTrainConfig(steps=steps, p_paste=paste, base=base)
+    cfg = SegTrainConfig(steps=steps, p_paste=paste, base=base, cycle=cycle)
     only = [int(f) for f in folds.split(",") if f.strip()] or None
     summary = (
         cross_validate(

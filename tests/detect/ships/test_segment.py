@@ -24,7 +24,7 @@ from detect.ships.segment import (
     touches,
     usable_bands,
 )
-from detect.ships.segment_train import SegTrainConfig, core_target, prepare, train
+from detect.ships.segment_train import SegTrainConfig, core_target, learning_rate, prepare, train
 from imagery.errors import MissingBandsError
 from imagery.read import open_raster
 from imagery.types import RasterWindow
@@ -124,6 +124,20 @@ def test_training_killed_midway_resumes_to_the_same_weights(tmp_path):
     for (k, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items(), strict=True):
         assert torch.equal(a, b), k
     assert (tmp_path / "resumed" / "model.pt").is_file()
+
+
+def test_longer_training_with_warm_restarts_continues_a_finished_run(tmp_path):
+    cache = tmp_path / "scenes"
+    cities = prepare(FIXTURES / "ships_train", cache)
+    short = SegTrainConfig(steps=2, batch=2, crop=32, base=4, depth=2, checkpoint_every=2)
+    longer = SegTrainConfig(steps=4, batch=2, crop=32, base=4, depth=2, checkpoint_every=2, cycle=2)
+    straight = train(cache, cities, tmp_path / "straight", longer)
+    train(cache, cities, tmp_path / "extended", short)  # a finished 2-step run ...
+    extended = train(cache, cities, tmp_path / "extended", longer)  # ... continued for a second cycle
+    for (k, a), (_, b) in zip(straight.state_dict().items(), extended.state_dict().items(), strict=True):
+        assert torch.equal(a, b), k
+    # the rate decays within a cycle and jumps back up at its restart
+    assert learning_rate(longer, 1) < learning_rate(longer, 2) > learning_rate(longer, 3)
 
 
 # -- the shipped weights ------------------------------------------------------------------------------
