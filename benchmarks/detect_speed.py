@@ -1,6 +1,7 @@
 """CPU ship-detection speed on a 1000 × 1000 px 4-band scene: the default ``auto`` detector, the
-hull-segmentation model (``seg``, also on onnxruntime-free torch), the sliced, batched, land-skipping YOLO
-``ShipDetector`` (and with flip TTA) against a naive tile-by-tile loop, plus the classical baseline.
+hull-segmentation model (``seg``: on onnxruntime where installed, and on torch), the sliced, batched,
+land-skipping YOLO ``ShipDetector`` (and with flip TTA) against a naive tile-by-tile loop,
+plus the classical baseline.
 
     python benchmarks/detect_speed.py [--data SEN2SHIPS] [--model NAME] [--threads 2] [--repeat 5]
     python benchmarks/detect_speed.py --scene PATH | --mirrored-chip
@@ -145,9 +146,17 @@ def main() -> None:
     rows["default auto (--method auto: yolo on 4 bands)"] = timed(
         lambda: len(auto.detect(window)), args.repeat
     )
-    rows["seg, water skipping (--method seg)"] = timed(lambda: len(seg.detect(window)), args.repeat)
+    rows[f"seg, water skipping (--method seg, {seg.model.runtime})"] = timed(
+        lambda: len(seg.detect(window)), args.repeat
+    )
     b08 = RasterWindow(window.select(("B08",)), ("B08",), window.grid, scene_id=window.scene_id)
-    rows["seg on B08 only (no water mask)"] = timed(lambda: len(seg.detect(b08)), args.repeat)
+    rows[f"seg on B08 only (no water mask, {seg.model.runtime})"] = timed(
+        lambda: len(seg.detect(b08)), args.repeat
+    )
+    from detect.ships.segment import SegModel
+
+    seg_torch = SegShipDetector(SegModel.load(runtime="torch"))
+    rows["seg, water skipping, on torch"] = timed(lambda: len(seg_torch.detect(window)), args.repeat)
     rows["sliced+batched+water (ShipDetector.detect)"] = timed(lambda: len(det.detect(window)), args.repeat)
     rows["  of which water mask"] = timed(lambda: water_mask(window), args.repeat)
     rows["  of which to_model_input"] = timed(lambda: to_model_input(window, spec), args.repeat)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -148,16 +150,75 @@ class SegSpec:
         return atomic_write_json(path, self.to_json())
 
 
-class SegModel:
-    """Loaded segmentation weights: ``probabilities(x)`` maps an encoded scene to hull and core maps."""
+def onnx_session(net: UNet, spec: SegSpec) -> Any | None:
+    """An onnxruntime session of ``net`` on CPU, or None where onnxruntime (or the export) is unavailable.
 
-    def __init__(self, net: UNet, spec: SegSpec, device: str = "cpu") -> None:
+    The graph is exported once per weights (keyed by their sha256) into the same cache as the YOLO model's
+    exports; onnxruntime runs this U-Net about twice as fast as torch on CPU, with the same probabilities
+    (logits agree to ~1e-5)."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return None
+    from detect.ships.onnx_runtime import onnx_cache_dir
+
+    path = onnx_cache_dir() / f"{spec.name}-seg-{spec.sha256[:16]}.onnx"
+    if not path.is_file():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        x = torch.zeros(1, 2 * len(SEG_BANDS), 64, 64)
+        axes = {2: "height", 3: "width"}
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+                torch.onnx.export(
+                    net.cpu().eval(),
+                    (x,),
+                    str(tmp),
+                    input_names=["x"],
+                    output_names=["logits"],
+                    dynamic_axes={"x": axes, "logits": axes},
+                    opset_version=17,
+                    dynamo=False,
+                )
+            os.replace(tmp, path)
+        except Exception as e:  # any exporter failure: torch still runs the model
+            tmp.unlink(missing_ok=True)
+            log.debug("ONNX export of %s failed (%s); running it on torch", spec.name, e)
+            return None
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = torch.get_num_threads()
+    opts.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as e:  # a damaged cached export: torch still runs the model
+        log.debug("cannot open %s (%s); running %s on torch", path, e, spec.name)
+        return None
+
+
+class SegModel:
+    """Loaded segmentation weights: ``probabilities(x)`` maps an encoded scene to hull and core maps.
+
+    ``session``: an onnxruntime session of the same network (``onnx_session``), used instead of torch."""
+
+    def __init__(self, net: UNet, spec: SegSpec, device: str = "cpu", session: Any | None = None) -> None:
         self.net = net.to(device).eval()
         self.spec = spec
         self.device = device
+        self.session = session
+
+    @property
+    def runtime(self) -> str:
+        return "onnxruntime" if self.session is not None else "torch"
 
     @classmethod
-    def load(cls, name_or_path: str | Path = DEFAULT_SEG_MODEL, device: str = "cpu") -> SegModel:
+    def load(
+        cls, name_or_path: str | Path = DEFAULT_SEG_MODEL, device: str = "cpu", runtime: str = "auto"
+    ) -> SegModel:
+        """Named or path weights, sha256 checked. ``runtime``: "torch", "onnx" (onnxruntime on CPU), or
+        "auto": onnxruntime on CPU where it is installed, else torch."""
+        if runtime not in ("auto", "torch", "onnx"):
+            raise ValueError(f"unknown runtime {runtime!r}; use auto, torch or onnx")
         pt, spec_path = resolve_weights(name_or_path)
         if not pt.is_file():
             raise ModelError(f"model weights {pt} not found (weights dir: {weights_dir()})")
@@ -174,7 +235,23 @@ class SegModel:
             net.load_state_dict(state)
         except (RuntimeError, OSError, ValueError, KeyError) as e:
             raise ModelError(f"cannot load segmentation weights {pt}: {str(e).splitlines()[0]}") from None
-        return cls(net, spec if spec.sha256 else SegSpec(**{**asdict(spec), "sha256": digest}), device)
+        spec = spec if spec.sha256 else SegSpec(**{**asdict(spec), "sha256": digest})
+        session = None
+        if runtime == "onnx" or (runtime == "auto" and device == "cpu"):
+            session = onnx_session(net, spec)
+            if session is None and runtime == "onnx":
+                raise ModelError(
+                    "runtime 'onnx' asked for, but onnxruntime is not installed (pip install onnxruntime)"
+                )
+        return cls(net, spec, device, session=session)
+
+    @torch.no_grad()
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        """(1, C, H, W) encoded input → (2, H, W) hull and core probabilities."""
+        if self.session is not None:
+            logits = self.session.run(None, {"x": np.ascontiguousarray(x, np.float32)})[0][0]
+            return (1.0 / (1.0 + np.exp(-logits))).astype(np.float32)
+        return torch.sigmoid(self.net(torch.from_numpy(x).to(self.device)))[0].float().cpu().numpy()
 
     @torch.no_grad()
     def probabilities(
@@ -197,8 +274,7 @@ class SegModel:
                     continue
                 t = x[:, y0:y1, x0:x1]
                 ph, pw = (-t.shape[1]) % 16, (-t.shape[2]) % 16
-                tt = torch.from_numpy(np.pad(t, ((0, 0), (0, ph), (0, pw)))[None]).to(self.device)
-                p = torch.sigmoid(self.net(tt))[0, :, : t.shape[1], : t.shape[2]].float().cpu().numpy()
+                p = self._forward(np.pad(t, ((0, 0), (0, ph), (0, pw)))[None])[:, : t.shape[1], : t.shape[2]]
                 cy0 = 0 if y0 == 0 else overlap
                 cx0 = 0 if x0 == 0 else overlap
                 cy1 = t.shape[1] if y1 == h else t.shape[1] - overlap

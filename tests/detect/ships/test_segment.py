@@ -25,7 +25,7 @@ from detect.ships.segment import (
     usable_bands,
 )
 from detect.ships.segment_train import SegTrainConfig, core_target, learning_rate, prepare, train
-from imagery.errors import MissingBandsError
+from imagery.errors import MissingBandsError, ModelError
 from imagery.read import open_raster
 from imagery.types import RasterWindow
 
@@ -235,3 +235,33 @@ def test_an_8bit_true_colour_file_like_esa_tci_goes_to_the_segmentation_model(tm
     assert e.value.code == 0, capsys.readouterr().err
     features = json.loads(out.read_text())["features"]
     assert features and {f["properties"]["detector"] for f in features} == {"seg:ships-s2-seg[B02+B03+B04]"}
+
+
+def test_onnxruntime_runs_the_shipped_model_with_the_same_detections_as_torch(tmp_path, monkeypatch):
+    pytest.importorskip("onnxruntime")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))  # the export goes to a fresh cache
+    window = open_raster(CHIPS / "honolulu_chip.tif")
+    ort_model = SegModel.load(runtime="auto")
+    assert ort_model.runtime == "onnxruntime" and list(tmp_path.rglob("*-seg-*.onnx"))
+    by_torch = SegShipDetector(SegModel.load(runtime="torch")).detect(window, conf=0.5)
+    by_ort = SegShipDetector(ort_model).detect(window, conf=0.5)
+    assert len(by_ort) == len(by_torch) >= 5
+    for a, b in zip(by_torch, by_ort, strict=True):
+        assert a.score == pytest.approx(b.score, abs=1e-4)
+        assert a.length_m == pytest.approx(b.length_m)
+
+
+def test_asking_for_onnx_without_onnxruntime_is_a_clear_error(monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_ort(name, *args, **kwargs):
+        if name == "onnxruntime":
+            raise ImportError("No module named 'onnxruntime'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_ort)
+    with pytest.raises(ModelError, match="onnxruntime is not installed"):
+        SegModel.load(runtime="onnx")
+    assert SegModel.load(runtime="auto").runtime == "torch"  # the default falls back quietly
