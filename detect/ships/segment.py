@@ -21,6 +21,7 @@ import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+from affine import Affine
 from scipy import ndimage
 from torch import nn
 
@@ -30,7 +31,7 @@ from detect.core.water import WaterMask, water_mask
 from detect.core.weights import resolve_weights, sha256_file, weights_dir
 from imagery.atomic import atomic_write_json
 from imagery.errors import MissingBandsError, ModelError
-from imagery.types import RasterWindow
+from imagery.types import Grid, RasterWindow
 
 log = logging.getLogger(__name__)
 
@@ -337,6 +338,34 @@ def instances(prob: np.ndarray, spec: SegSpec) -> list[Instance]:
 WATER_REACH_PX = 2
 
 
+def upsample_factor(res_m: float, gsd_m: float) -> int:
+    """How many model pixels per scene pixel along each axis: 1 when the model's grid is the scene's,
+    2 for a 5 m model on a 10 m scene."""
+    return max(1, round(res_m / gsd_m))
+
+
+def upsampled_grid(grid: Grid, f: int) -> Grid:
+    """``grid`` with pixels ``f`` times smaller (same footprint)."""
+    if f == 1:
+        return grid
+    return Grid(grid.crs, grid.transform @ Affine.scale(1 / f), grid.width * f, grid.height * f)
+
+
+def upsample(a: np.ndarray, f: int, linear: bool = False) -> np.ndarray:
+    """A (H, W) or (C, H, W) array ``f`` times larger per axis: bilinear for reflectance, nearest for
+    masks and labels (their dtype kept)."""
+    if f == 1:
+        return a
+    if a.ndim == 3:
+        return np.stack([upsample(b, f, linear) for b in a])
+    interp = cv2.INTER_LINEAR if linear else cv2.INTER_NEAREST
+    src = a.astype(np.uint8) if a.dtype == bool else a
+    if src.dtype == np.int32 or src.dtype == np.int64:
+        src = src.astype(np.float32)  # cv2 resizes no int32; labels stay exact as floats below 2**24
+    out = cv2.resize(src, (a.shape[1] * f, a.shape[0] * f), interpolation=interp)
+    return out.astype(a.dtype)
+
+
 def touches(inst: Instance, water: np.ndarray, reach_px: int) -> bool:
     """Whether any pixel within ``reach_px`` of the hull is water."""
     h, w = water.shape
@@ -412,6 +441,13 @@ class SegShipDetector:
             # hulls reach ~30 px beyond the water mask's edge at quays; tiles far inland are skipped
             near = cv2.dilate(wm.mask.astype(np.uint8), np.ones((61, 61), np.uint8)) > 0
             keep = keep & near
+        # a model trained on a finer grid (spec.gsd_m 5: lever "finer grid") sees the scene upsampled
+        f = upsample_factor(window.grid.res_m, self.spec.gsd_m)
+        grid = upsampled_grid(window.grid, f)
+        water_core = wm.core if wm is not None and wm.available else None
+        if f > 1:
+            refl, keep = upsample(refl, f, linear=True), upsample(keep, f)
+            water_core = None if water_core is None else upsample(water_core, f)
         prob = self.model.probabilities(encode(refl, bands), keep=keep)
         label = f"{self.name}[{'+'.join(bands)}]"
         out = []
@@ -420,16 +456,16 @@ class SegShipDetector:
                 continue
             corners = inst.corners_px()
             sides = np.hypot(*(corners[1] - corners[0])), np.hypot(*(corners[2] - corners[1]))
-            if max(sides) * window.grid.res_m > self.spec.max_length_m:
+            if max(sides) * grid.res_m > self.spec.max_length_m:
                 continue
             on_land = None
-            if wm is not None and wm.available and wm.core is not None:
-                on_land = not touches(inst, wm.core, WATER_REACH_PX)
+            if water_core is not None:
+                on_land = not touches(inst, water_core, WATER_REACH_PX * f)
                 if on_land and not self.keep_land:
                     continue
             out.append(
                 detection_from_pixel_box(
-                    window.grid,
+                    grid,
                     corners,
                     "ship",
                     inst.score,

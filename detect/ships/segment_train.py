@@ -34,6 +34,7 @@ from scipy import ndimage
 from detect.core.rle import decode_rle
 from detect.ships.dataset import SEN2SHIPS_SCALE, available_bands, coco_cities, load_coco
 from detect.ships.segment import SEG_BANDS, TRUE_COLOUR, UNet, encode, usable_bands
+from detect.ships.segment import upsample as upsample_array
 from imagery.errors import InputError
 from imagery.read import TRUE_COLOUR_8BIT_SCALE, find_band_files, open_raster
 
@@ -129,7 +130,7 @@ def core_target(inst: np.ndarray) -> np.ndarray:
 class TrainingScenes:
     """The cached cities a model trains on, with every labelled hull kept for copy-paste."""
 
-    def __init__(self, cache: Path, cities: Sequence[str]) -> None:
+    def __init__(self, cache: Path, cities: Sequence[str], upsample: int = 1) -> None:
         self.s: dict[str, dict[str, Any]] = {}
         self.hulls: list[tuple[np.ndarray, np.ndarray, tuple[str, ...]]] = []
         for c in cities:
@@ -144,6 +145,12 @@ class TrainingScenes:
                     img[SEG_BANDS.index(b)] = z["image"][i].astype(np.float32)
             inst = z["inst"].astype(np.int32)
             valid = z["valid"].astype(bool)
+            if upsample > 1:  # lever "finer grid": the 10 m scene on a 5 m grid, as the detector reads it
+                img, inst, valid = (
+                    upsample_array(img, upsample, linear=True),
+                    upsample_array(inst, upsample),
+                    upsample_array(valid, upsample),
+                )
             img[:, ~valid] = 0
             objs = [sl for sl in ndimage.find_objects(inst) if sl is not None]
             centres = [((s[0].start + s[0].stop) // 2, (s[1].start + s[1].stop) // 2) for s in objs]
@@ -151,7 +158,8 @@ class TrainingScenes:
             water = water_like(img, present)
             coast = np.zeros((0, 2), np.int32)
             if water is not None:  # land within 2 px of water: quays, breakwaters, bridges, beaches
-                near = cv2.dilate(water.astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+                k = 4 * upsample + 1
+                near = cv2.dilate(water.astype(np.uint8), np.ones((k, k), np.uint8)) > 0
                 coast = np.argwhere(near & ~water & valid).astype(np.int32)
                 if len(coast) > 20000:
                     coast = coast[np.random.default_rng(0).choice(len(coast), 20000, replace=False)]
@@ -322,6 +330,13 @@ class SegTrainConfig:
     #: Cosine learning-rate cycle length in steps (warm restarts, SGDR); 0: one cycle over all ``steps``.
     #: With ``cycle`` = the steps of a finished run, a longer run resumes from that run's checkpoint.
     cycle: int = 0
+    #: Model pixels per 10 m scene pixel along each axis (2: a 5 m grid, bilinear; use ``crop`` 192 to keep
+    #: a crop's ground footprint). The spec's ``gsd_m`` tells the detector to upsample scenes the same way.
+    upsample: int = 1
+
+    @property
+    def gsd_m(self) -> float:
+        return 10.0 / self.upsample
 
 
 def loss_fn(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -368,7 +383,7 @@ def train(
         log.info("%s: resumed at step %d", out, step)
     if step >= cfg.steps:
         return model.eval()
-    scenes = TrainingScenes(cache, cities)
+    scenes = TrainingScenes(cache, cities, upsample=cfg.upsample)
     model.to(device).train()
     t0, run = time.time(), 0.0
     while step < cfg.steps:
@@ -580,7 +595,7 @@ def cross_validate(
                 f"fold {f}: held out {', '.join(fold['held_out'])}; threshold from {', '.join(fold['inner'])}"
             )
         model = train(cache, fold["fit"], fd, cfg, device=device, progress=progress)
-        spec = SegSpec(name=f"fold{f}", base=cfg.base, depth=cfg.depth)
+        spec = SegSpec(name=f"fold{f}", base=cfg.base, depth=cfg.depth, gsd_m=cfg.gsd_m)
         inner = detect_cities(model, spec, data, fold["inner"], VARIANTS["default"], truth)
         by_t = {t: [scene_record(p, tr, t) for p, tr in inner.values()] for t in THRESHOLDS}
         threshold, inner_f1 = best_threshold(by_t)
@@ -671,6 +686,7 @@ def train_final(
         name=name,
         base=cfg.base,
         depth=cfg.depth,
+        gsd_m=cfg.gsd_m,
         threshold=threshold,
         sha256=sha256_file(pt),
         metrics=metrics,

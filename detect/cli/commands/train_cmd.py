@@ -280,7 +280,7 @@ def trucks_cmd(
     type=click.IntRange(min=1),
     default=1200,
     show_default=True,
-    help="Optimiser steps per model (batches of 16 random 96 px crops).",
+    help="Optimiser steps per model (batches of 16 random --crop px crops).",
 )
 @click.option(
     "--paste",
@@ -297,6 +297,21 @@ def trucks_cmd(
     show_default=True,
     help="Cosine learning-rate cycle in steps (warm restarts); 0: one cycle over --steps. "
     "--steps 2400 --restart-every 1200 continues a finished 1200-step run's checkpoints.",
+)
+@click.option(
+    "--upsample",
+    type=click.IntRange(1, 4),
+    default=1,
+    show_default=True,
+    help="Train and detect on a grid this many times finer (2: 5 m pixels, bilinear); "
+    "pair with --crop 192 to keep the crops' ground footprint.",
+)
+@click.option(
+    "--crop",
+    type=click.IntRange(min=32),
+    default=96,
+    show_default=True,
+    help="Training crop size in model pixels.",
 )
 @click.option(
     "--base",
@@ -320,6 +335,8 @@ def train_seg_cmd(
     steps: int,
     paste: float,
     cycle: int,
+    upsample: int,
+    crop: int,
     base: int,
     folds: str,
     no_final: bool,
@@ -339,7 +356,7 @@ def train_seg_cmd(
     from detect.ships.segment_train import SegTrainConfig, cross_validate, train_final
 
     root = data_path("sen2ships", data)
-    cfg = SegTrainConfig(steps=steps, p_paste=paste, base=base, cycle=cycle)
+    cfg = SegTrainConfig(steps=steps, p_paste=paste, base=base, cycle=cycle, upsample=upsample, crop=crop)
     only = [int(f) for f in folds.split(",") if f.strip()] or None
     summary = (
         cross_validate(
