@@ -23,7 +23,7 @@ from imagery.types import Grid
 CROP_PX = 48
 #: Detections in the lowest quarter of their detector's scores in the run are marked "low score". Scores
 #: of different detectors are on different scales (YOLO keeps boxes from 0.25, the segmentation model
-#: from ~0.94), so the mark is relative to the detector, not one number for all.
+#: from ~0.95), so the mark is relative to the detector, not one number for all.
 LOW_SCORE_QUANTILE = 0.25
 JPEG_QUALITY = 90
 CROPS_COLUMNS = (
