@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The ship segmentation model's whole leave-cities-out cross-validation in one command: the 5 folds, the
+# final model with its spec, and the CV table (P, R, F1, AP50, recall by length, length MAE, the baseline
+# per fold). Made for a machine with a CUDA GPU and this project installed (`pip install -e .`); the same
+# recipe as weights/ships-s2-seg.md, so the numbers are comparable with the card's.
+#
+#   HARBORWATCH_DATA=/path/to/data bash benchmarks/seg_cv_gpu.sh [OUT]            # default OUT: runs/seg-cv
+#   STEPS=4800 CYCLE=1200 bash benchmarks/seg_cv_gpu.sh runs/seg-long               # longer (lever d)
+#   UPSAMPLE=2 CROP=192 bash benchmarks/seg_cv_gpu.sh runs/seg-5m                   # 5 m grid (lever a)
+#   DEVICE=cpu STEPS=2 CYCLE=0 FOLDS=0 bash benchmarks/seg_cv_gpu.sh /tmp/smoke     # plumbing check, no GPU
+#
+# Everything is checkpointed: a rerun with the same OUT resumes where the last one stopped (finished folds
+# are kept). Copy OUT/final/ships-s2-seg.pt and .json into weights/ to ship the result, and update the card.
+set -euo pipefail
+
+OUT=${1:-runs/seg-cv}
+DEVICE=${DEVICE:-cuda:0}
+STEPS=${STEPS:-2400}
+CYCLE=${CYCLE:-1200}
+PASTE=${PASTE:-0.5}
+UPSAMPLE=${UPSAMPLE:-1}
+CROP=${CROP:-$((96 * UPSAMPLE))}
+FOLDS=${FOLDS:-}
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+
+if [ -z "${HARBORWATCH_DATA:-}" ]; then
+    echo "seg_cv_gpu: set HARBORWATCH_DATA to the folder that holds sen2ships/ (docs/data.md)" >&2
+    exit 2
+fi
+if ! command -v harborwatch > /dev/null; then
+    echo "seg_cv_gpu: harborwatch is not installed here; run: pip install -e ." >&2
+    exit 2
+fi
+
+args=(--out "$OUT" --paste "$PASTE" --steps "$STEPS" --restart-every "$CYCLE" --upsample "$UPSAMPLE"
+    --crop "$CROP" --device "$DEVICE")
+if [ -n "$FOLDS" ]; then
+    args+=(--folds "$FOLDS" --no-final)
+fi
+
+start=$(date +%s)
+harborwatch train ships-seg "${args[@]}"
+echo "seg_cv_gpu: training and scoring took $(($(date +%s) - start)) s on $DEVICE"
+python "$HERE/ship_cv_seg.py" --cv-dir "$OUT" --baseline --markdown --json "$OUT/cv_table.json"
