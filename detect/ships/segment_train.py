@@ -211,6 +211,21 @@ def water_like(img: np.ndarray, present: Sequence[str]) -> np.ndarray | None:
     return None
 
 
+#: Relative haze (path radiance) per band of ``SEG_BANDS``: scattering falls with wavelength (B02 ... B11).
+HAZE_SPECTRUM = (1.0, 0.85, 0.75, 0.6, 0.4)
+
+
+def add_haze(img: np.ndarray, rng: random.Random) -> np.ndarray:
+    """Thin haze over a crop: x·t + A·(1 − t) per band, transmittance t 0.5–0.95, airlight A 0.1–0.3 in B02
+    falling with wavelength (``HAZE_SPECTRUM``), so water brightens and contrast drops as in hazy scenes."""
+    t = rng.uniform(0.5, 0.95)
+    a = rng.uniform(0.1, 0.3)
+    out = img.copy()
+    for i, k in enumerate(HAZE_SPECTRUM):
+        out[i] = np.where(img[i] != 0, img[i] * t + a * k * (1 - t), 0)  # 0 = band missing or no data
+    return out
+
+
 def paste_hulls(img, inst, present, scenes: TrainingScenes, rng: random.Random, n_max: int = 3):
     """Copy-paste real labelled hulls (of the training cities only) onto open water in a crop: rotated,
     rescaled ±20 %, brightness ±25 %, and sometimes as a row of 2–3 moored side by side."""
@@ -265,6 +280,7 @@ def sample(
     p_ship: float = 0.5,
     p_paste: float = 0.0,
     p_coast: float = 0.25,
+    p_haze: float = 0.0,
 ):
     """One training crop: (encoded input (2·bands, crop, crop), targets (hull, core)). Crops centre on a
     labelled ship (``p_ship``), on the land edge of water (``p_coast``: the quays, breakwaters and
@@ -292,6 +308,8 @@ def sample(
         mask, core = (inst > 0).astype(np.uint8), core_target(inst)
     else:
         mask, core = d["mask"][sl].copy(), d["core"][sl].copy()
+    if p_haze and rng.random() < p_haze:
+        img = add_haze(img, rng)
     bands = random_bands(d["present"], rng)
     g = math.exp(rng.uniform(-0.3, 0.3))
     for i in range(len(SEG_BANDS)):
@@ -326,6 +344,8 @@ class SegTrainConfig:
     base: int = 16
     depth: int = 4
     p_paste: float = 0.0
+    #: Share of crops given thin haze (``add_haze``).
+    p_haze: float = 0.0
     checkpoint_every: int = 50
     #: Cosine learning-rate cycle length in steps (warm restarts, SGDR); 0: one cycle over all ``steps``.
     #: With ``cycle`` = the steps of a finished run, a longer run resumes from that run's checkpoint.
@@ -390,7 +410,11 @@ def train(
         for group in opt.param_groups:
             group["lr"] = learning_rate(cfg, step)
         xs, ys = zip(
-            *(sample(scenes, rng, cfg.crop, p_paste=cfg.p_paste) for _ in range(cfg.batch)), strict=True
+            *(
+                sample(scenes, rng, cfg.crop, p_paste=cfg.p_paste, p_haze=cfg.p_haze)
+                for _ in range(cfg.batch)
+            ),
+            strict=True,
         )
         x = torch.from_numpy(np.stack(xs)).to(device)
         y = torch.from_numpy(np.stack(ys)).to(device)

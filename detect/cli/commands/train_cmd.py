@@ -299,6 +299,13 @@ def trucks_cmd(
     "--steps 2400 --restart-every 1200 continues a finished 1200-step run's checkpoints.",
 )
 @click.option(
+    "--haze",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share of crops given thin haze (path radiance falling with wavelength, contrast lowered).",
+)
+@click.option(
     "--upsample",
     type=click.IntRange(1, 4),
     default=1,
@@ -335,6 +342,7 @@ def train_seg_cmd(
     steps: int,
     paste: float,
     cycle: int,
+    haze: float,
     upsample: int,
     crop: int,
     base: int,
@@ -356,7 +364,9 @@ def train_seg_cmd(
     from detect.ships.segment_train import SegTrainConfig, cross_validate, train_final
 
     root = data_path("sen2ships", data)
-    cfg = SegTrainConfig(steps=steps, p_paste=paste, base=base, cycle=cycle, upsample=upsample, crop=crop)
+    cfg = SegTrainConfig(
+        steps=steps, p_paste=paste, p_haze=haze, base=base, cycle=cycle, upsample=upsample, crop=crop
+    )
     only = [int(f) for f in folds.split(",") if f.strip()] or None
     summary = (
         cross_validate(

@@ -156,6 +156,22 @@ def test_training_on_a_finer_grid_sees_the_scene_and_its_hulls_upsampled(tmp_pat
     assert (tmp_path / "fine" / "model.pt").is_file()
 
 
+def test_haze_brightens_blue_more_than_nir_lowers_contrast_and_keeps_missing_bands_missing():
+    import random
+
+    from detect.ships.segment_train import add_haze
+
+    img = np.full((len(SEG_BANDS), 8, 8), 0.02, np.float32)
+    img[:, 3, 3] = 0.2  # a bright hull pixel on dark water
+    img[SEG_BANDS.index("B11")] = 0  # a band the scene lacks
+    for seed in range(20):
+        out = add_haze(img, random.Random(seed))
+        b02, b08 = SEG_BANDS.index("B02"), SEG_BANDS.index("B08")
+        assert out[b02, 0, 0] - img[b02, 0, 0] > out[b08, 0, 0] - img[b08, 0, 0] > 0
+        assert out[b08, 3, 3] - out[b08, 0, 0] < img[b08, 3, 3] - img[b08, 0, 0]
+        assert (out[SEG_BANDS.index("B11")] == 0).all()
+
+
 # -- the shipped weights ------------------------------------------------------------------------------
 
 
