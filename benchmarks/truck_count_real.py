@@ -7,6 +7,8 @@ trucks per km² of real land without motorways, duplicates per truck, and the S2
 grouping of one vehicle's blobs, no road/contrast/signature tests), for the before/after table. The labels and
 areas are in tests/fixtures/trucks/real-trucks.csv and real-areas.json; how they were made is in
 docs/trucks.md ("A real test set"). Labels of confidence ``low`` are neither required nor penalised.
+Scores are printed per area, per scene and per set: the design set (scenes used to train, tune or design
+the detector) and the kept-back set (areas flagged ``kept_back``: scenes never used for any of that).
 """
 
 from __future__ import annotations
@@ -42,6 +44,8 @@ EOTDL_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B
 #: whole scene (the widest filter is the 15 px road-likeness window).
 MARGIN_PX = 24
 MATCH_PX = 2.5
+#: Width of the name column of the printed tables.
+NAME_W = 20
 #: Targets of issue 15.
 COUNT_TOLERANCE = 0.20
 MAX_FALSE_PER_KM2 = 2.0
@@ -56,6 +60,16 @@ def load_labels(path: Path = LABELS) -> list[dict]:
     for r in rows:
         r["row"], r["col"] = float(r["row"]), float(r["col"])
     return rows
+
+
+def in_window(label: dict, window: list[int]) -> bool:
+    r0, r1, c0, c1 = window
+    return r0 <= label["row"] < r1 and c0 <= label["col"] < c1
+
+
+def area_set(area: dict) -> str:
+    """'kept back' for scenes never used to design or tune the detector, else 'design'."""
+    return "kept back" if area.get("kept_back") else "design"
 
 
 def s2td_zone_mask(shape: tuple[int, int], buffer_m: float, gsd_m: float = 10.0) -> np.ndarray:
@@ -204,10 +218,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"\nLabelled real areas (match within {MATCH_PX} px; 'low' labels ignored)")
     head = ("area", "hand", "dets", "TP", "FP", "FN", "dup", "P", "R", "count err")
     print(
-        f"{head[0]:<17}"
+        f"{head[0]:<{NAME_W}}"
         + "".join(f"{h:>{w}}" for h, w in zip(head[1:], (5, 6, 5, 5, 5, 5, 7, 7, 11), strict=True))
     )
     totals: dict[str, dict] = {"sen2ships": {}, "s2td": {}, "eotdl": {}}
+    per_scene: dict[str, dict] = {}
+    scene_set: dict[str, str] = {}
     s2td_all = run_detector(det, s2td_data, args.legacy)
     for area in areas["labelled"]:
         labs = [lab for lab in labels if lab["scene"] == area["scene"]]
@@ -222,8 +238,7 @@ def main(argv: list[str] | None = None) -> int:
             ]
             group = "s2td"
         else:
-            r0, r1, c0, c1 = area["window"]
-            labs = [lab for lab in labs if r0 <= lab["row"] < r1 and c0 <= lab["col"] < c1]
+            labs = [lab for lab in labs if in_window(lab, area["window"])]
             data = scene(area["scene"])
             dets = detections_in_window(det, data, area["window"], args.legacy)
             if area.get("land_only"):
@@ -231,13 +246,16 @@ def main(argv: list[str] | None = None) -> int:
             group = "eotdl" if area.get("kept_back") else "sen2ships"
         m = match(dets, labs)
         totals[group] = add(totals[group], m)
+        per_scene[area["scene"]] = add(per_scene.get(area["scene"], {}), m)
+        scene_set[area["scene"]] = area_set(area)
         s = summarise(m)
-        out["labelled"][area["name"]] = s
+        out["labelled"][area["name"]] = {**s, "set": area_set(area)}
         print(_row(area["name"], s))
     all_m = add(totals["sen2ships"], totals["s2td"])
     groups = (
         ("sen2ships tiles", totals["sen2ships"]),
         ("S2TD A2 zone", totals["s2td"]),
+        # "ALL" is the design set; the name is kept for metrics.real in the weights' JSON
         ("ALL", all_m),
         ("kept back", totals["eotdl"]),
         ("ALL + kept back", add(all_m, totals["eotdl"])),
@@ -247,8 +265,23 @@ def main(argv: list[str] | None = None) -> int:
         out["labelled"][name] = s
         print(_row(name, s))
 
+    print("\nPer scene (design: used to train, tune or design the detector; kept back: never)")
+    print(
+        f"{'scene':<{NAME_W}}{'set':>10}"
+        + "".join(f"{h:>{w}}" for h, w in zip(head[1:], (5, 6, 5, 5, 5, 5, 7, 7, 11), strict=True))
+    )
+    out["per_scene"] = {}
+    for name in sorted(per_scene, key=lambda n: (scene_set[n] != "design", n)):
+        s = summarise(per_scene[name])
+        out["per_scene"][name] = {**s, "set": scene_set[name]}
+        print(f"{name[:NAME_W]:<{NAME_W}}{scene_set[name]:>10}" + _row("", s)[NAME_W:])
+    out["sets"] = {"design": summarise(all_m), "kept back": summarise(totals["eotdl"])}
+    print("\nBy set")
+    for name, s in out["sets"].items():
+        print(_row(name, s))
+
     print("\nReal land without motorways (every truck detection counts as false)")
-    print(f"{'area':<17}{'km²':>7}{'trucks':>8}{'/km²':>7}")
+    print(f"{'area':<{NAME_W}}{'km²':>7}{'trucks':>8}{'/km²':>7}")
     n_tot, a_tot = 0, 0.0
     for area in areas["non_road"]:
         if area["scene"] == S2TD_SCENE:
@@ -275,8 +308,8 @@ def main(argv: list[str] | None = None) -> int:
         n_tot += n
         a_tot += km2
         out["non_road"][area["name"]] = {"n": n, "km2": round(km2, 3), "per_km2": round(n / km2, 2)}
-        print(f"{area['name']:<17}{km2:>7.2f}{n:>8}{n / km2:>7.2f}")
-    print(f"{'ALL':<17}{a_tot:>7.2f}{n_tot:>8}{n_tot / a_tot:>7.2f}")
+        print(f"{area['name']:<{NAME_W}}{km2:>7.2f}{n:>8}{n / km2:>7.2f}")
+    print(f"{'ALL':<{NAME_W}}{a_tot:>7.2f}{n_tot:>8}{n_tot / a_tot:>7.2f}")
     out["non_road"]["ALL"] = {"n": n_tot, "km2": round(a_tot, 3), "per_km2": round(n_tot / a_tot, 2)}
 
     out["s2td_chip_count"] = len(s2td_all)
@@ -339,7 +372,7 @@ def _row(name: str, s: dict) -> str:
     r = "-" if s["recall"] is None else f"{s['recall']:.2f}"
     e = "-" if s["count_error"] is None else f"{s['count_error']:+.0%}"
     return (
-        f"{name:<17}{s['hand']:>5}{s['count']:>6}{s['tp']:>5}{s['fp']:>5}{s['fn']:>5}{s['duplicates']:>5}"
+        f"{name:<{NAME_W}}{s['hand']:>5}{s['count']:>6}{s['tp']:>5}{s['fp']:>5}{s['fn']:>5}{s['duplicates']:>5}"
         f"{p:>7}{r:>7}{e:>11}"
     )
 

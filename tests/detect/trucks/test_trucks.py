@@ -297,3 +297,40 @@ def test_s2td_chip_one_detection_per_hand_labelled_truck(detector, fixtures_dir)
         for b in cands[i + 1 :]:
             assert math.hypot(a.row - b.row, a.col - b.col) >= GROUP_PX
     assert len(cands) <= 18  # 29 before issue 15; 16 measured
+
+
+def test_real_labels_lie_in_inspected_areas_and_each_set_has_its_trucks(fixtures_dir):
+    import csv
+    import json
+
+    with open(fixtures_dir / "trucks" / "real-trucks.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    areas = json.loads((fixtures_dir / "trucks" / "real-areas.json").read_text())
+    labelled = areas["labelled"]
+    assert len({a["name"] for a in labelled}) == len(labelled)
+    kept_back_scenes = {a["scene"] for a in labelled if a.get("kept_back")}
+    # a scene is either kept back or part of the design set, never both
+    assert not kept_back_scenes & {a["scene"] for a in labelled if not a.get("kept_back")}
+    assert all(s.startswith("eotdl:") for s in kept_back_scenes)
+    for a in labelled:
+        if "window" in a:
+            r0, r1, c0, c1 = a["window"]
+            assert 0 <= r0 < r1 and 0 <= c0 < c1, a["name"]
+    for r in rows:
+        inside = [
+            a
+            for a in labelled
+            if a["scene"] == r["scene"]
+            and (
+                "zone_m" in a
+                or (
+                    a["window"][0] <= float(r["row"]) < a["window"][1]
+                    and a["window"][2] <= float(r["col"]) < a["window"][3]
+                )
+            )
+        ]
+        assert len(inside) == 1, r  # every label is in exactly one inspected area
+        assert (r["set"] == "eotdl") == (r["scene"] in kept_back_scenes)
+    counted = [r for r in rows if r["confidence"] != "low"]
+    assert sum(r["scene"] not in kept_back_scenes for r in counted) == 9  # design set
+    assert sum(r["scene"] in kept_back_scenes for r in counted) == 3  # kept back
