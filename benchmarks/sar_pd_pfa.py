@@ -5,7 +5,7 @@ mean sigma0 −20 dB: calm sea in VV) and K clutter (the same speckle times a ga
 shape ν, constant over 80 m cells), with vessels of known length and SCR injected. The real
 decimated S1 crop in tests/fixtures/sar is run last. Prints markdown tables.
 
-    .venv/bin/python benchmarks/sar_pd_pfa.py            # about 5 minutes of one core
+    .venv/bin/python benchmarks/sar_pd_pfa.py            # about 8 minutes of one core
     .venv/bin/python benchmarks/sar_pd_pfa.py --quick    # fewer scenes, for a smoke run
 """
 

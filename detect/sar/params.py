@@ -40,6 +40,14 @@ class CfarParams:
     min_ring_fraction: float = 0.25
     #: Per-pixel false-alarm probability that delimits a vessel's extent around a hit.
     extent_pfa: float = 1e-3
+    #: ``auto``, heavy-tailed rings: (length, width) in metres of the hull-shaped windows whose means the
+    #: extended-target test compares with their K-law tail (long weak hulls whose single pixels stay under the
+    #: heavy tail); empty: the single-pixel test alone.
+    extended_m: tuple[tuple[float, float], ...] = ((300.0, 40.0), (200.0, 30.0))
+    #: Headings of those windows over 180°; the test's PFA is split among all sizes and headings.
+    extended_orientations: int = 12
+    #: Share of ``pfa`` given to the extended-target test (the single-pixel K test keeps the rest).
+    extended_pfa_share: float = 0.3
 
     def __post_init__(self) -> None:
         if self.distribution not in DISTRIBUTIONS:
@@ -50,6 +58,16 @@ class CfarParams:
             raise ValueError(f"heavy_tail_nu must be positive, got {self.heavy_tail_nu}")
         if not 0.0 < self.pfa < 0.5:
             raise ValueError(f"pfa must be in (0, 0.5), got {self.pfa}")
+        for hull in self.extended_m:
+            if len(hull) != 2 or not 0 < hull[1] <= hull[0] < self.guard_m:
+                raise ValueError(
+                    f"extended_m must hold (length, width) pairs with 0 < width <= length < guard_m "
+                    f"({self.guard_m:g} m), got {self.extended_m}"
+                )
+        if not 0.0 < self.extended_pfa_share < 1.0:
+            raise ValueError(f"extended_pfa_share must be in (0, 1), got {self.extended_pfa_share}")
+        if self.extended_orientations < 1:
+            raise ValueError(f"extended_orientations must be at least 1, got {self.extended_orientations}")
         if not 0 < self.target_m < self.guard_m < self.background_m:
             raise ValueError(
                 "need 0 < target_m < guard_m < background_m, "
