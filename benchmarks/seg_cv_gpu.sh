@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # The ship segmentation model's whole leave-cities-out cross-validation in one command: the 5 folds, the
 # final model with its spec, and the CV table (P, R, F1, AP50, recall by length, length MAE, the baseline
-# per fold). Made for a machine with a CUDA GPU and this project installed (`pip install -e .`); the same
-# recipe as weights/ships-s2-seg.md, so the numbers are comparable with the card's.
+# per fold). Made for a machine with a CUDA GPU and this project installed (`pip install -e .`); the recipe of
+# weights/ships-s2-seg.md (v3: copy-paste, repainted hulls, wakes, three 1,200-step cycles), except that here the
+# repaint and wakes run in every cycle (v3 added them in its third cycle only, for CPU time).
 #
 #   HARBORWATCH_DATA=/path/to/data bash benchmarks/seg_cv_gpu.sh [OUT]            # default OUT: runs/seg-cv
-#   STEPS=4800 CYCLE=1200 bash benchmarks/seg_cv_gpu.sh runs/seg-long               # longer (lever d)
+#   STEPS=6000 CYCLE=1200 bash benchmarks/seg_cv_gpu.sh runs/seg-long               # longer (lever d)
 #   UPSAMPLE=2 CROP=192 bash benchmarks/seg_cv_gpu.sh runs/seg-5m                   # 5 m grid (lever a)
 #   DEVICE=cpu STEPS=2 CYCLE=0 FOLDS=0 bash benchmarks/seg_cv_gpu.sh /tmp/smoke     # plumbing check, no GPU
 #
@@ -15,9 +16,11 @@ set -euo pipefail
 
 OUT=${1:-runs/seg-cv}
 DEVICE=${DEVICE:-cuda:0}
-STEPS=${STEPS:-2400}
+STEPS=${STEPS:-3600}
 CYCLE=${CYCLE:-1200}
 PASTE=${PASTE:-0.5}
+HULL_COLOUR=${HULL_COLOUR:-0.5}
+WAKES=${WAKES:-0.5}
 UPSAMPLE=${UPSAMPLE:-1}
 CROP=${CROP:-$((96 * UPSAMPLE))}
 FOLDS=${FOLDS:-}
@@ -32,7 +35,7 @@ if ! command -v harborwatch > /dev/null; then
     exit 2
 fi
 
-args=(--out "$OUT" --paste "$PASTE" --steps "$STEPS" --restart-every "$CYCLE" --upsample "$UPSAMPLE"
+args=(--out "$OUT" --paste "$PASTE" --hull-colour "$HULL_COLOUR" --wakes "$WAKES" --steps "$STEPS" --restart-every "$CYCLE" --upsample "$UPSAMPLE"
     --crop "$CROP" --device "$DEVICE")
 if [ -n "$FOLDS" ]; then
     args+=(--folds "$FOLDS" --no-final)

@@ -226,9 +226,65 @@ def add_haze(img: np.ndarray, rng: random.Random) -> np.ndarray:
     return out
 
 
-def paste_hulls(img, inst, present, scenes: TrainingScenes, rng: random.Random, n_max: int = 3):
+#: Whitecap foam reflectance per band of ``SEG_BANDS`` relative to B02: foam is white in the visible and falls
+#: off in the NIR and SWIR as water absorbs (Frouin et al. 1996, J. Geophys. Res. 101:14361; Dierssen 2019).
+FOAM_SPECTRUM = (1.0, 1.0, 0.95, 0.6, 0.15)
+
+
+def hull_colour(pp: np.ndarray, mm: np.ndarray, rng: random.Random) -> None:
+    """Repaint a pasted hull in place: independent gains per band (visible ×0.6–1.65, NIR and SWIR
+    ×0.75–1.35), so red, blue, green and black hulls of ports the model never saw look like ships too."""
+    for i, b in enumerate(SEG_BANDS):
+        k = 0.5 if b in TRUE_COLOUR else 0.3
+        pp[i][mm] *= math.exp(rng.uniform(-k, k))
+
+
+def add_wake(img, inst, present, centre, axis, half_len, half_width, rng: random.Random) -> None:
+    """A foam trail behind a pasted hull, in place and not in the hull mask: from one end of the hull
+    along its axis, 1–4 hull lengths long, widening behind the stern and fading to nothing, bright as
+    whitecaps (``FOAM_SPECTRUM``; 0.02–0.12 reflectance in B02 at the stern, patchy), only on open water
+    outside other hulls. Ships under way drag such wakes; a detector that calls the wake hull gets lengths and
+    centres wrong."""
+    h, w = inst.shape
+    sign = rng.choice((-1.0, 1.0))
+    ay, ax = axis
+    sy, sx = centre[0] + sign * ay * half_len, centre[1] + sign * ax * half_len
+    length = rng.uniform(1.0, 4.0) * 2 * half_len
+    spread = rng.uniform(0.02, 0.12)
+    amp = rng.uniform(0.02, 0.12)
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    along = (yy - sy) * ay * sign + (xx - sx) * ax * sign
+    across = np.abs(-(yy - sy) * ax + (xx - sx) * ay)
+    trail = (along > 0) & (along < length) & (across <= half_width + spread * along)
+    water = water_like(img, present)
+    if water is not None:
+        trail &= water
+    trail &= inst == 0
+    if not trail.any():
+        return
+    # turbulent foam: patchy (smoothed noise ×0.4–1.6), brightest at the stern
+    noise = np.asarray(rng.choices(range(1000), k=h * w), np.float32).reshape(h, w)
+    patch = cv2.GaussianBlur(noise, (0, 0), 1.0)
+    patch = 0.4 + 1.2 * (patch - patch.min()) / max(1e-6, float(np.ptp(patch)))
+    fade = amp * np.clip(1.0 - along / length, 0.0, 1.0) ** 1.5 * patch * trail
+    for i, b in enumerate(SEG_BANDS):
+        if b in present:
+            img[i] = np.where(img[i] != 0, img[i] + fade * FOAM_SPECTRUM[i], 0.0)
+
+
+def paste_hulls(
+    img,
+    inst,
+    present,
+    scenes: TrainingScenes,
+    rng: random.Random,
+    n_max: int = 3,
+    p_colour: float = 0.0,
+    p_wake: float = 0.0,
+):
     """Copy-paste real labelled hulls (of the training cities only) onto open water in a crop: rotated,
-    rescaled ±20 %, brightness ±25 %, and sometimes as a row of 2–3 moored side by side."""
+    rescaled ±20 %, brightness ±25 %, and sometimes as a row of 2–3 moored side by side; ``p_colour`` of them
+    repainted (``hull_colour``), ``p_wake`` of the single ones given a foam wake (``add_wake``)."""
     water = water_like(img, present)
     if water is None or not scenes.hulls:
         return img, inst
@@ -251,12 +307,15 @@ def paste_hulls(img, inst, present, scenes: TrainingScenes, rng: random.Random, 
             ]
         )
         gain = math.exp(rng.uniform(-0.25, 0.25))
+        if p_colour and rng.random() < p_colour:
+            hull_colour(pp, mm, rng)
         ys, xs = np.nonzero(mm)
-        _, (rw, rh), rang = cv2.minAreaRect(np.stack([xs, ys], 1).astype(np.float32))
+        (hx, hy), (rw, rh), rang = cv2.minAreaRect(np.stack([xs, ys], 1).astype(np.float32))
         across = math.radians(rang + (90 if rw >= rh else 0))
         step = min(rw, rh) + rng.choice((1, 1, 2))
         copies = rng.choice((1, 1, 2, 3))
         y0, x0 = rng.randint(0, h_img - size), rng.randint(0, w_img - size)
+        placed = 0
         for j in range(copies):
             yy = y0 + round(j * step * math.sin(across))
             xx = x0 + round(j * step * math.cos(across))
@@ -270,6 +329,19 @@ def paste_hulls(img, inst, present, scenes: TrainingScenes, rng: random.Random, 
                     img[i][region][mm] = pp[i][mm] * gain
             inst[region][mm] = nxt
             nxt += 1
+            placed += 1
+        if p_wake and copies == 1 and placed and rng.random() < p_wake:
+            ang_long = math.radians(rang + (0 if rw >= rh else 90))
+            add_wake(
+                img,
+                inst,
+                present,
+                (y0 + hy, x0 + hx),
+                (math.sin(ang_long), math.cos(ang_long)),
+                max(rw, rh) / 2,
+                min(rw, rh) / 2,
+                rng,
+            )
     return img, inst
 
 
@@ -281,6 +353,8 @@ def sample(
     p_paste: float = 0.0,
     p_coast: float = 0.25,
     p_haze: float = 0.0,
+    p_colour: float = 0.0,
+    p_wake: float = 0.0,
 ):
     """One training crop: (encoded input (2·bands, crop, crop), targets (hull, core)). Crops centre on a
     labelled ship (``p_ship``), on the land edge of water (``p_coast``: the quays, breakwaters and
@@ -304,7 +378,7 @@ def sample(
     img = d["img"][(slice(None), *sl)].copy()
     if p_paste and rng.random() < p_paste:
         inst = d["inst"][sl].copy()
-        img, inst = paste_hulls(img, inst, d["present"], scenes, rng)
+        img, inst = paste_hulls(img, inst, d["present"], scenes, rng, p_colour=p_colour, p_wake=p_wake)
         mask, core = (inst > 0).astype(np.uint8), core_target(inst)
     else:
         mask, core = d["mask"][sl].copy(), d["core"][sl].copy()
@@ -346,6 +420,9 @@ class SegTrainConfig:
     p_paste: float = 0.0
     #: Share of crops given thin haze (``add_haze``).
     p_haze: float = 0.0
+    #: Shares of pasted hulls repainted (``hull_colour``) and of single ones given a wake (``add_wake``).
+    p_colour: float = 0.0
+    p_wake: float = 0.0
     checkpoint_every: int = 50
     #: Cosine learning-rate cycle length in steps (warm restarts, SGDR); 0: one cycle over all ``steps``.
     #: With ``cycle`` = the steps of a finished run, a longer run resumes from that run's checkpoint.
@@ -411,7 +488,15 @@ def train(
             group["lr"] = learning_rate(cfg, step)
         xs, ys = zip(
             *(
-                sample(scenes, rng, cfg.crop, p_paste=cfg.p_paste, p_haze=cfg.p_haze)
+                sample(
+                    scenes,
+                    rng,
+                    cfg.crop,
+                    p_paste=cfg.p_paste,
+                    p_haze=cfg.p_haze,
+                    p_colour=cfg.p_colour,
+                    p_wake=cfg.p_wake,
+                )
                 for _ in range(cfg.batch)
             ),
             strict=True,

@@ -306,6 +306,20 @@ def trucks_cmd(
     help="Share of crops given thin haze (path radiance falling with wavelength, contrast lowered).",
 )
 @click.option(
+    "--hull-colour",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share of copy-pasted hulls repainted (independent gains per band: red, blue, black hulls).",
+)
+@click.option(
+    "--wakes",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share of single copy-pasted hulls given a foam wake behind them (not part of the hull).",
+)
+@click.option(
     "--upsample",
     type=click.IntRange(1, 4),
     default=1,
@@ -343,6 +357,8 @@ def train_seg_cmd(
     paste: float,
     cycle: int,
     haze: float,
+    hull_colour: float,
+    wakes: float,
     upsample: int,
     crop: int,
     base: int,
@@ -365,7 +381,15 @@ def train_seg_cmd(
 
     root = data_path("sen2ships", data)
     cfg = SegTrainConfig(
-        steps=steps, p_paste=paste, p_haze=haze, base=base, cycle=cycle, upsample=upsample, crop=crop
+        steps=steps,
+        p_paste=paste,
+        p_haze=haze,
+        p_colour=hull_colour,
+        p_wake=wakes,
+        base=base,
+        cycle=cycle,
+        upsample=upsample,
+        crop=crop,
     )
     only = [int(f) for f in folds.split(",") if f.strip()] or None
     summary = (
