@@ -35,8 +35,8 @@ if ! command -v harborwatch > /dev/null; then
     exit 2
 fi
 
-args=(--out "$OUT" --paste "$PASTE" --hull-colour "$HULL_COLOUR" --wakes "$WAKES" --steps "$STEPS" --restart-every "$CYCLE" --upsample "$UPSAMPLE"
-    --crop "$CROP" --device "$DEVICE")
+args=(--out "$OUT" --paste "$PASTE" --hull-colour "$HULL_COLOUR" --wakes "$WAKES" --steps "$STEPS"
+    --restart-every "$CYCLE" --upsample "$UPSAMPLE" --crop "$CROP" --device "$DEVICE")
 if [ -n "$FOLDS" ]; then
     args+=(--folds "$FOLDS" --no-final)
 fi

@@ -26,14 +26,15 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from detect.ships.segment import SegModel, SegShipDetector, SegSpec, UNet  # noqa: E402
+from detect.ships.segment import SegModel, SegSpec, UNet  # noqa: E402
 from detect.ships.segment_train import (  # noqa: E402
     THRESHOLDS,
+    VARIANTS,
     best_threshold,
+    detect_cities,
     fold_plan,
     pool,
     prepare,
-    read_city,
     scene_record,
 )
 
@@ -97,13 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         if missing:
             sys.exit(f"seg_cv_variants: fold {f} not trained: {', '.join(missing)}")
         nets = [average_weights(paths, a.base)] if a.average_weights else [load_net(p, a.base) for p in paths]
-        det = SegShipDetector(EnsembleModel(nets, spec), conf=0.0, water_mask=True)
         t0 = time.perf_counter()
-        found = {}
-        for c in plan[f]["inner"] + plan[f]["held_out"]:
-            w = read_city(data, c, None, False)
-            if w is not None:
-                found[c] = (det.detect(w, conf=0.05), truth.get(c, []))
+        scored = plan[f]["inner"] + plan[f]["held_out"]
+        found = detect_cities(EnsembleModel(nets, spec), data, scored, VARIANTS["default"], truth)
         for g, grid in GRIDS.items():
             inner = [c for c in plan[f]["inner"] if c in found]
             th, _ = best_threshold({t: [scene_record(*found[c], t) for c in inner] for t in grid})

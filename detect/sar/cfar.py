@@ -81,7 +81,7 @@ def _k_table(looks: float, pfa: float) -> tuple[np.ndarray, np.ndarray]:
     lo = np.maximum(special.digamma(nu) - np.log(nu) - 10 * sd, -40.0)
     hi = np.log(special.gammainccinv(nu, 1e-14) / nu) + 0.5
     s = lo + (hi - lo) * np.linspace(0.0, 1.0, 1200)[None, :]
-    w = np.exp(nu * np.log(nu) - special.gammaln(nu) + nu * s - nu * np.exp(s)) * np.gradient(s, axis=1)
+    w = _log_gamma_pdf(s, nu) * np.gradient(s, axis=1)
     w /= w.sum(axis=1, keepdims=True)
     log_lo, log_hi = np.zeros((nu.size, 1)), np.full((nu.size, 1), np.log(1e6))
     for _ in range(36):
@@ -492,7 +492,7 @@ def _extended_table(
     return log_nu, np.array(thr)
 
 
-def _log_gamma_pdf(u: np.ndarray, shape: float) -> np.ndarray:
+def _log_gamma_pdf(u: np.ndarray, shape: float | np.ndarray) -> np.ndarray:
     """Density of log X on the grid ``u``, X ~ Gamma(shape, 1/shape) (mean 1)."""
     return np.exp(shape * np.log(shape) - special.gammaln(shape) + shape * u - shape * np.exp(u))
 

@@ -645,12 +645,13 @@ def read_city(data: Path, city: str, bandset: Sequence[str] | None = None, rgb8:
 
 
 def detect_cities(
-    model: UNet, spec: Any, data: Path, cities: Sequence[str], variant: dict[str, Any], truth: dict[str, list]
+    seg: Any, data: Path, cities: Sequence[str], variant: dict[str, Any], truth: dict[str, list]
 ) -> dict[str, tuple[list, list]]:
-    """{city: (detections with score >= 0.05, truths)} for one variant."""
-    from detect.ships.segment import SegModel, SegShipDetector
+    """{city: (detections with score >= 0.05, truths)} for one variant of ``seg`` (a
+    ``detect.ships.segment.SegModel``, or one of its subclasses such as an ensemble)."""
+    from detect.ships.segment import SegShipDetector
 
-    det = SegShipDetector(SegModel(model, spec), conf=0.0, water_mask=bool(variant.get("water")))
+    det = SegShipDetector(seg, conf=0.0, water_mask=bool(variant.get("water")))
     out = {}
     for c in cities:
         w = read_city(data, c, variant.get("bandset"), bool(variant.get("rgb8")))
@@ -684,7 +685,7 @@ def cross_validate(
     """Train and score every fold (a finished fold's ``result.json`` is kept, or with ``rescore`` scored
     again with this code from its trained model), then pool the scores."""
     from detect.ships.evaluate import load_coco_truth
-    from detect.ships.segment import SegSpec
+    from detect.ships.segment import SegModel, SegSpec
 
     cache = out / "scenes"
     cities = prepare(data, cache)
@@ -704,13 +705,13 @@ def cross_validate(
                 f"fold {f}: held out {', '.join(fold['held_out'])}; threshold from {', '.join(fold['inner'])}"
             )
         model = train(cache, fold["fit"], fd, cfg, device=device, progress=progress)
-        spec = SegSpec(name=f"fold{f}", base=cfg.base, depth=cfg.depth, gsd_m=cfg.gsd_m)
-        inner = detect_cities(model, spec, data, fold["inner"], VARIANTS["default"], truth)
+        seg = SegModel(model, SegSpec(name=f"fold{f}", base=cfg.base, depth=cfg.depth, gsd_m=cfg.gsd_m))
+        inner = detect_cities(seg, data, fold["inner"], VARIANTS["default"], truth)
         by_t = {t: [scene_record(p, tr, t) for p, tr in inner.values()] for t in THRESHOLDS}
         threshold, inner_f1 = best_threshold(by_t)
         res = {**fold, "threshold": threshold, "inner_f1": inner_f1, "variants": {}}
         for name, variant in VARIANTS.items():
-            found = detect_cities(model, spec, data, fold["held_out"], variant, truth)
+            found = detect_cities(seg, data, fold["held_out"], variant, truth)
             res["variants"][name] = {c: scene_record(p, tr, threshold) for c, (p, tr) in found.items()}
             if progress:
                 s = pool(list(res["variants"][name].values()))

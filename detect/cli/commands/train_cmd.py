@@ -20,6 +20,11 @@ log = logging.getLogger(__name__)
 TARGETS = ("ships", "ships-seg", "trucks")
 
 
+def share_option(flag: str, help: str):
+    """A ``ships-seg`` augmentation share: a float in [0, 1], default 0 (off)."""
+    return click.option(flag, type=click.FloatRange(0, 1), default=0.0, show_default=True, help=help)
+
+
 class _TrainGroup(click.Group):
     """``harborwatch train --data ...`` without a target trains the ship model, as before targets existed."""
 
@@ -282,13 +287,7 @@ def trucks_cmd(
     show_default=True,
     help="Optimiser steps per model (batches of 16 random --crop px crops).",
 )
-@click.option(
-    "--paste",
-    type=click.FloatRange(0, 1),
-    default=0.0,
-    show_default=True,
-    help="Share of crops given copy-pasted real hulls on open water (rows side by side too).",
-)
+@share_option("--paste", "Share of crops given copy-pasted real hulls on open water (rows side by side too).")
 @click.option(
     "--restart-every",
     "cycle",
@@ -298,26 +297,15 @@ def trucks_cmd(
     help="Cosine learning-rate cycle in steps (warm restarts); 0: one cycle over --steps. "
     "--steps 2400 --restart-every 1200 continues a finished 1200-step run's checkpoints.",
 )
-@click.option(
-    "--haze",
-    type=click.FloatRange(0, 1),
-    default=0.0,
-    show_default=True,
-    help="Share of crops given thin haze (path radiance falling with wavelength, contrast lowered).",
+@share_option(
+    "--haze", "Share of crops given thin haze (path radiance falling with wavelength, contrast lowered)."
 )
-@click.option(
+@share_option(
     "--hull-colour",
-    type=click.FloatRange(0, 1),
-    default=0.0,
-    show_default=True,
-    help="Share of copy-pasted hulls repainted (independent gains per band: red, blue, black hulls).",
+    "Share of copy-pasted hulls repainted (independent gains per band: red, blue, black hulls).",
 )
-@click.option(
-    "--wakes",
-    type=click.FloatRange(0, 1),
-    default=0.0,
-    show_default=True,
-    help="Share of single copy-pasted hulls given a foam wake behind them (not part of the hull).",
+@share_option(
+    "--wakes", "Share of single copy-pasted hulls given a foam wake behind them (not part of the hull)."
 )
 @click.option(
     "--upsample",
