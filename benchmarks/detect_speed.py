@@ -141,9 +141,9 @@ def main() -> None:
     seg = SegShipDetector()
     seg.detect(window)
     auto = AutoShipDetector()
-    auto.detect(window)  # its YOLO predictor starts here, and ultralytics pins torch's threads again
+    auto.detect(window)  # its model loads here (a YOLO predictor would pin torch's threads again)
     torch.set_num_threads(args.threads)
-    rows["default auto (--method auto: yolo on 4 bands)"] = timed(
+    rows[f"default auto (--method auto: {auto.choose(window)} on 4 bands)"] = timed(
         lambda: len(auto.detect(window)), args.repeat
     )
     rows[f"seg, water skipping (--method seg, {seg.model.runtime})"] = timed(

@@ -2,11 +2,11 @@
 # The ship segmentation model's whole leave-cities-out cross-validation in one command: the 5 folds, the
 # final model with its spec, and the CV table (P, R, F1, AP50, recall by length, length MAE, the baseline
 # per fold). Made for a machine with a CUDA GPU and this project installed (`pip install -e .`); the recipe of
-# weights/ships-s2-seg.md (v3: copy-paste, repainted hulls, wakes, three 1,200-step cycles), except that here the
-# repaint and wakes run in every cycle (v3 added them in its third cycle only, for CPU time).
+# weights/ships-s2-seg.md (v4: copy-paste, repainted hulls, wakes, four 1,200-step cycles), except that here the
+# repaint and wakes run in every cycle (v4 added them from its third cycle on, for CPU time).
 #
 #   HARBORWATCH_DATA=/path/to/data bash benchmarks/seg_cv_gpu.sh [OUT]            # default OUT: runs/seg-cv
-#   STEPS=6000 CYCLE=1200 bash benchmarks/seg_cv_gpu.sh runs/seg-long               # longer (lever d)
+#   STEPS=7200 CYCLE=1200 bash benchmarks/seg_cv_gpu.sh runs/seg-long               # longer (lever d)
 #   UPSAMPLE=2 CROP=192 bash benchmarks/seg_cv_gpu.sh runs/seg-5m                   # 5 m grid (lever a)
 #   DEVICE=cpu STEPS=2 CYCLE=0 FOLDS=0 bash benchmarks/seg_cv_gpu.sh /tmp/smoke     # plumbing check, no GPU
 #
@@ -16,7 +16,7 @@ set -euo pipefail
 
 OUT=${1:-runs/seg-cv}
 DEVICE=${DEVICE:-cuda:0}
-STEPS=${STEPS:-3600}
+STEPS=${STEPS:-4800}
 CYCLE=${CYCLE:-1200}
 PASTE=${PASTE:-0.5}
 HULL_COLOUR=${HULL_COLOUR:-0.5}

@@ -132,7 +132,7 @@ def boxes_to_detections(
 
 #: Named weights (under ``detect.core.weights.weights_dir()``) each learned detector loads by default.
 DEFAULT_WEIGHTS: dict[tuple[str, str], str | tuple[str, ...]] = {
-    ("ship", "auto"): ("ships-s2", "ships-s2-seg"),
+    ("ship", "auto"): ("ships-s2-seg",),  # every model ``detect.ships.auto.PREFERENCE`` may run
     ("ship", "seg"): "ships-s2-seg",
     ("ship", "yolo"): "ships-s2",
     ("ship", "yolo-tta"): "ships-s2",

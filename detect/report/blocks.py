@@ -500,10 +500,10 @@ def _model_text(m: ModelInfo) -> str:
         )
     if m.method == "auto":
         return (
-            f"Ship detector `auto`: per scene, the best measured model for its bands (`{m.name}`: YOLO on "
-            "scenes with B04 B03 B02 B08, the hull-segmentation model on any other scene with B08 or true "
-            "colour); each detection's `detector` names the model that ran. Accuracy of both, by input: "
-            "weights/ships-s2-seg.md."
+            f"Ship detector `auto`: per scene, the best measured model for its bands (`{m.name}`: the "
+            "hull-segmentation model on every scene with B08 or true colour; before its v4, YOLO took scenes "
+            "with B04 B03 B02 B08); each detection's `detector` names the model that ran. Accuracy by input, "
+            "and against YOLO: weights/ships-s2-seg.md."
         )
     kind = "Hull-segmentation (U-Net)" if m.method == "seg" else "YOLO"
     parts = [f"{kind} weights `{m.name}`"]

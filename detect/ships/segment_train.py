@@ -130,7 +130,11 @@ def core_target(inst: np.ndarray) -> np.ndarray:
 class TrainingScenes:
     """The cached cities a model trains on, with every labelled hull kept for copy-paste."""
 
-    def __init__(self, cache: Path, cities: Sequence[str], upsample: int = 1) -> None:
+    def __init__(
+        self, cache: Path, cities: Sequence[str], upsample: int = 1, ignore_unlabelled: bool = False
+    ) -> None:
+        if ignore_unlabelled and upsample > 1:
+            raise InputError("ignore_unlabelled works on the 10 m grid only (upsample 1)")
         self.s: dict[str, dict[str, Any]] = {}
         self.hulls: list[tuple[np.ndarray, np.ndarray, tuple[str, ...]]] = []
         for c in cities:
@@ -152,6 +156,10 @@ class TrainingScenes:
                     upsample_array(valid, upsample),
                 )
             img[:, ~valid] = 0
+            ignore = None
+            if ignore_unlabelled:
+                ignore = unlabelled_objects(img, tuple(b for b in SEG_BANDS if b in bands), inst, valid)
+                ignore = ignore if ignore.any() else None
             objs = [sl for sl in ndimage.find_objects(inst) if sl is not None]
             centres = [((s[0].start + s[0].stop) // 2, (s[1].start + s[1].stop) // 2) for s in objs]
             present = tuple(b for b in SEG_BANDS if b in bands)
@@ -177,8 +185,10 @@ class TrainingScenes:
                 mask=(inst > 0).astype(np.uint8),
                 centres=centres,
                 valid=valid,
+                ignore=ignore,
             )
         self.cities = list(self.s)
+        self.has_ignore = any(d["ignore"] is not None for d in self.s.values())
         n = np.array([max(1, len(self.s[c]["centres"])) for c in self.cities], float)
         self.p = np.sqrt(n) / np.sqrt(n).sum()  # big ports drawn more, not in proportion
 
@@ -209,6 +219,81 @@ def water_like(img: np.ndarray, present: Sequence[str]) -> np.ndarray | None:
     if "B08" in present:
         return img[SEG_BANDS.index("B08")] < 0.05
     return None
+
+
+#: Largest blob (10 m pixels) ``unlabelled_objects`` takes for a vessel: 600 px = 0.06 km², beyond any hull.
+UNLABELLED_MAX_PX = 600
+#: ... and longest side of its bounding box: 35 px = 350 m.
+UNLABELLED_MAX_SPAN_PX = 35
+#: Open water (10 m pixels) that must ring such a blob: 10 000 px = 1 km².
+OPEN_WATER_MIN_PX = 10_000
+#: Reflectance by which such a blob must outshine the water around it in at least one band.
+UNLABELLED_CONTRAST = 0.03
+
+
+def unlabelled_objects(
+    img: np.ndarray, present: Sequence[str], inst: np.ndarray, valid: np.ndarray
+) -> np.ndarray:
+    """Bright objects afloat that nobody labelled: blobs of 2–``UNLABELLED_MAX_PX`` non-water pixels (at
+    most ``UNLABELLED_MAX_SPAN_PX`` across) ringed by open water of a square kilometre or more, alone (no
+    other blob within 3 px), brighter than that water by ``UNLABELLED_CONTRAST`` in some band, away from
+    labelled hulls; grown by one pixel.
+
+    sen2ships labels most vessels of ~40 m and up but not every boat, so small craft, unlabelled ships at
+    anchor, buoys and rocks are taught as background; training with ``ignore_unlabelled`` takes them out of
+    the loss. Things joined to land (quays, breakwaters, moored hulls) are not ringed by water and stay
+    negatives, so the confusers a hull detector must learn are kept. Empty without a water estimate."""
+    out = np.zeros(inst.shape, bool)
+    water = water_like(img, present)
+    if water is None:
+        return out
+    water = water & valid
+    solid = (~water & valid).astype(np.uint8)
+    n, lab, stats, _ = cv2.connectedComponentsWithStats(solid, connectivity=8)
+    span = np.maximum(stats[:, cv2.CC_STAT_WIDTH], stats[:, cv2.CC_STAT_HEIGHT])
+    small = (stats[:, cv2.CC_STAT_AREA] >= 2) & (stats[:, cv2.CC_STAT_AREA] <= UNLABELLED_MAX_PX)
+    small &= span <= UNLABELLED_MAX_SPAN_PX  # detached breakwaters are longer than any ship: negatives
+    small[0] = False
+    if not small.any():
+        return out
+    # 8-connected blobs: every valid pixel next to one is water, so only no-data or the scene edge can cut it
+    edge = ~valid.copy()
+    edge[0, :] = edge[-1, :] = edge[:, 0] = edge[:, -1] = True
+    cut = cv2.dilate(edge.astype(np.uint8), np.ones((3, 3), np.uint8)) > 0
+    small[np.unique(lab[cut])] = False
+    small[0] = False
+    # ... and ringed by open water of at least a square kilometre, not by specks of a poor water estimate
+    _, wlab, wstats, _ = cv2.connectedComponentsWithStats(water.astype(np.uint8), connectivity=8)
+    big_water = (wstats[:, cv2.CC_STAT_AREA] >= OPEN_WATER_MIN_PX)[wlab] & water
+    grown = ndimage.grey_dilation(np.where(small[lab], lab, 0), size=(3, 3))
+    ok = np.zeros(n, bool)
+    ok[np.unique(grown[big_water & (grown > 0)])] = True
+    out = (small & ok)[lab]
+    # ... and alone: sun glint, whitecaps and a water estimate failing on rough water break into clusters of
+    # blobs; a blob with another within 3 px is kept as background
+    near, _ = ndimage.label(
+        cv2.dilate(out.astype(np.uint8), np.ones((7, 7), np.uint8)), structure=np.ones((3, 3))
+    )
+    pairs = np.unique(np.stack([near[out], lab[out]]), axis=1)
+    crowded = np.bincount(pairs[0]) > 1
+    out &= ~crowded[near]
+    # ... and brighter than that water in some band (hull, deck, wake), not a dark or textured patch of it
+    ids = np.unique(lab[out])
+    if len(ids):
+        ring = ndimage.grey_dilation(np.where(out, lab, 0), size=(5, 5))
+        ring = np.where(water & ~out, ring, 0)
+        contrast = np.full(len(ids), -np.inf)
+        for i, b in enumerate(SEG_BANDS):
+            if b in present:
+                inside = np.asarray(ndimage.mean(img[i], lab * out, ids))
+                around = np.asarray(ndimage.median(img[i], ring, ids))
+                contrast = np.maximum(contrast, np.nan_to_num(inside - around, nan=-np.inf))
+        dim = np.zeros(n, bool)
+        dim[ids[contrast < UNLABELLED_CONTRAST]] = True
+        out &= ~dim[lab]
+    labelled = cv2.dilate((inst > 0).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
+    out &= ~labelled
+    return cv2.dilate(out.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & ~labelled
 
 
 #: Relative haze (path radiance) per band of ``SEG_BANDS``: scattering falls with wavelength (B02 ... B11).
@@ -382,6 +467,8 @@ def sample(
         mask, core = (inst > 0).astype(np.uint8), core_target(inst)
     else:
         mask, core = d["mask"][sl].copy(), d["core"][sl].copy()
+    # loss weight: 0 on unlabelled objects afloat (``unlabelled_objects``) unless a pasted hull covers them
+    weight = None if d.get("ignore") is None else (~d["ignore"][sl] | (mask > 0)).astype(np.uint8)
     if p_haze and rng.random() < p_haze:
         img = add_haze(img, rng)
     bands = random_bands(d["present"], rng)
@@ -396,15 +483,18 @@ def sample(
         for i in range(3):
             img[i] = tci_to_reflectance(np.round(255 * np.clip(img[i] * gain, 0, 1) ** gamma))
     x = encode(img, bands)
+    y = np.stack([mask, core] if weight is None else [mask, core, weight])
     k = rng.randrange(4)
-    x, mask, core = np.rot90(x, k, (1, 2)), np.rot90(mask, k), np.rot90(core, k)
+    x, y = np.rot90(x, k, (1, 2)), np.rot90(y, k, (1, 2))
     if rng.random() < 0.5:
-        x, mask, core = x[:, :, ::-1], mask[:, ::-1], core[:, ::-1]
-    ph, pw = crop - mask.shape[0], crop - mask.shape[1]
+        x, y = x[:, :, ::-1], y[:, :, ::-1]
+    ph, pw = crop - y.shape[1], crop - y.shape[2]
     if ph or pw:
         x = np.pad(x, ((0, 0), (0, ph), (0, pw)))
-        mask, core = np.pad(mask, ((0, ph), (0, pw))), np.pad(core, ((0, ph), (0, pw)))
-    return np.ascontiguousarray(x), np.stack([mask, core]).astype(np.float32)
+        y = np.pad(y, ((0, 0), (0, ph), (0, pw)))
+    if weight is None and scenes.has_ignore:
+        y = np.concatenate([y, np.ones((1, *y.shape[1:]), y.dtype)])
+    return np.ascontiguousarray(x), y.astype(np.float32)
 
 
 # ------------------------------------------------------------------------------------------ training
@@ -423,6 +513,8 @@ class SegTrainConfig:
     #: Shares of pasted hulls repainted (``hull_colour``) and of single ones given a wake (``add_wake``).
     p_colour: float = 0.0
     p_wake: float = 0.0
+    #: Leave unlabelled objects afloat (``unlabelled_objects``) out of the loss, not taught as water.
+    ignore_unlabelled: bool = False
     checkpoint_every: int = 50
     #: Cosine learning-rate cycle length in steps (warm restarts, SGDR); 0: one cycle over all ``steps``.
     #: With ``cycle`` = the steps of a finished run, a longer run resumes from that run's checkpoint.
@@ -437,12 +529,18 @@ class SegTrainConfig:
 
 
 def loss_fn(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Weighted BCE (hulls are rare) plus soft Dice, on both the hull and the core map."""
+    """Weighted BCE (hulls are rare) plus soft Dice, on both the hull and the core map. A third target
+    channel, when there, is a per-pixel weight (0: left out of both terms)."""
     pos = torch.tensor([3.0, 3.0]).view(1, 2, 1, 1)
-    bce = F.binary_cross_entropy_with_logits(logits, y, pos_weight=pos)
-    p = torch.sigmoid(logits)
+    if y.shape[1] == 3:
+        w, y = y[:, 2:3], y[:, :2]
+    else:
+        w = torch.ones_like(y[:, :1])
+    bce = F.binary_cross_entropy_with_logits(logits, y, pos_weight=pos, reduction="none")
+    bce = (bce * w).sum() / (2 * w.sum()).clamp(min=1.0)
+    p = torch.sigmoid(logits) * w
     inter = (p * y).sum((0, 2, 3))
-    den = (p + y).sum((0, 2, 3))
+    den = (p + y * w).sum((0, 2, 3))
     return bce + 1 - ((2 * inter + 1) / (den + 1)).mean()
 
 
@@ -480,7 +578,7 @@ def train(
         log.info("%s: resumed at step %d", out, step)
     if step >= cfg.steps:
         return model.eval()
-    scenes = TrainingScenes(cache, cities, upsample=cfg.upsample)
+    scenes = TrainingScenes(cache, cities, upsample=cfg.upsample, ignore_unlabelled=cfg.ignore_unlabelled)
     model.to(device).train()
     t0, run = time.time(), 0.0
     while step < cfg.steps:

@@ -329,6 +329,12 @@ def trucks_cmd(
     show_default=True,
     help="U-Net channels at full resolution (doubling per level).",
 )
+@click.option(
+    "--ignore-unlabelled",
+    is_flag=True,
+    help="Leave small bright objects ringed by open water that carry no label (boats sen2ships did not "
+    "label) out of the loss instead of teaching them as water.",
+)
 @click.option("--folds", default="", help="Comma-separated fold numbers to run (default: all).")
 @click.option("--no-final", is_flag=True, help="Only run the cross-validation folds.")
 @click.option(
@@ -350,6 +356,7 @@ def train_seg_cmd(
     upsample: int,
     crop: int,
     base: int,
+    ignore_unlabelled: bool,
     folds: str,
     no_final: bool,
     rescore: bool,
@@ -378,6 +385,7 @@ def train_seg_cmd(
         cycle=cycle,
         upsample=upsample,
         crop=crop,
+        ignore_unlabelled=ignore_unlabelled,
     )
     only = [int(f) for f in folds.split(",") if f.strip()] or None
     summary = (

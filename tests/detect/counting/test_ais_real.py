@@ -2,8 +2,8 @@
 contact of the tile at image time that lies in them (tests/fixtures/ais, made by tools/make_ais_fixtures.py;
 the whole data set: benchmarks/ais_match_eotdl.py, docs/ais.md).
 
-The matching tests run on the detections the default detector gave on these windows (detections.geojson),
-so a new detector does not move them; the last test checks the detector still gives those detections.
+The matching tests run on the detections the YOLO model (the default detector then) gave on these windows
+(detections.geojson), so a new detector does not move them; the last test checks YOLO still gives them.
 """
 
 from __future__ import annotations
@@ -121,11 +121,13 @@ def test_the_ferry_lies_behind_its_ais_position(real):
     assert m.mmsi == 219000836 and m.along_m < -100 and abs(m.across_m) <= 5
 
 
-def test_the_default_detector_still_finds_these_detections():
+def test_the_detector_that_made_them_still_finds_these_detections():
+    # the YOLO model (the default until v4 of the segmentation model) made detections.geojson
     from detect.detectors import detect_paths
 
     stored = load_detections()
-    found, _ = detect_paths(sorted(FIXTURES.glob("eotdl_*.tif")), classes=("ship",), method="auto")
+    assert {d.detector.split(":")[0] for ds in stored.values() for d in ds} == {"yolo"}
+    found, _ = detect_paths(sorted(FIXTURES.glob("eotdl_*.tif")), classes=("ship",), method="yolo")
     for scene, want in stored.items():
         got = [d for d in found if d.scene == scene]
         close = [
