@@ -106,7 +106,7 @@ def main() -> None:
             ),
             ("batch, LocalCluster 1 worker × 2 threads", lambda: batched(1, 2, args.method)),
         ]
-        if args.method in ("yolo", "auto"):
+        if args.method == "yolo":
             cases.append(
                 (f"batch, {args.workers} workers, onnxruntime (yolo-onnx)",
                  lambda: batched(args.workers, 1, "yolo-onnx"))

@@ -236,8 +236,8 @@ def unlabelled_objects(
 ) -> np.ndarray:
     """Bright objects afloat that nobody labelled: blobs of 2–``UNLABELLED_MAX_PX`` non-water pixels (at
     most ``UNLABELLED_MAX_SPAN_PX`` across) ringed by open water of a square kilometre or more, alone (no
-    other blob within 3 px), brighter than that water by ``UNLABELLED_CONTRAST`` in some band, away from
-    labelled hulls; grown by one pixel.
+    other blob, labelled hulls included, within 6 px), brighter than that water by ``UNLABELLED_CONTRAST``
+    in some band, and not touched by a label; grown by one pixel, never onto a labelled hull's edge.
 
     sen2ships labels most vessels of ~40 m and up but not every boat, so small craft, unlabelled ships at
     anchor, buoys and rocks are taught as background; training with ``ignore_unlabelled`` takes them out of
@@ -269,8 +269,10 @@ def unlabelled_objects(
     ok = np.zeros(n, bool)
     ok[np.unique(grown[big_water & (grown > 0)])] = True
     out = (small & ok)[lab]
+    if not out.any():
+        return out
     # ... and alone: sun glint, whitecaps and a water estimate failing on rough water break into clusters of
-    # blobs; a blob with another within 3 px is kept as background
+    # blobs; a blob with another within 6 px (each grown by 3) is kept as background
     near, _ = ndimage.label(
         cv2.dilate(out.astype(np.uint8), np.ones((7, 7), np.uint8)), structure=np.ones((3, 3))
     )
@@ -291,6 +293,7 @@ def unlabelled_objects(
         dim = np.zeros(n, bool)
         dim[ids[contrast < UNLABELLED_CONTRAST]] = True
         out &= ~dim[lab]
+    out &= ~np.isin(lab, np.unique(lab[inst > 0]))  # a blob a label touches is that ship (hull, wake)
     labelled = cv2.dilate((inst > 0).astype(np.uint8), np.ones((5, 5), np.uint8)) > 0
     out &= ~labelled
     return cv2.dilate(out.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & ~labelled
@@ -483,6 +486,8 @@ def sample(
         for i in range(3):
             img[i] = tci_to_reflectance(np.round(255 * np.clip(img[i] * gain, 0, 1) ** gamma))
     x = encode(img, bands)
+    if weight is None and scenes.has_ignore:
+        weight = np.ones_like(mask)
     y = np.stack([mask, core] if weight is None else [mask, core, weight])
     k = rng.randrange(4)
     x, y = np.rot90(x, k, (1, 2)), np.rot90(y, k, (1, 2))
@@ -491,9 +496,7 @@ def sample(
     ph, pw = crop - y.shape[1], crop - y.shape[2]
     if ph or pw:
         x = np.pad(x, ((0, 0), (0, ph), (0, pw)))
-        y = np.pad(y, ((0, 0), (0, ph), (0, pw)))
-    if weight is None and scenes.has_ignore:
-        y = np.concatenate([y, np.ones((1, *y.shape[1:]), y.dtype)])
+        y = np.pad(y, ((0, 0), (0, ph), (0, pw)))  # padding: no hull, and no weight where there is a weight
     return np.ascontiguousarray(x), y.astype(np.float32)
 
 

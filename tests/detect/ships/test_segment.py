@@ -260,6 +260,29 @@ def test_unlabelled_objects_are_lone_bright_things_afloat_not_quays_breakwaters_
     assert not unlabelled_objects(img, ("B02", "B04"), inst, valid).any(), "no water estimate, no ignore"
 
 
+def test_unlabelled_objects_cut_by_the_edge_in_a_pond_or_in_a_crowd_stay_negatives():
+    from detect.ships.segment_train import unlabelled_objects
+
+    img, inst, valid = _harbour()
+    _put(img, slice(150, 160), slice(80, 83))  # cut by the scene's edge
+    img[:, 4:16, 100:140] = img[:, 60:61, 60:61]  # a pond (480 px of water) inside the land ...
+    _put(img, slice(9, 11), slice(115, 120))  # ... with a bright blob in it
+    _put(img, slice(60, 62), slice(40, 43))  # two blobs 5 px apart: a crowd
+    _put(img, slice(60, 62), slice(48, 51))
+    _put(img, slice(100, 102), slice(40, 43))  # two blobs 8 px apart: each alone
+    _put(img, slice(100, 102), slice(51, 54))
+    ign = unlabelled_objects(img, SEG_BANDS, inst, valid)
+    assert not ign[145:].any() and not ign[:20].any() and not ign[55:67].any()
+    assert ign[100, 41] and ign[100, 52]
+    lone, inst0, valid0 = _harbour()
+    _put(lone, slice(150, 160), slice(80, 83))  # the scene's only blob, cut by the edge: nothing, no error
+    assert not unlabelled_objects(lone, SEG_BANDS, inst0, valid0).any()
+    # a blob a label touches is that ship, even where it reaches past the label (a wake)
+    _put(img, slice(130, 132), slice(100, 120))
+    inst[130:132, 100:108] = 1
+    assert not unlabelled_objects(img, SEG_BANDS, inst, valid)[125:137, 95:125].any()
+
+
 def test_ignored_pixels_carry_no_loss_and_full_weights_give_the_plain_loss():
     from detect.ships.segment_train import loss_fn
 
@@ -267,6 +290,13 @@ def test_ignored_pixels_carry_no_loss_and_full_weights_give_the_plain_loss():
     logits = torch.randn(2, 2, 16, 16, generator=g)
     y = (torch.rand(2, 2, 16, 16, generator=g) > 0.8).float()
     ones = torch.ones(2, 1, 16, 16)
+    # the loss before weights: BCE (positive weight 3) averaged over every pixel plus soft Dice per map
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(
+        logits, y, pos_weight=torch.tensor([3.0, 3.0]).view(1, 2, 1, 1)
+    )
+    p = torch.sigmoid(logits)
+    dice = ((2 * (p * y).sum((0, 2, 3)) + 1) / ((p + y).sum((0, 2, 3)) + 1)).mean()
+    assert torch.allclose(loss_fn(logits, y), bce + 1 - dice)
     assert torch.allclose(loss_fn(logits, torch.cat([y, ones], 1)), loss_fn(logits, y))
     w = ones.clone()
     w[:, :, :8] = 0
@@ -277,7 +307,7 @@ def test_ignored_pixels_carry_no_loss_and_full_weights_give_the_plain_loss():
     assert not torch.allclose(a, loss_fn(other, y))
 
 
-def test_training_with_ignore_unlabelled_runs_and_marks_the_targets(tmp_path):
+def test_training_with_ignore_unlabelled_runs_and_marks_the_targets(tmp_path, monkeypatch):
     import random
 
     from detect.ships.segment_train import TrainingScenes, sample
@@ -297,8 +327,15 @@ def test_training_with_ignore_unlabelled_runs_and_marks_the_targets(tmp_path):
     cfg = SegTrainConfig(
         steps=2, batch=2, crop=32, base=4, depth=2, checkpoint_every=2, ignore_unlabelled=True
     )
+    import detect.ships.segment_train as st
+
+    seen = []
+    real_loss = st.loss_fn
+    monkeypatch.setattr(st, "unlabelled_objects", lambda img, present, inst, valid: inst == 0)
+    monkeypatch.setattr(st, "loss_fn", lambda logits, y: seen.append(y.shape[1]) or real_loss(logits, y))
     train(cache, cities, tmp_path / "ign", cfg)
     assert (tmp_path / "ign" / "model.pt").is_file()
+    assert seen == [3, 3], "the weighted loss ran"
 
 
 # -- the shipped weights ------------------------------------------------------------------------------
