@@ -156,13 +156,13 @@ class TrainingScenes:
                     upsample_array(valid, upsample),
                 )
             img[:, ~valid] = 0
+            present = tuple(b for b in SEG_BANDS if b in bands)
             ignore = None
             if ignore_unlabelled:
-                ignore = unlabelled_objects(img, tuple(b for b in SEG_BANDS if b in bands), inst, valid)
+                ignore = unlabelled_objects(img, present, inst, valid)
                 ignore = ignore if ignore.any() else None
             objs = [sl for sl in ndimage.find_objects(inst) if sl is not None]
             centres = [((s[0].start + s[0].stop) // 2, (s[1].start + s[1].stop) // 2) for s in objs]
-            present = tuple(b for b in SEG_BANDS if b in bands)
             water = water_like(img, present)
             coast = np.zeros((0, 2), np.int32)
             if water is not None:  # land within 2 px of water: quays, breakwaters, bridges, beaches
