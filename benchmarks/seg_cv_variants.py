@@ -6,11 +6,13 @@ has, water check on), each fold's threshold chosen again on its own two inner ci
 - ``--cv-dir A --cv-dir B``: a snapshot ensemble, the hull and core probabilities of A's and B's fold models
   averaged (e.g. the 1,200-step and 2,400-step snapshots of one warm-restart run);
 - ``--average-weights``: the fold models' weights averaged instead (one network, no extra inference time);
+- ``--views 2|4|8``: test-time augmentation, probabilities averaged over the identity and its transpose (2),
+  the four flips (4) or all eight rotations and flips (8) of every tile, at that many times the inference;
 - every variant is scored with the threshold grid of training (0.3 … 0.95) and with a finer top end
   (… 0.96, 0.97, 0.98, 0.985, 0.99, 0.995), because the score saturates near 1.
 
     python benchmarks/seg_cv_variants.py --cv-dir RUNS/cvC [--cv-dir RUNS/cvB] [--average-weights]
-        [--folds 0,1] [--data SEN2SHIPS_TRAINVAL] [--threads 1]
+        [--views 4] [--folds 0,1] [--data SEN2SHIPS_TRAINVAL] [--threads 1]
 """
 
 from __future__ import annotations
@@ -42,17 +44,48 @@ FINE = tuple(sorted(set(THRESHOLDS) | {0.96, 0.97, 0.98, 0.985, 0.99, 0.995}))
 GRIDS = {"training grid (0.3-0.95)": THRESHOLDS, "finer top (to 0.995)": FINE}
 
 
-class EnsembleModel(SegModel):
-    """Several networks of one architecture; probabilities averaged."""
+#: Test-time views (mirror columns, mirror rows, transpose) by ``--views``.
+VIEWS = {
+    1: ((False, False, False),),
+    2: ((False, False, False), (False, False, True)),
+    4: ((False, False, False), (True, False, False), (False, True, False), (True, True, False)),
+    8: tuple((c, r, t) for c in (False, True) for r in (False, True) for t in (False, True)),
+}
 
-    def __init__(self, nets: list[UNet], spec: SegSpec) -> None:
+
+def to_view(a: torch.Tensor, view: tuple[bool, bool, bool]) -> torch.Tensor:
+    """(…, H, W) tensor seen in ``view``: columns mirrored, rows mirrored, then transposed."""
+    cols, rows, transpose = view
+    if cols:
+        a = a.flip(-1)
+    if rows:
+        a = a.flip(-2)
+    return a.transpose(-1, -2) if transpose else a
+
+
+def from_view(a: torch.Tensor, view: tuple[bool, bool, bool]) -> torch.Tensor:
+    """Undo ``to_view`` (transpose first, then the mirrors)."""
+    cols, rows, transpose = view
+    if transpose:
+        a = a.transpose(-1, -2)
+    if rows:
+        a = a.flip(-2)
+    return a.flip(-1) if cols else a
+
+
+class EnsembleModel(SegModel):
+    """Several networks of one architecture, each run on every test-time view; probabilities averaged."""
+
+    def __init__(self, nets: list[UNet], spec: SegSpec, views: int = 1) -> None:
         super().__init__(nets[0], spec)
         self.nets = [n.eval() for n in nets]
+        self.views = VIEWS[views]
 
     @torch.no_grad()
     def _forward(self, x: np.ndarray) -> np.ndarray:
         t = torch.from_numpy(np.ascontiguousarray(x, np.float32))
-        return torch.stack([torch.sigmoid(n(t))[0] for n in self.nets]).mean(0).numpy()
+        probs = [from_view(torch.sigmoid(n(to_view(t, v)))[0], v) for n in self.nets for v in self.views]
+        return torch.stack(probs).mean(0).numpy()
 
 
 def load_net(path: Path, base: int) -> UNet:
@@ -73,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cv-dir", action="append", required=True, type=Path)
     ap.add_argument("--average-weights", action="store_true")
+    ap.add_argument("--views", type=int, choices=sorted(VIEWS), default=1, help="test-time views per tile")
     ap.add_argument("--folds", default="0,1,2,3,4")
     ap.add_argument("--base", type=int, default=16)
     ap.add_argument("--data", default=None)
@@ -100,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         nets = [average_weights(paths, a.base)] if a.average_weights else [load_net(p, a.base) for p in paths]
         t0 = time.perf_counter()
         scored = plan[f]["inner"] + plan[f]["held_out"]
-        found = detect_cities(EnsembleModel(nets, spec), data, scored, VARIANTS["default"], truth)
+        found = detect_cities(EnsembleModel(nets, spec, a.views), data, scored, VARIANTS["default"], truth)
         for g, grid in GRIDS.items():
             inner = [c for c in plan[f]["inner"] if c in found]
             th, _ = best_threshold({t: [scene_record(*found[c], t) for c in inner] for t in grid})
@@ -113,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
     what = " + ".join(d.name for d in a.cv_dir) + (" (weights averaged)" if a.average_weights else "")
+    what += f", {a.views} views" if a.views > 1 else ""
     head = "| P | R | F1 | AP50 | R < 80 m | R 80–150 m | R > 150 m | length MAE |"
     print(f"\n| {what} | threshold grid {head}")
     print("|---|---|---|---|---|---|---|---|---|---|")
