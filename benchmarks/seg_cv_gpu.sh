@@ -2,8 +2,8 @@
 # The ship segmentation model's whole leave-cities-out cross-validation in one command: the 5 folds, the
 # final model with its spec, and the CV table (P, R, F1, AP50, recall by length, length MAE, the baseline
 # per fold). Made for a machine with a CUDA GPU and this project installed (`pip install -e .`); the recipe of
-# weights/ships-s2-seg.md (v4: copy-paste, repainted hulls, wakes, four 1,200-step cycles), except that here the
-# repaint and wakes run in every cycle (v4 added them from its third cycle on, for CPU time).
+# weights/ships-s2-seg.md (v5: copy-paste, repainted hulls, wakes, five 1,200-step cycles), except that here the
+# repaint and wakes run in every cycle (v3-v5 added them from the third cycle on, for CPU time).
 #
 #   HARBORWATCH_DATA=/path/to/data bash benchmarks/seg_cv_gpu.sh [OUT]            # default OUT: runs/seg-cv
 #   STEPS=7200 CYCLE=1200 bash benchmarks/seg_cv_gpu.sh runs/seg-long               # longer (lever d)
@@ -16,7 +16,7 @@ set -euo pipefail
 
 OUT=${1:-runs/seg-cv}
 DEVICE=${DEVICE:-cuda:0}
-STEPS=${STEPS:-4800}
+STEPS=${STEPS:-6000}
 CYCLE=${CYCLE:-1200}
 PASTE=${PASTE:-0.5}
 HULL_COLOUR=${HULL_COLOUR:-0.5}

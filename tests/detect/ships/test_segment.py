@@ -360,9 +360,9 @@ def recall(dets, truths) -> float:
 def test_shipped_seg_model_finds_ships_moored_side_by_side(shipped: SegShipDetector) -> None:
     # A floor on a real chip of 12 vessels moored side by side at Honolulu (a training city of the
     # shipped model, so this pins the inference path, not accuracy: see weights/ships-s2-seg.md). Scored
-    # at 0.5, below the spec's threshold (0.95, chosen inside each CV fold), where model b1badf61… (v4) finds
-    # 4 of 12 (2 at its threshold; v3 7269d0b9… and v2 3cf418bb… 4 and 1; v1 2e85ea02… 5 and 3, though it
-    # scored lower in CV); a broken path (bands, scaling, instance split) finds none.
+    # at 0.5, below the spec's threshold (0.95, chosen inside each CV fold), where model 5662fe7f… (v5) finds
+    # 4 of 12 (2 at its threshold; v4 b1badf61… 4 and 2; v3 7269d0b9… and v2 3cf418bb… 4 and 1; v1 2e85ea02…
+    # 5 and 3, though it scored lower in CV); a broken path (bands, scaling, instance split) finds none.
     dets = shipped.detect(open_raster(CHIPS / "honolulu_chip.tif"), conf=0.5)
     assert recall(dets, honolulu_truths()) >= SEG_RECALL_FLOOR
     assert all(d.properties["length_source"] == "pixels" for d in dets)
@@ -373,7 +373,7 @@ def test_shipped_seg_model_finds_ships_moored_side_by_side(shipped: SegShipDetec
 @pytest.mark.parametrize("bands", [("B08",), ("B04", "B03", "B02"), ("B02", "B08")])
 def test_shipped_seg_model_runs_on_partial_band_sets(shipped: SegShipDetector, bands) -> None:
     window = open_raster(CHIPS / "honolulu_chip.tif", list(bands))
-    dets = shipped.detect(window, conf=0.5)  # v4 b1badf61… finds 4, 6, 3 of 12 at 0.5 (v3: 5, 4, 3)
+    dets = shipped.detect(window, conf=0.5)  # v5 5662fe7f… finds 3, 5, 3 of 12 at 0.5 (v4: 4, 6, 3)
     assert dets and recall(dets, honolulu_truths()) >= 0.25
     assert dets[0].detector == f"seg:ships-s2-seg[{'+'.join(b for b in SEG_BANDS if b in bands)}]"
 
@@ -382,7 +382,7 @@ def test_shipped_seg_model_runs_on_partial_band_sets(shipped: SegShipDetector, b
 def test_a_scene_with_only_b02_b08_b11_works(shipped: SegShipDetector) -> None:
     window = open_raster(CHIPS / "honolulu_b02_b08_b11.tif")
     assert shipped.detect(window)  # detections at the model's threshold, not an error
-    dets = shipped.detect(window, conf=0.5)  # v4 b1badf61… finds 3 of 12 at 0.5 (v3 7269d0b9… and v2: 4)
+    dets = shipped.detect(window, conf=0.5)  # v5 5662fe7f… and v4 find 3 of 12 at 0.5 (v3: 4)
     assert recall(dets, honolulu_truths()) >= 0.25
     assert dets[0].properties["model_bands"] == "B02+B08+B11"
 
