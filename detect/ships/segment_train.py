@@ -443,9 +443,11 @@ def sample(
     p_haze: float = 0.0,
     p_colour: float = 0.0,
     p_wake: float = 0.0,
+    p_hard: float = 0.0,
 ):
     """One training crop: (encoded input (2·bands, crop, crop), targets (hull, core)). Crops centre on a
-    labelled ship (``p_ship``), on the land edge of water (``p_coast``: the quays, breakwaters and
+    labelled ship (``p_ship``), on one of the model's own false ships in this city (``p_hard``: hard
+    negatives, ``mine_hard_negatives``), on the land edge of water (``p_coast``: the quays, breakwaters and
     bridges a hull detector confuses with ships) or anywhere."""
     c = scenes.cities[np.searchsorted(np.cumsum(scenes.p), rng.random() * 0.999999)]
     d = scenes.s[c]
@@ -455,7 +457,11 @@ def sample(
         cy, cx = d["centres"][rng.randrange(len(d["centres"]))]
         y0 = cy - crop // 2 + rng.randint(-crop // 3, crop // 3)
         x0 = cx - crop // 2 + rng.randint(-crop // 3, crop // 3)
-    elif len(d["coast"]) and r < p_ship + p_coast:
+    elif len(d.get("hard", ())) and r < p_ship + p_hard:
+        cy, cx = d["hard"][rng.randrange(len(d["hard"]))]
+        y0 = int(cy) - crop // 2 + rng.randint(-crop // 4, crop // 4)
+        x0 = int(cx) - crop // 2 + rng.randint(-crop // 4, crop // 4)
+    elif len(d["coast"]) and r < p_ship + p_hard + p_coast:
         cy, cx = d["coast"][rng.randrange(len(d["coast"]))]
         y0, x0 = int(cy) - crop // 2, int(cx) - crop // 2
     else:
@@ -500,6 +506,68 @@ def sample(
     return np.ascontiguousarray(x), y.astype(np.float32)
 
 
+# ------------------------------------------------------------------------------------ hard negatives
+#: Instance score at or above which the model's own unlabelled detections count as hard negatives.
+HARD_MIN_SCORE = 0.5
+#: A detection within this many pixels of a labelled hull is that ship (or its wake), not a false one.
+HARD_LABEL_REACH_PX = 2
+
+
+def mine_hard_negatives(
+    model: UNet, scenes: TrainingScenes, device: str = "cpu", min_score: float = HARD_MIN_SCORE
+) -> dict[str, list[list[int]]]:
+    """{city: [[row, col], ...]}: centres of the hulls ``model`` finds on its own training scenes (all
+    their bands, the detector's instance rule) with score >= ``min_score`` that touch no labelled hull
+    within ``HARD_LABEL_REACH_PX``: the breakwater heads, surf, islets, roofs and vegetation it takes for
+    ships. Unlabelled real boats are among them too (sen2ships labels ships of ~40 m and up)."""
+    from detect.ships.segment import SegModel, SegSpec, instances
+
+    spec = SegSpec(name="mining")
+    seg = SegModel(model, spec, device)
+    k = 2 * HARD_LABEL_REACH_PX + 1
+    out: dict[str, list[list[int]]] = {}
+    for c in scenes.cities:
+        d = scenes.s[c]
+        prob = seg.probabilities(encode(d["img"], d["present"]), keep=d["valid"])
+        near = cv2.dilate(d["mask"], np.ones((k, k), np.uint8)) > 0
+        out[c] = [
+            [int(inst.rows.mean()), int(inst.cols.mean())]
+            for inst in instances(prob, spec)
+            if inst.score >= min_score and not near[inst.rows, inst.cols].any()
+        ]
+    return out
+
+
+def use_hard_negatives(
+    model: UNet, scenes: TrainingScenes, out: Path, step: int, cfg: SegTrainConfig, device: str = "cpu"
+) -> None:
+    """Give each scene its hard negatives (``scene["hard"]``): read from ``out/hard_negatives.json`` when
+    they were mined in this learning-rate cycle (a resumed run draws the same ones), else mined now from
+    ``model`` and saved. At step 0 there is no trained model to mine from, and nothing is mined."""
+    from imagery.atomic import atomic_write_json
+
+    path = out / "hard_negatives.json"
+    cycle = (lambda s: s // cfg.cycle) if cfg.cycle else (lambda s: 0)
+    mined = None
+    if path.is_file():
+        try:
+            saved = json.loads(path.read_text())
+            if cycle(int(saved["step"])) == cycle(step):
+                mined = saved["cities"]
+        except (OSError, ValueError, KeyError, TypeError):
+            mined = None  # unreadable: mine again
+    if mined is None:
+        if step == 0:
+            log.warning("%s: no trained checkpoint to mine hard negatives from; training without them", out)
+            return
+        mined = mine_hard_negatives(model, scenes, device)
+        atomic_write_json(path, {"step": step, "min_score": HARD_MIN_SCORE, "cities": mined})
+        log.info("%s: %d hard negatives mined at step %d", out, sum(map(len, mined.values())), step)
+    for c, pts in mined.items():
+        if c in scenes.s:
+            scenes.s[c]["hard"] = np.asarray(pts, np.int32).reshape(-1, 2)
+
+
 # ------------------------------------------------------------------------------------------ training
 @dataclass(frozen=True)
 class SegTrainConfig:
@@ -518,6 +586,10 @@ class SegTrainConfig:
     p_wake: float = 0.0
     #: Leave unlabelled objects afloat (``unlabelled_objects``) out of the loss, not taught as water.
     ignore_unlabelled: bool = False
+    #: Share of crops centred on the model's own false ships in its training cities (hard negatives),
+    #: mined from the checkpoint a run continues, again at the start of each ``cycle``; taken from the
+    #: crops drawn anywhere. 0: off. Needs a trained checkpoint to continue (nothing is mined at step 0).
+    p_hard: float = 0.0
     checkpoint_every: int = 50
     #: Cosine learning-rate cycle length in steps (warm restarts, SGDR); 0: one cycle over all ``steps``.
     #: With ``cycle`` = the steps of a finished run, a longer run resumes from that run's checkpoint.
@@ -582,6 +654,8 @@ def train(
     if step >= cfg.steps:
         return model.eval()
     scenes = TrainingScenes(cache, cities, upsample=cfg.upsample, ignore_unlabelled=cfg.ignore_unlabelled)
+    if cfg.p_hard > 0:
+        use_hard_negatives(model, scenes, out, step, cfg, device)
     model.to(device).train()
     t0, run = time.time(), 0.0
     while step < cfg.steps:
@@ -597,6 +671,7 @@ def train(
                     p_haze=cfg.p_haze,
                     p_colour=cfg.p_colour,
                     p_wake=cfg.p_wake,
+                    p_hard=cfg.p_hard,
                 )
                 for _ in range(cfg.batch)
             ),

@@ -335,6 +335,11 @@ def trucks_cmd(
     help="Leave small bright objects ringed by open water that carry no label (boats sen2ships did not "
     "label) out of the loss instead of teaching them as water.",
 )
+@share_option(
+    "--hard-negatives",
+    "Share of crops centred on the model's own false ships in its training cities, mined from the "
+    "checkpoint a run continues at the start of each cycle (pair with --steps/--restart-every).",
+)
 @click.option("--folds", default="", help="Comma-separated fold numbers to run (default: all).")
 @click.option("--no-final", is_flag=True, help="Only run the cross-validation folds.")
 @click.option(
@@ -357,6 +362,7 @@ def train_seg_cmd(
     crop: int,
     base: int,
     ignore_unlabelled: bool,
+    hard_negatives: float,
     folds: str,
     no_final: bool,
     rescore: bool,
@@ -386,6 +392,7 @@ def train_seg_cmd(
         upsample=upsample,
         crop=crop,
         ignore_unlabelled=ignore_unlabelled,
+        p_hard=hard_negatives,
     )
     only = [int(f) for f in folds.split(",") if f.strip()] or None
     summary = (

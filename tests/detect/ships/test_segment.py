@@ -140,6 +140,94 @@ def test_longer_training_with_warm_restarts_continues_a_finished_run(tmp_path):
     assert learning_rate(longer, 1) < learning_rate(longer, 2) > learning_rate(longer, 3)
 
 
+def test_hard_negatives_are_the_models_detections_away_from_labelled_hulls(tmp_path, monkeypatch):
+    from detect.ships import segment
+    from detect.ships.segment_train import TrainingScenes, mine_hard_negatives
+
+    cache = tmp_path / "scenes"
+    cities = prepare(FIXTURES / "ships_train", cache)
+    scenes = TrainingScenes(cache, cities)
+    d = scenes.s["algiers"]
+    h, w = d["mask"].shape
+    rows, cols = np.nonzero(d["mask"])
+    r0, c0 = int(rows[len(rows) // 2]), int(cols[len(rows) // 2])  # a labelled hull pixel
+    assert 1 <= r0 < h - 1 and 1 <= c0 < w - 1
+    clear = np.argwhere(cv2_dilate(d["mask"], 25) == 0)
+    clear = clear[(clear.min(1) >= 5) & (clear[:, 0] < h - 5) & (clear[:, 1] < w - 5)]  # away from the edges
+    far, faint = clear[0], clear[-1]
+    prob = np.zeros((2, h, w), np.float32)
+    prob[:, r0 - 1 : r0 + 2, c0 - 1 : c0 + 2] = 0.99  # a confident hull on a labelled ship
+    prob[0, faint[0] - 1 : faint[0] + 2, faint[1] - 1 : faint[1] + 2] = 0.52  # hull only: score ~0.26
+    monkeypatch.setattr(segment.SegModel, "probabilities", lambda self, x, keep=None: prob.copy())
+    mined = mine_hard_negatives(segment.UNet(base=4, depth=2), scenes)
+    assert mined == {"algiers": []}, "the hull on a label is that ship; the faint one scores under 0.5"
+    prob[:, far[0] - 1 : far[0] + 2, far[1] - 1 : far[1] + 2] = 0.99
+    mined = mine_hard_negatives(segment.UNet(base=4, depth=2), scenes)
+    assert mined == {"algiers": [[int(far[0]), int(far[1])]]}  # a confident hull far from every label
+
+
+def cv2_dilate(mask: np.ndarray, k: int) -> np.ndarray:
+    import cv2
+
+    return cv2.dilate(mask.astype(np.uint8), np.ones((k, k), np.uint8))
+
+
+def test_hard_negative_crops_centre_on_them_and_are_mined_once_per_cycle(tmp_path, monkeypatch):
+    import random
+
+    import detect.ships.segment_train as st
+
+    cache = tmp_path / "scenes"
+    cities = prepare(FIXTURES / "ships_train", cache)
+    scenes = st.TrainingScenes(cache, cities)
+    d = scenes.s["algiers"]
+    h, w = d["mask"].shape
+    marker = (h // 2, w - 10)
+    d["img"][:] = 0.0
+    d["img"][:, marker[0], marker[1]] = 1.0  # bright in every band: ≥ √0.3 × 3 after gain and 8-bit clipping
+    d["hard"] = np.array([marker], np.int32)
+    for seed in range(6):
+        x, _ = st.sample(scenes, random.Random(seed), 32, p_ship=0.0, p_hard=1.0)
+        assert x[: len(st.SEG_BANDS)].max() > 1.0, "the hard negative lies in the crop (water ~0.3)"
+    calls = []
+
+    def fake_mine(model, scenes, device="cpu"):
+        calls.append(1)
+        return {"algiers": [[3, 4]]}
+
+    monkeypatch.setattr(st, "mine_hard_negatives", fake_mine)
+    cfg = SegTrainConfig(steps=4, batch=2, crop=32, base=4, depth=2, checkpoint_every=2, cycle=2, p_hard=0.5)
+    fresh = st.TrainingScenes(cache, cities)
+    st.use_hard_negatives(None, fresh, tmp_path, 0, cfg)  # step 0: no trained model to mine from
+    assert not calls and "hard" not in fresh.s["algiers"] and not (tmp_path / "hard_negatives.json").exists()
+    st.use_hard_negatives(None, fresh, tmp_path, 2, cfg)
+    assert calls == [1] and fresh.s["algiers"]["hard"].tolist() == [[3, 4]]
+    st.use_hard_negatives(None, fresh, tmp_path, 3, cfg)  # resumed inside the same cycle: read back
+    assert calls == [1]
+    st.use_hard_negatives(None, fresh, tmp_path, 4, cfg)  # the next cycle mines again
+    assert calls == [1, 1]
+    (tmp_path / "hard_negatives.json").write_text("{not json")
+    st.use_hard_negatives(None, fresh, tmp_path, 5, cfg)  # unreadable: mined again, not a crash
+    assert calls == [1, 1, 1]
+
+
+def test_continued_training_with_hard_negatives_mines_from_its_checkpoint(tmp_path):
+    import json
+
+    cache = tmp_path / "scenes"
+    cities = prepare(FIXTURES / "ships_train", cache)
+    short = SegTrainConfig(steps=2, batch=2, crop=32, base=4, depth=2, checkpoint_every=2)
+    longer = SegTrainConfig(
+        steps=4, batch=2, crop=32, base=4, depth=2, checkpoint_every=2, cycle=2, p_hard=0.3
+    )
+    train(cache, cities, tmp_path / "run", short)
+    assert not (tmp_path / "run" / "hard_negatives.json").exists()
+    train(cache, cities, tmp_path / "run", longer)
+    saved = json.loads((tmp_path / "run" / "hard_negatives.json").read_text())
+    assert saved["step"] == 2 and set(saved["cities"]) == {"algiers"}
+    assert (tmp_path / "run" / "model.pt").is_file()
+
+
 def test_training_on_a_finer_grid_sees_the_scene_and_its_hulls_upsampled(tmp_path):
     from detect.ships.segment_train import TrainingScenes
 
