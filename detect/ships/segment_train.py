@@ -188,6 +188,7 @@ class TrainingScenes:
                 ignore=ignore,
             )
         self.cities = list(self.s)
+        self.upsample = upsample
         self.has_ignore = any(d["ignore"] is not None for d in self.s.values())
         n = np.array([max(1, len(self.s[c]["centres"])) for c in self.cities], float)
         self.p = np.sqrt(n) / np.sqrt(n).sum()  # big ports drawn more, not in proportion
@@ -524,12 +525,14 @@ def mine_hard_negatives(
 
     spec = SegSpec(name="mining")
     seg = SegModel(model, spec, device)
-    k = 2 * HARD_LABEL_REACH_PX + 1
+    k = 2 * HARD_LABEL_REACH_PX * scenes.upsample + 1
     out: dict[str, list[list[int]]] = {}
     for c in scenes.cities:
         d = scenes.s[c]
         prob = seg.probabilities(encode(d["img"], d["present"]), keep=d["valid"])
         near = cv2.dilate(d["mask"], np.ones((k, k), np.uint8)) > 0
+        if d.get("ignore") is not None:
+            near |= d["ignore"]  # objects already out of the loss (``ignore_unlabelled``)
         out[c] = [
             [int(inst.rows.mean()), int(inst.cols.mean())]
             for inst in instances(prob, spec)
@@ -546,20 +549,20 @@ def use_hard_negatives(
     ``model`` and saved. At step 0 there is no trained model to mine from, and nothing is mined."""
     from imagery.atomic import atomic_write_json
 
+    if step == 0:
+        log.warning("%s: no trained checkpoint to mine hard negatives from; this cycle trains without", out)
+        return
     path = out / "hard_negatives.json"
     cycle = (lambda s: s // cfg.cycle) if cfg.cycle else (lambda s: 0)
     mined = None
     if path.is_file():
         try:
             saved = json.loads(path.read_text())
-            if cycle(int(saved["step"])) == cycle(step):
-                mined = saved["cities"]
-        except (OSError, ValueError, KeyError, TypeError):
+            if cycle(int(saved["step"])) == cycle(step) and int(saved["step"]) <= step:
+                mined = {str(c): [[int(r), int(q)] for r, q in v] for c, v in saved["cities"].items()}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
             mined = None  # unreadable: mine again
     if mined is None:
-        if step == 0:
-            log.warning("%s: no trained checkpoint to mine hard negatives from; training without them", out)
-            return
         mined = mine_hard_negatives(model, scenes, device)
         atomic_write_json(path, {"step": step, "min_score": HARD_MIN_SCORE, "cities": mined})
         log.info("%s: %d hard negatives mined at step %d", out, sum(map(len, mined.values())), step)
@@ -587,8 +590,9 @@ class SegTrainConfig:
     #: Leave unlabelled objects afloat (``unlabelled_objects``) out of the loss, not taught as water.
     ignore_unlabelled: bool = False
     #: Share of crops centred on the model's own false ships in its training cities (hard negatives),
-    #: mined from the checkpoint a run continues, again at the start of each ``cycle``; taken from the
-    #: crops drawn anywhere. 0: off. Needs a trained checkpoint to continue (nothing is mined at step 0).
+    #: mined from the checkpoint a run continues and again at the start of each later ``cycle``; taken
+    #: from the 25 % of crops drawn anywhere (beyond 0.25 from the coast crops; a city with none mined
+    #: gives coast crops instead). 0: off. A run from step 0 mines first at its second cycle.
     p_hard: float = 0.0
     checkpoint_every: int = 50
     #: Cosine learning-rate cycle length in steps (warm restarts, SGDR); 0: one cycle over all ``steps``.
@@ -639,12 +643,13 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     ck = out / "checkpoint.pt"
     torch.manual_seed(cfg.seed)
-    model = UNet(base=cfg.base, depth=cfg.depth)
+    # on the device before the optimiser: a resumed optimiser state then lands where the weights are
+    model = UNet(base=cfg.base, depth=cfg.depth).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     step = 0
     rng = random.Random(cfg.seed)
     if ck.is_file():
-        st = torch.load(ck, weights_only=False)
+        st = torch.load(ck, map_location="cpu", weights_only=False)
         model.load_state_dict(st["model"])
         opt.load_state_dict(st["opt"])
         step = st["step"]
@@ -658,7 +663,11 @@ def train(
         use_hard_negatives(model, scenes, out, step, cfg, device)
     model.to(device).train()
     t0, run = time.time(), 0.0
+    start = step
     while step < cfg.steps:
+        if cfg.p_hard > 0 and cfg.cycle and step > start and step % cfg.cycle == 0:
+            use_hard_negatives(model, scenes, out, step, cfg, device)  # a new cycle: mine again
+            model.train()
         for group in opt.param_groups:
             group["lr"] = learning_rate(cfg, step)
         xs, ys = zip(

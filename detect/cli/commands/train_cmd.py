@@ -335,10 +335,14 @@ def trucks_cmd(
     help="Leave small bright objects ringed by open water that carry no label (boats sen2ships did not "
     "label) out of the loss instead of teaching them as water.",
 )
-@share_option(
+@click.option(
     "--hard-negatives",
-    "Share of crops centred on the model's own false ships in its training cities, mined from the "
-    "checkpoint a run continues at the start of each cycle (pair with --steps/--restart-every).",
+    type=click.FloatRange(0, 0.25),
+    default=0.0,
+    show_default=True,
+    help="Share of crops (of the 25 %% drawn anywhere) centred on the model's own false ships in its "
+    "training cities, mined from the checkpoint a run continues and at the start of each later cycle "
+    "(--restart-every); a run from step 0 mines first at its second cycle.",
 )
 @click.option("--folds", default="", help="Comma-separated fold numbers to run (default: all).")
 @click.option("--no-final", is_flag=True, help="Only run the cross-validation folds.")
