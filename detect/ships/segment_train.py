@@ -157,13 +157,13 @@ class TrainingScenes:
                 )
             img[:, ~valid] = 0
             present = tuple(b for b in SEG_BANDS if b in bands)
+            water = water_like(img, present)
             ignore = None
             if ignore_unlabelled:
-                ignore = unlabelled_objects(img, present, inst, valid)
+                ignore = unlabelled_objects(img, present, inst, valid, water=water)
                 ignore = ignore if ignore.any() else None
             objs = [sl for sl in ndimage.find_objects(inst) if sl is not None]
             centres = [((s[0].start + s[0].stop) // 2, (s[1].start + s[1].stop) // 2) for s in objs]
-            water = water_like(img, present)
             coast = np.zeros((0, 2), np.int32)
             if water is not None:  # land within 2 px of water: quays, breakwaters, bridges, beaches
                 k = 4 * upsample + 1
@@ -233,7 +233,11 @@ UNLABELLED_CONTRAST = 0.03
 
 
 def unlabelled_objects(
-    img: np.ndarray, present: Sequence[str], inst: np.ndarray, valid: np.ndarray
+    img: np.ndarray,
+    present: Sequence[str],
+    inst: np.ndarray,
+    valid: np.ndarray,
+    water: np.ndarray | None = None,
 ) -> np.ndarray:
     """Bright objects afloat that nobody labelled: blobs of 2–``UNLABELLED_MAX_PX`` non-water pixels (at
     most ``UNLABELLED_MAX_SPAN_PX`` across) ringed by open water of a square kilometre or more, alone (no
@@ -243,9 +247,10 @@ def unlabelled_objects(
     sen2ships labels most vessels of ~40 m and up but not every boat, so small craft, unlabelled ships at
     anchor, buoys and rocks are taught as background; training with ``ignore_unlabelled`` takes them out of
     the loss. Things joined to land (quays, breakwaters, moored hulls) are not ringed by water and stay
-    negatives, so the confusers a hull detector must learn are kept. Empty without a water estimate."""
+    negatives, so the confusers a hull detector must learn are kept. Empty without a water estimate.
+    ``water``: ``water_like(img, present)`` when the caller has it already."""
     out = np.zeros(inst.shape, bool)
-    water = water_like(img, present)
+    water = water_like(img, present) if water is None else water
     if water is None:
         return out
     water = water & valid
@@ -659,14 +664,12 @@ def train(
     if step >= cfg.steps:
         return model.eval()
     scenes = TrainingScenes(cache, cities, upsample=cfg.upsample, ignore_unlabelled=cfg.ignore_unlabelled)
-    if cfg.p_hard > 0:
-        use_hard_negatives(model, scenes, out, step, cfg, device)
     model.to(device).train()
     t0, run = time.time(), 0.0
     start = step
     while step < cfg.steps:
-        if cfg.p_hard > 0 and cfg.cycle and step > start and step % cfg.cycle == 0:
-            use_hard_negatives(model, scenes, out, step, cfg, device)  # a new cycle: mine again
+        if cfg.p_hard > 0 and (step == start or (cfg.cycle and step % cfg.cycle == 0)):
+            use_hard_negatives(model, scenes, out, step, cfg, device)  # on (re)start and at each new cycle
             model.train()
         for group in opt.param_groups:
             group["lr"] = learning_rate(cfg, step)

@@ -20,9 +20,9 @@ log = logging.getLogger(__name__)
 TARGETS = ("ships", "ships-seg", "trucks")
 
 
-def share_option(flag: str, help: str):
-    """A ``ships-seg`` augmentation share: a float in [0, 1], default 0 (off)."""
-    return click.option(flag, type=click.FloatRange(0, 1), default=0.0, show_default=True, help=help)
+def share_option(flag: str, help: str, most: float = 1.0):
+    """A ``ships-seg`` augmentation share: a float in [0, ``most``], default 0 (off)."""
+    return click.option(flag, type=click.FloatRange(0, most), default=0.0, show_default=True, help=help)
 
 
 class _TrainGroup(click.Group):
@@ -335,14 +335,12 @@ def trucks_cmd(
     help="Leave small bright objects ringed by open water that carry no label (boats sen2ships did not "
     "label) out of the loss instead of teaching them as water.",
 )
-@click.option(
+@share_option(
     "--hard-negatives",
-    type=click.FloatRange(0, 0.25),
-    default=0.0,
-    show_default=True,
-    help="Share of crops (of the 25 %% drawn anywhere) centred on the model's own false ships in its "
-    "training cities, mined from the checkpoint a run continues and at the start of each later cycle "
+    "Share of crops (of the 25 % drawn anywhere) centred on the model's own false ships in its training "
+    "cities, mined from the checkpoint a run continues and at the start of each later cycle "
     "(--restart-every); a run from step 0 mines first at its second cycle.",
+    most=0.25,
 )
 @click.option("--folds", default="", help="Comma-separated fold numbers to run (default: all).")
 @click.option("--no-final", is_flag=True, help="Only run the cross-validation folds.")

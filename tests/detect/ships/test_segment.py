@@ -454,7 +454,7 @@ def test_training_with_ignore_unlabelled_runs_and_marks_the_targets(tmp_path, mo
 
     seen = []
     real_loss = st.loss_fn
-    monkeypatch.setattr(st, "unlabelled_objects", lambda img, present, inst, valid: inst == 0)
+    monkeypatch.setattr(st, "unlabelled_objects", lambda img, present, inst, valid, water=None: inst == 0)
     monkeypatch.setattr(st, "loss_fn", lambda logits, y: seen.append(y.shape[1]) or real_loss(logits, y))
     train(cache, cities, tmp_path / "ign", cfg)
     assert (tmp_path / "ign" / "model.pt").is_file()
