@@ -377,6 +377,28 @@ def touches(inst: Instance, water: np.ndarray, reach_px: int) -> bool:
     return bool((near & water[r0:r1, c0:c1]).any())
 
 
+@dataclass(frozen=True)
+class Hull:
+    """A kept hull: its instance, its box corners (col, row on the model grid) and whether it touches no
+    open water (None without a water mask)."""
+
+    instance: Instance
+    corners: np.ndarray
+    on_land: bool | None
+
+
+@dataclass(frozen=True)
+class SegPass:
+    """One pass of ``SegShipDetector.run`` over a window, on the model's grid (the scene's, or finer)."""
+
+    bands: tuple[str, ...]
+    grid: Grid
+    reflectance: np.ndarray  # (len(SEG_BANDS), H, W), absent bands 0
+    prob: np.ndarray  # (2, H, W): hull, core
+    water_core: np.ndarray | None
+    hulls: list[Hull]
+
+
 class SegShipDetector:
     """The segmentation ship detector (``detect.core.registry.Detector``), method ``seg``.
 
@@ -426,8 +448,9 @@ class SegShipDetector:
             )
         return tuple(have)
 
-    def detect(self, window: RasterWindow, *, conf: float | None = None) -> list[Detection]:
-        """Ships in ``window`` with score >= ``conf`` (default: the model's threshold)."""
+    def run(self, window: RasterWindow, *, conf: float | None = None) -> SegPass:
+        """The network over ``window`` and the hulls the detector keeps (score >= ``conf``, no longer than
+        the spec allows, touching open water where there is a water mask, unless ``keep_land``)."""
         conf = self.conf if conf is None else conf
         bands = self.bands_for(window)
         refl = np.zeros((len(SEG_BANDS), *window.grid.shape), np.float32)
@@ -449,8 +472,7 @@ class SegShipDetector:
             refl, keep = upsample(refl, f, linear=True), upsample(keep, f)
             water_core = None if water_core is None else upsample(water_core, f)
         prob = self.model.probabilities(encode(refl, bands), keep=keep)
-        label = f"{self.name}[{'+'.join(bands)}]"
-        out = []
+        hulls = []
         for inst in instances(prob, self.spec):
             if inst.score < conf:
                 continue
@@ -463,20 +485,27 @@ class SegShipDetector:
                 on_land = not touches(inst, water_core, WATER_REACH_PX * f)
                 if on_land and not self.keep_land:
                     continue
-            out.append(
-                detection_from_pixel_box(
-                    grid,
-                    corners,
-                    "ship",
-                    inst.score,
-                    scene=window.scene_id,
-                    acquired=window.acquired,
-                    detector=label,
-                    properties={
-                        "on_land": on_land,
-                        "length_source": "pixels",
-                        "model_bands": "+".join(bands),
-                    },
-                )
+            hulls.append(Hull(inst, corners, on_land))
+        return SegPass(bands, grid, refl, prob, water_core, hulls)
+
+    def detect(self, window: RasterWindow, *, conf: float | None = None) -> list[Detection]:
+        """Ships in ``window`` with score >= ``conf`` (default: the model's threshold)."""
+        run = self.run(window, conf=conf)
+        label = f"{self.name}[{'+'.join(run.bands)}]"
+        return [
+            detection_from_pixel_box(
+                run.grid,
+                h.corners,
+                "ship",
+                h.instance.score,
+                scene=window.scene_id,
+                acquired=window.acquired,
+                detector=label,
+                properties={
+                    "on_land": h.on_land,
+                    "length_source": "pixels",
+                    "model_bands": "+".join(run.bands),
+                },
             )
-        return out
+            for h in run.hulls
+        ]

@@ -186,6 +186,7 @@ class TrainingScenes:
                 centres=centres,
                 valid=valid,
                 ignore=ignore,
+                water=water,
             )
         self.cities = list(self.s)
         self.upsample = upsample
@@ -525,8 +526,10 @@ def mine_hard_negatives(
     """{city: [[row, col], ...]}: centres of the hulls ``model`` finds on its own training scenes (all
     their bands, the detector's instance rule) with score >= ``min_score`` that touch no labelled hull
     within ``HARD_LABEL_REACH_PX``: the breakwater heads, surf, islets, roofs and vegetation it takes for
-    ships. Unlabelled real boats are among them too (sen2ships labels ships of ~40 m and up)."""
-    from detect.ships.segment import SegModel, SegSpec, instances
+    ships. Unlabelled real boats are among them too (sen2ships labels ships of ~40 m and up).
+    As the detector does, a hull that touches no open water (``water_like``, within ``WATER_REACH_PX``) is
+    dropped, and a scene whose bands the detector refuses (San Francisco: B02 B03 B11) is not mined."""
+    from detect.ships.segment import WATER_REACH_PX, SegModel, SegSpec, instances, touches
 
     spec = SegSpec(name="mining")
     seg = SegModel(model, spec, device)
@@ -534,14 +537,20 @@ def mine_hard_negatives(
     out: dict[str, list[list[int]]] = {}
     for c in scenes.cities:
         d = scenes.s[c]
+        if not usable_bands(d["present"]):
+            out[c] = []
+            continue
         prob = seg.probabilities(encode(d["img"], d["present"]), keep=d["valid"])
         near = cv2.dilate(d["mask"], np.ones((k, k), np.uint8)) > 0
         if d.get("ignore") is not None:
             near |= d["ignore"]  # objects already out of the loss (``ignore_unlabelled``)
+        water = d.get("water")
         out[c] = [
             [int(inst.rows.mean()), int(inst.cols.mean())]
             for inst in instances(prob, spec)
-            if inst.score >= min_score and not near[inst.rows, inst.cols].any()
+            if inst.score >= min_score
+            and not near[inst.rows, inst.cols].any()
+            and (water is None or touches(inst, water, WATER_REACH_PX * scenes.upsample))
         ]
     return out
 
