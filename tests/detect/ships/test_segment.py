@@ -495,8 +495,9 @@ def test_shipped_seg_model_finds_ships_moored_side_by_side(shipped: SegShipDetec
     # A floor on a real chip of 12 vessels moored side by side at Honolulu (a training city of the
     # shipped model, so this pins the inference path, not accuracy: see weights/ships-s2-seg.md). Scored
     # at 0.5, below the spec's threshold (0.95, chosen inside each CV fold), where model 4b61fe9d… (v6) finds
-    # 3 of 12 (1 at its threshold; v5 5662fe7f… 4 and 2; v4 b1badf61… 4 and 2; v3 7269d0b9… and v2 3cf418bb… 4 and 1; v1 2e85ea02…
-    # 5 and 3, though it scored lower in CV); a broken path (bands, scaling, instance split) finds none.
+    # 3 of 12 (1 at its threshold; v5 5662fe7f… 4 and 2; v4 b1badf61… 4 and 2; v3 7269d0b9… and v2
+    # 3cf418bb… 4 and 1; v1 2e85ea02… 5 and 3, though it scored lower in CV); a broken path (bands, scaling,
+    # instance split) finds none.
     dets = shipped.detect(open_raster(CHIPS / "honolulu_chip.tif"), conf=0.5)
     assert recall(dets, honolulu_truths()) >= SEG_RECALL_FLOOR
     assert all(d.properties["length_source"] == "pixels" for d in dets)
