@@ -109,15 +109,10 @@ def add_neighbours(feats: list[dict[str, float]], centres: np.ndarray) -> None:
         f["nb15"], f["nb40"] = float(n15), float(n40)
 
 
-def scene_candidates(det, window, scene: str):
-    """Detections (exactly as ``det.detect`` at conf 0.05 gives them) and their features."""
-    from detect.core.geometry import detection_from_pixel_box
-
+def scene_candidates(det, window):
+    """Detections (those of ``det.detect`` at conf 0.05) and their features."""
     run = det.run(window, conf=0.05)
-    dets = [
-        detection_from_pixel_box(run.grid, h.corners, "ship", h.instance.score, scene=scene)
-        for h in run.hulls
-    ]
+    dets = det.detections(window, run)
     feats = [hull_features(run, h) for h in run.hulls]
     centres = np.array([[h.instance.rows.mean(), h.instance.cols.mean()] for h in run.hulls]).reshape(-1, 2)
     add_neighbours(feats, centres)
@@ -174,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
                 window = read_city(data, c)
                 if window is None:
                     continue
-                dets, feats = scene_candidates(det, window, c)
+                dets, feats = scene_candidates(det, window)
                 tr = truth.get(c, [])
                 hit = match_scene(dets, tr).match >= 0
                 scenes[(k, role, c)] = {"dets": dets, "feats": feats, "hit": hit, "truth": tr}

@@ -490,7 +490,10 @@ class SegShipDetector:
 
     def detect(self, window: RasterWindow, *, conf: float | None = None) -> list[Detection]:
         """Ships in ``window`` with score >= ``conf`` (default: the model's threshold)."""
-        run = self.run(window, conf=conf)
+        return self.detections(window, self.run(window, conf=conf))
+
+    def detections(self, window: RasterWindow, run: SegPass) -> list[Detection]:
+        """The detections of a pass of ``run`` over ``window``, one per kept hull, in the pass's order."""
         label = f"{self.name}[{'+'.join(run.bands)}]"
         return [
             detection_from_pixel_box(

@@ -163,8 +163,8 @@ def test_hard_negatives_are_the_models_detections_away_from_labelled_hulls(tmp_p
     touching = centres_at(3)[0]  # its 3 × 3 blob reaches 2 px from the label: that ship, or its wake
     clear = centres_at(4)  # its blob stays 3 px away
     clear = clear[np.abs(clear - touching).max(1) > 5][0]
-    faint = centres_at(12)[-1]
     far = centres_at(12)
+    faint = far[-1]
     inland = far[np.abs(far - faint).max(1) > 10][0]
     d["water"] = np.ones((h, w), bool)
     d["water"][inland[0] - 3 : inland[0] + 4, inland[1] - 3 : inland[1] + 4] = False  # water 3 px from it
