@@ -367,6 +367,48 @@ def add_wake(img, inst, present, centre, axis, half_len, half_width, rng: random
             img[i] = np.where(img[i] != 0, img[i] + fade * FOAM_SPECTRUM[i], 0.0)
 
 
+#: Berths are water pixels this many pixels from land (quays, breakwaters, piers) inside the crop.
+QUAY_MAX_GAP_PX = 1
+#: Land patches smaller than this (NDWI noise, buoys, boats) are no quay.
+QUAY_MIN_LAND_PX = 20
+
+
+def quay_berths(water: np.ndarray, img: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where a pasted hull can be berthed in a crop: water pixels next to land (land = valid pixels that are
+    not water; the crop's no-data is neither), each with its unit normal pointing away from the land, in
+    (row, col); land patches under ``QUAY_MIN_LAND_PX`` do not count. Returns (points (n, 2), normals
+    (n, 2)); none where the crop has no quay."""
+    valid = (img != 0).any(0)
+    land = (valid & ~water).astype(np.uint8)
+    _, lab, stats, _ = cv2.connectedComponentsWithStats(land, connectivity=8)
+    land = (stats[:, cv2.CC_STAT_AREA] >= QUAY_MIN_LAND_PX)[lab] & (lab > 0)
+    if not land.any() or not water.any():
+        return np.zeros((0, 2)), np.zeros((0, 2))
+    k = 2 * QUAY_MAX_GAP_PX + 1
+    edge = water & (cv2.dilate(land.astype(np.uint8), np.ones((k, k), np.uint8)) > 0)
+    smooth = cv2.GaussianBlur(water.astype(np.float32), (0, 0), 2.0)
+    gy, gx = np.gradient(smooth)
+    pts = np.argwhere(edge)
+    g = np.stack([gy[edge], gx[edge]], 1)
+    norm = np.hypot(g[:, 0], g[:, 1])
+    ok = norm > 1e-3
+    return pts[ok].astype(np.float64), g[ok] / norm[ok, None]
+
+
+def berth_angle(m: np.ndarray, normal: np.ndarray) -> float:
+    """The rotation (degrees, as ``cv2.getRotationMatrix2D`` takes it) that lays hull mask ``m``'s long
+    axis across ``normal`` (row, col), i.e. along the quay."""
+    ys, xs = np.nonzero(m)
+    if len(ys) < 2:
+        return 0.0
+    cov = np.cov(np.stack([xs, ys]).astype(np.float64))
+    w, v = np.linalg.eigh(cov)
+    lx, ly = v[:, int(np.argmax(w))]  # long axis (x, y) of the source mask
+    tx, ty = -normal[0], normal[1]  # the quay direction (x, y): perpendicular to the normal (row, col)
+    # cv2 turns by +angle counter-clockwise as displayed (y down); a vector's displayed angle is atan2(-y, x)
+    return math.degrees(math.atan2(-ty, tx) - math.atan2(-ly, lx))
+
+
 def paste_hulls(
     img,
     inst,
@@ -376,18 +418,27 @@ def paste_hulls(
     n_max: int = 3,
     p_colour: float = 0.0,
     p_wake: float = 0.0,
+    p_quay: float = 0.0,
 ):
     """Copy-paste real labelled hulls (of the training cities only) onto open water in a crop: rotated,
     rescaled ±20 %, brightness ±25 %, and sometimes as a row of 2–3 moored side by side; ``p_colour`` of them
-    repainted (``hull_colour``), ``p_wake`` of the single ones given a foam wake (``add_wake``)."""
+    repainted (``hull_colour``), ``p_wake`` of the single ones given a foam wake (``add_wake``). ``p_quay`` of
+    them are berthed instead (``quay_berths``): long side along a quay or breakwater edge in the crop, 0–1 px
+    off it, a row then rafting outwards; no wake."""
     water = water_like(img, present)
     if water is None or not scenes.hulls:
         return img, inst
     h_img, w_img = inst.shape
     nxt = int(inst.max()) + 1
+    berths = quay_berths(water, img) if p_quay else None
     for _ in range(rng.randint(1, n_max)):
         patch, m, src_present = scenes.hulls[rng.randrange(len(scenes.hulls))]
         ang, scl = rng.uniform(0, 360), math.exp(rng.uniform(-0.2, 0.2))
+        berth = None
+        if berths is not None and len(berths[0]) and rng.random() < p_quay:
+            k = rng.randrange(len(berths[0]))
+            berth = berths[0][k], berths[1][k]
+            ang = berth_angle(m, berths[1][k])
         h, w = m.shape
         size = math.ceil(math.hypot(h, w) * scl) + 2
         mat = cv2.getRotationMatrix2D((w / 2, h / 2), ang, scl)
@@ -409,7 +460,15 @@ def paste_hulls(
         across = math.radians(rang + (90 if rw >= rh else 0))
         step = min(rw, rh) + rng.choice((1, 1, 2))
         copies = rng.choice((1, 1, 2, 3))
-        y0, x0 = rng.randint(0, h_img - size), rng.randint(0, w_img - size)
+        if berth is None:
+            y0, x0 = rng.randint(0, h_img - size), rng.randint(0, w_img - size)
+            min_water = 0.95
+        else:  # hull centre half a beam (plus 0–1 px of fender) off the quay, a row rafting outwards
+            (py, px), (ny, nx) = berth
+            off = min(rw, rh) / 2 + rng.choice((0.0, 0.5, 1.0))
+            y0, x0 = round(py + ny * off - hy), round(px + nx * off - hx)
+            across = math.atan2(ny, nx)
+            min_water = 0.8  # the hull's quay-side edge pixels are mixed with the quay
         placed = 0
         for j in range(copies):
             yy = y0 + round(j * step * math.sin(across))
@@ -417,7 +476,7 @@ def paste_hulls(
             if yy < 0 or xx < 0 or yy + size > h_img or xx + size > w_img:
                 break
             region = (slice(yy, yy + size), slice(xx, xx + size))
-            if (inst[region][mm] > 0).any() or water[region][mm].mean() < 0.95:
+            if (inst[region][mm] > 0).any() or water[region][mm].mean() < min_water:
                 break
             for i, b in enumerate(SEG_BANDS):
                 if b in present and b in src_present:
@@ -425,7 +484,7 @@ def paste_hulls(
             inst[region][mm] = nxt
             nxt += 1
             placed += 1
-        if p_wake and copies == 1 and placed and rng.random() < p_wake:
+        if p_wake and berth is None and copies == 1 and placed and rng.random() < p_wake:
             ang_long = math.radians(rang + (0 if rw >= rh else 90))
             add_wake(
                 img,
@@ -451,6 +510,7 @@ def sample(
     p_colour: float = 0.0,
     p_wake: float = 0.0,
     p_hard: float = 0.0,
+    p_quay: float = 0.0,
 ):
     """One training crop: (encoded input (2·bands, crop, crop), targets (hull, core)). Crops centre on a
     labelled ship (``p_ship``), on one of the model's own false ships in this city (``p_hard``: hard
@@ -479,7 +539,9 @@ def sample(
     img = d["img"][(slice(None), *sl)].copy()
     if p_paste and rng.random() < p_paste:
         inst = d["inst"][sl].copy()
-        img, inst = paste_hulls(img, inst, d["present"], scenes, rng, p_colour=p_colour, p_wake=p_wake)
+        img, inst = paste_hulls(
+            img, inst, d["present"], scenes, rng, p_colour=p_colour, p_wake=p_wake, p_quay=p_quay
+        )
         mask, core = (inst > 0).astype(np.uint8), core_target(inst)
     else:
         mask, core = d["mask"][sl].copy(), d["core"][sl].copy()
@@ -601,6 +663,8 @@ class SegTrainConfig:
     #: Shares of pasted hulls repainted (``hull_colour``) and of single ones given a wake (``add_wake``).
     p_colour: float = 0.0
     p_wake: float = 0.0
+    #: Share of pasted hulls berthed along a quay in the crop instead of set on open water (``quay_berths``).
+    p_quay: float = 0.0
     #: Leave unlabelled objects afloat (``unlabelled_objects``) out of the loss, not taught as water.
     ignore_unlabelled: bool = False
     #: Share of crops centred on the model's own false ships in its training cities (hard negatives),
@@ -693,6 +757,7 @@ def train(
                     p_colour=cfg.p_colour,
                     p_wake=cfg.p_wake,
                     p_hard=cfg.p_hard,
+                    p_quay=cfg.p_quay,
                 )
                 for _ in range(cfg.batch)
             ),

@@ -307,6 +307,11 @@ def trucks_cmd(
 @share_option(
     "--wakes", "Share of single copy-pasted hulls given a foam wake behind them (not part of the hull)."
 )
+@share_option(
+    "--quay-paste",
+    "Share of copy-pasted hulls berthed along a quay or breakwater edge of the crop (long side along it, "
+    "rows rafting outwards) instead of set on open water.",
+)
 @click.option(
     "--upsample",
     type=click.IntRange(1, 4),
@@ -360,6 +365,7 @@ def train_seg_cmd(
     haze: float,
     hull_colour: float,
     wakes: float,
+    quay_paste: float,
     upsample: int,
     crop: int,
     base: int,
@@ -389,6 +395,7 @@ def train_seg_cmd(
         p_haze=haze,
         p_colour=hull_colour,
         p_wake=wakes,
+        p_quay=quay_paste,
         base=base,
         cycle=cycle,
         upsample=upsample,

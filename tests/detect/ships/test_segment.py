@@ -368,6 +368,76 @@ def _put(img: np.ndarray, rows: slice, cols: slice, value: float = 0.2) -> None:
         img[SEG_BANDS.index(b), rows, cols] = value
 
 
+class _HullBank:
+    """What ``paste_hulls`` reads from ``TrainingScenes``: one labelled hull, 12 x 3 px, long along x."""
+
+    def __init__(self) -> None:
+        patch = np.zeros((len(SEG_BANDS), 5, 14), np.float32)
+        mask = np.zeros((5, 14), bool)
+        mask[1:4, 1:13] = True
+        patch[:, mask] = 0.3
+        self.hulls = [(patch, mask, SEG_BANDS)]
+
+
+def _pasted(inst: np.ndarray, before: int) -> list[np.ndarray]:
+    return [np.argwhere(inst == k) for k in range(before + 1, int(inst.max()) + 1)]
+
+
+def test_copy_paste_sets_real_hulls_on_open_water_with_new_instances():
+    import random
+
+    from detect.ships.segment_train import paste_hulls
+
+    n_hulls = 0
+    for seed in range(20):
+        img, inst, _ = _harbour()
+        out, inst = paste_hulls(img.copy(), inst, SEG_BANDS, _HullBank(), random.Random(seed))
+        for px in _pasted(inst, 0):
+            n_hulls += 1
+            assert px[:, 0].min() >= 20, "never on the land"
+            assert 24 <= len(px) <= 60, "the hull's 36 px, rescaled by at most 20 %"
+            vals = out[SEG_BANDS.index("B08")][px[:, 0], px[:, 1]]
+            assert 0.3 * 0.6 < np.median(vals) < 0.3 * 1.4, "the hull's own brightness, ±25 %"
+    assert n_hulls >= 20
+
+
+def test_quay_berths_are_water_beside_real_land_with_normals_pointing_out_to_sea():
+    from detect.ships.segment_train import QUAY_MIN_LAND_PX, quay_berths, water_like
+
+    img, _, _ = _harbour()
+    _put(img, slice(100, 103), slice(100, 103))  # a 9 px buoy or speck of NDWI noise: no quay
+    pts, normals = quay_berths(water_like(img, SEG_BANDS), img)
+    assert QUAY_MIN_LAND_PX > 9
+    assert len(pts) and set(pts[:, 0].astype(int)) <= {20}, "the water row beside the land"
+    away = pts[:, 1] > 10
+    assert (normals[away, 0] > 0.99).all(), "pointing away from the land (down the rows)"
+    assert not quay_berths(water_like(img[:, 40:, :], SEG_BANDS), img[:, 40:, :])[0].size, "no land, no berth"
+
+
+def test_quay_paste_berths_hulls_alongside_the_quay_and_rafts_rows_outwards():
+    import itertools
+    import random
+
+    from detect.ships.segment_train import paste_hulls
+
+    rows_seen = n_hulls = at_quay = 0
+    for seed in range(30):
+        img, inst, _ = _harbour()
+        _, inst = paste_hulls(img.copy(), inst, SEG_BANDS, _HullBank(), random.Random(seed), p_quay=1.0)
+        hulls = _pasted(inst, 0)
+        for px in hulls:
+            n_hulls += 1
+            w, v = np.linalg.eigh(np.cov(px.T.astype(float)))
+            long_axis = v[:, int(np.argmax(w))]  # (row, col)
+            assert abs(long_axis[1]) > np.cos(np.radians(15)), "long side along the quay (the x axis)"
+            assert px[:, 0].min() >= 19, "on the water side, at most a mixed pixel onto the quay"
+        tops = sorted(int(px[:, 0].min()) for px in hulls)
+        at_quay += bool(tops) and tops[0] <= 22  # the first hull lies at the quay (0-1 px of fender)
+        rows_seen += sum(1 for a, b in itertools.pairwise(tops) if 2 <= b - a <= 6)
+    assert n_hulls >= 30 and at_quay >= 25
+    assert rows_seen >= 3, "some rows raft side by side outwards from the quay"
+
+
 def test_unlabelled_objects_are_lone_bright_things_afloat_not_quays_breakwaters_or_labelled_hulls():
     from detect.ships.segment_train import unlabelled_objects
 
