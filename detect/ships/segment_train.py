@@ -679,6 +679,9 @@ class SegTrainConfig:
     #: Model pixels per 10 m scene pixel along each axis (2: a 5 m grid, bilinear; use ``crop`` 192 to keep
     #: a crop's ground footprint). The spec's ``gsd_m`` tells the detector to upsample scenes the same way.
     upsample: int = 1
+    #: "fp32", or "bf16": forward pass under bfloat16 autocast (weights, optimiser and loss stay fp32).
+    #: On CPUs with AVX512-BF16 a training step is ~2.4x faster (``benchmarks/seg_train_speed.py``).
+    precision: str = "fp32"
 
     @property
     def gsd_m(self) -> float:
@@ -701,6 +704,15 @@ def loss_fn(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return bce + 1 - ((2 * inter + 1) / (den + 1)).mean()
 
 
+#: Training precisions (``SegTrainConfig.precision``).
+PRECISIONS = ("fp32", "bf16")
+
+
+def _contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """A state dict in the default memory layout (the model trains channels-last)."""
+    return {k: v.contiguous() for k, v in state.items()}
+
+
 def learning_rate(cfg: SegTrainConfig, step: int) -> float:
     """Linear warm-up over the first 100 steps, then cosine decay to 0 over each cycle."""
     cycle = cfg.cycle or cfg.steps
@@ -718,11 +730,14 @@ def train(
 ) -> UNet:
     """Train on ``cities`` into ``out`` (``checkpoint.pt`` while running, ``model.pt`` when done);
     resumes from ``checkpoint.pt`` when one is there."""
+    if cfg.precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {cfg.precision!r}")
     out.mkdir(parents=True, exist_ok=True)
     ck = out / "checkpoint.pt"
     torch.manual_seed(cfg.seed)
     # on the device before the optimiser: a resumed optimiser state then lands where the weights are
-    model = UNet(base=cfg.base, depth=cfg.depth).to(device)
+    # channels-last: the same arithmetic, ~1.4x faster convolutions on CPU (oneDNN)
+    model = UNet(base=cfg.base, depth=cfg.depth).to(device, memory_format=torch.channels_last)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
     step = 0
     rng = random.Random(cfg.seed)
@@ -763,9 +778,13 @@ def train(
             ),
             strict=True,
         )
-        x = torch.from_numpy(np.stack(xs)).to(device)
+        x = torch.from_numpy(np.stack(xs)).to(device).contiguous(memory_format=torch.channels_last)
         y = torch.from_numpy(np.stack(ys)).to(device)
-        loss = loss_fn(model(x), y)
+        with torch.autocast(
+            torch.device(device).type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16"
+        ):
+            logits = model(x)
+        loss = loss_fn(logits.float(), y)
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -775,7 +794,7 @@ def train(
             tmp = ck.with_suffix(".tmp")
             torch.save(
                 dict(
-                    model=model.state_dict(),
+                    model=_contiguous(model.state_dict()),
                     opt=opt.state_dict(),
                     step=step,
                     rng=rng.getstate(),
@@ -791,7 +810,7 @@ def train(
                 progress(msg)
             t0 = time.time()
     tmp = out / "model.pt.tmp"
-    torch.save(model.state_dict(), tmp)
+    torch.save(_contiguous(model.state_dict()), tmp)
     os.replace(tmp, out / "model.pt")
     return model.eval()
 
@@ -1051,7 +1070,7 @@ def train_final(
     threshold = float(np.median(thresholds)) if thresholds else 0.5
     pt = out / "final" / f"{name}.pt"
     tmp = pt.with_suffix(".pt.tmp")
-    torch.save({k: v.cpu() for k, v in model.state_dict().items()}, tmp)
+    torch.save({k: v.cpu().contiguous() for k, v in model.state_dict().items()}, tmp)
     os.replace(tmp, pt)
     metrics = card_metrics(summary or {}, cities, cfg)
     SegSpec(

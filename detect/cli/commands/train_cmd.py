@@ -347,6 +347,14 @@ def trucks_cmd(
     "(--restart-every); a run from step 0 mines first at its second cycle.",
     most=0.25,
 )
+@click.option(
+    "--precision",
+    type=click.Choice(["fp32", "bf16"]),
+    default="fp32",
+    show_default=True,
+    help="bf16: forward pass under bfloat16 autocast (weights and optimiser stay fp32); about 2.4x "
+    "faster training steps on CPUs with AVX512-BF16 and on recent GPUs.",
+)
 @click.option("--folds", default="", help="Comma-separated fold numbers to run (default: all).")
 @click.option("--no-final", is_flag=True, help="Only run the cross-validation folds.")
 @click.option(
@@ -371,6 +379,7 @@ def train_seg_cmd(
     base: int,
     ignore_unlabelled: bool,
     hard_negatives: float,
+    precision: str,
     folds: str,
     no_final: bool,
     rescore: bool,
@@ -402,6 +411,7 @@ def train_seg_cmd(
         crop=crop,
         ignore_unlabelled=ignore_unlabelled,
         p_hard=hard_negatives,
+        precision=precision,
     )
     only = [int(f) for f in folds.split(",") if f.strip()] or None
     summary = (

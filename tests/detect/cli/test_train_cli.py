@@ -46,3 +46,26 @@ def test_python_dash_m_runs_the_same_click_command(module: str, target: str) -> 
     )
     assert done.returncode == 0, done.stderr
     assert f"Usage: harborwatch train {target}" in done.stdout
+
+
+def test_seg_training_precision_reaches_the_config_and_unknown_ones_are_refused(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import detect.ships.segment_train as st
+
+    seen = []
+
+    def final(data, out, cfg, summary, name, device="cpu", progress=None):
+        seen.append(cfg)
+        return out / "final" / f"{name}.pt"
+
+    monkeypatch.setattr(st, "train_final", final)
+    (tmp_path / "sen2ships" / "trainval").mkdir(parents=True)
+    base = ["train", "ships-seg", "--data", str(tmp_path / "sen2ships" / "trainval"), "--cv", "0"]
+    code, _ = run([*base, "--out", str(tmp_path / "run"), "--precision", "bf16"], capsys)
+    assert code == 0 and [c.precision for c in seen] == ["bf16"]
+    code, _ = run([*base, "--out", str(tmp_path / "run")], capsys)
+    assert code == 0 and seen[-1].precision == "fp32"  # the default: the measured recipe
+    with pytest.raises(SystemExit) as e:
+        main([*base, "--out", str(tmp_path / "run"), "--precision", "fp16"])
+    assert e.value.code == 2 and "fp16" in capsys.readouterr().err
