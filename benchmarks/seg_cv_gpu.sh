@@ -24,7 +24,7 @@ WAKES=${WAKES:-0.5}
 UPSAMPLE=${UPSAMPLE:-1}
 CROP=${CROP:-$((96 * UPSAMPLE))}
 FOLDS=${FOLDS:-}
-PRECISION=${PRECISION:-fp32}  # bf16: ~2.4x faster steps on CPU (benchmarks/seg_train_speed.py); see the card
+PRECISION=${PRECISION:-fp32}  # bf16: ~2x faster steps on CPU (benchmarks/seg_train_speed.py); see the card
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 if [ -z "${HARBORWATCH_DATA:-}" ]; then

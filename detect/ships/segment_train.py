@@ -680,7 +680,7 @@ class SegTrainConfig:
     #: a crop's ground footprint). The spec's ``gsd_m`` tells the detector to upsample scenes the same way.
     upsample: int = 1
     #: "fp32", or "bf16": forward pass under bfloat16 autocast (weights, optimiser and loss stay fp32).
-    #: On CPUs with AVX512-BF16 a training step is ~2.4x faster (``benchmarks/seg_train_speed.py``).
+    #: On CPUs with AVX512-BF16 a training step is ~2x faster (``benchmarks/seg_train_speed.py``).
     precision: str = "fp32"
 
     @property

@@ -352,7 +352,7 @@ def trucks_cmd(
     type=click.Choice(["fp32", "bf16"]),
     default="fp32",
     show_default=True,
-    help="bf16: forward pass under bfloat16 autocast (weights and optimiser stay fp32); about 2.4x "
+    help="bf16: forward pass under bfloat16 autocast (weights and optimiser stay fp32); about 2x "
     "faster training steps on CPUs with AVX512-BF16 and on recent GPUs.",
 )
 @click.option("--folds", default="", help="Comma-separated fold numbers to run (default: all).")
