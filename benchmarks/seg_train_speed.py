@@ -38,7 +38,7 @@ def step_fn(channels_last: bool, bf16: bool):
     import torch
 
     from detect.ships.segment import SEG_BANDS, UNet
-    from detect.ships.segment_train import loss_fn
+    from detect.ships.segment_train import optimiser_step
 
     torch.manual_seed(0)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -47,14 +47,8 @@ def step_fn(channels_last: bool, bf16: bool):
     x = torch.randn(16, 2 * len(SEG_BANDS), 96, 96).contiguous(memory_format=fmt)
     y = (torch.rand(16, 2, 96, 96) > 0.9).float()
 
-    def step() -> float:
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            logits = model(x)
-        loss = loss_fn(logits.float(), y)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss.item()
+    def step() -> float:  # the training loop's own step (``train`` calls the same function)
+        return optimiser_step(model, opt, x, y, "bf16" if bf16 else "fp32").item()
 
     return step
 
