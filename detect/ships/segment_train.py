@@ -682,6 +682,10 @@ class SegTrainConfig:
     #: "fp32", or "bf16": forward pass under bfloat16 autocast (weights, optimiser and loss stay fp32).
     #: On CPUs with AVX512-BF16 a training step is ~2x faster (``benchmarks/seg_train_speed.py``).
     precision: str = "fp32"
+    #: The model is the mean of the weights at the ends of the last ``average`` cycles (stochastic weight
+    #: averaging over the warm restarts), batch-norm statistics re-estimated on training crops; 1: the
+    #: last weights. Needs ``cycle`` and the ``cycle-<step>.pt`` files ``train`` writes at each cycle's end.
+    average: int = 1
 
     @property
     def gsd_m(self) -> float:
@@ -801,6 +805,11 @@ def train(
         loss = optimiser_step(model, opt, x, y, cfg.precision)
         step += 1
         run = 0.9 * run + 0.1 * loss.item() if step > 1 else loss.item()
+        if cfg.cycle and step % cfg.cycle == 0:  # a cycle's end: its weights, kept for weight averaging;
+            # written before the checkpoint, so a run killed between the two writes it again on resume
+            tmp = out / f"cycle-{step:06d}.pt.tmp"
+            torch.save(_contiguous(model.state_dict()), tmp)
+            os.replace(tmp, tmp.with_suffix(""))
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
             tmp = ck.with_suffix(".tmp")
             torch.save(
@@ -824,6 +833,96 @@ def train(
     torch.save(_contiguous(model.state_dict()), tmp)
     os.replace(tmp, out / "model.pt")
     return model.eval()
+
+
+# ------------------------------------------------------------------------------- weight averaging
+#: Batches of training crops that re-estimate the batch-norm statistics of averaged weights.
+BN_BATCHES = 100
+
+
+def cycle_weights(out: Path) -> list[Path]:
+    """The weights ``train`` kept at the end of each learning-rate cycle under ``out``, oldest first."""
+    return sorted(out.glob("cycle-[0-9]*.pt"))
+
+
+def average_states(states: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The element-wise mean of state dicts of one architecture; integer entries (batch-norm step counts)
+    come from the last one."""
+    if not states:
+        raise ValueError("no weights to average")
+    keys = list(states[-1])
+    if any(list(st) != keys for st in states):
+        raise ValueError("the weights to average are of different architectures")
+    out = {}
+    for k in keys:
+        vs = [st[k] for st in states]
+        if any(v.shape != vs[-1].shape for v in vs):
+            raise ValueError(f"the weights to average differ in the shape of {k}")
+        out[k] = (
+            torch.stack([v.float() for v in vs]).mean(0) if vs[-1].is_floating_point() else vs[-1].clone()
+        )
+    return out
+
+
+@torch.no_grad()
+def recalibrate_bn(
+    model: UNet, scenes: TrainingScenes, cfg: SegTrainConfig, device: str = "cpu", batches: int = BN_BATCHES
+) -> UNet:
+    """Re-estimate every batch-norm layer's running mean and variance (a plain average over ``batches``
+    batches of training crops, drawn as ``train`` draws them, from a fixed seed): averaged weights need
+    statistics of their own. Returns the model in eval mode."""
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average
+    model.train()
+    rng = random.Random(cfg.seed + 7919)
+    for _ in range(batches):
+        xs = [
+            sample(
+                scenes,
+                rng,
+                cfg.crop,
+                p_paste=cfg.p_paste,
+                p_haze=cfg.p_haze,
+                p_colour=cfg.p_colour,
+                p_wake=cfg.p_wake,
+                p_quay=cfg.p_quay,
+            )[0]
+            for _ in range(cfg.batch)
+        ]
+        model(torch.from_numpy(np.stack(xs)).to(device))
+    for m in bns:
+        m.momentum = 0.1
+    return model.eval()
+
+
+def averaged_model(
+    cache: Path, cities: Sequence[str], out: Path, cfg: SegTrainConfig, device: str = "cpu"
+) -> UNet:
+    """The mean of the last ``cfg.average`` cycle-end weights of the run in ``out``, batch norm
+    re-estimated on ``cities`` (``recalibrate_bn``); kept as ``out/model-avg<k>-<steps>.pt`` and read from
+    there on later calls."""
+    k = cfg.average
+    path = out / f"model-avg{k}-{cfg.steps}.pt"
+    model = UNet(base=cfg.base, depth=cfg.depth)
+    if path.is_file():
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        return model.to(device).eval()
+    if not cfg.cycle:
+        raise InputError("weight averaging needs learning-rate cycles (--restart-every)")
+    ends = [p for p in cycle_weights(out) if int(p.stem.split("-")[1]) <= cfg.steps][-k:]
+    if len(ends) < k:
+        raise InputError(f"{out}: {len(ends)} cycle-end weights to average, {k} asked for")
+    states = [torch.load(p, map_location="cpu", weights_only=True) for p in ends]
+    model.load_state_dict(average_states(states))
+    scenes = TrainingScenes(cache, cities, upsample=cfg.upsample, ignore_unlabelled=cfg.ignore_unlabelled)
+    recalibrate_bn(model.to(device), scenes, cfg, device)
+    tmp = path.with_suffix(".pt.tmp")
+    torch.save({n: v.cpu() for n, v in _contiguous(model.state_dict()).items()}, tmp)
+    os.replace(tmp, path)
+    log.info("%s: mean of %s, batch norm re-estimated", path, ", ".join(p.name for p in ends))
+    return model
 
 
 # ---------------------------------------------------------------------------------- cross-validation
@@ -997,6 +1096,8 @@ def cross_validate(
                 f"fold {f}: held out {', '.join(fold['held_out'])}; threshold from {', '.join(fold['inner'])}"
             )
         model = train(cache, fold["fit"], fd, cfg, device=device, progress=progress)
+        if cfg.average > 1:
+            model = averaged_model(cache, fold["fit"], fd, cfg, device=device)
         seg = SegModel(model, SegSpec(name=f"fold{f}", base=cfg.base, depth=cfg.depth, gsd_m=cfg.gsd_m))
         inner = detect_cities(seg, data, fold["inner"], VARIANTS["default"], truth)
         by_t = {t: [scene_record(p, tr, t) for p, tr in inner.values()] for t in THRESHOLDS}
@@ -1077,6 +1178,8 @@ def train_final(
     cache = out / "scenes"
     cities = prepare(data, cache)
     model = train(cache, cities, out / "final", cfg, device=device, progress=progress)
+    if cfg.average > 1:
+        model = averaged_model(cache, cities, out / "final", cfg, device=device)
     thresholds = list((summary or {}).get("thresholds", {}).values())
     threshold = float(np.median(thresholds)) if thresholds else 0.5
     pt = out / "final" / f"{name}.pt"

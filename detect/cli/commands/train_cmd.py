@@ -355,6 +355,24 @@ def trucks_cmd(
     help="bf16: forward pass under bfloat16 autocast (weights and optimiser stay fp32); about 2x "
     "faster training steps on CPUs with AVX512-BF16 and on recent GPUs.",
 )
+@click.option(
+    "--average-cycles",
+    "average",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Each model is the mean of the weights at the ends of its last N learning-rate cycles "
+    "(--restart-every; stochastic weight averaging), batch norm re-estimated on training crops; "
+    "1: the last weights.",
+)
+@click.option(
+    "--seed",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Seed of the weights' initialisation and of the crops drawn (another seed: another run of the "
+    "same recipe, to see how far runs differ).",
+)
 @click.option("--folds", default="", help="Comma-separated fold numbers to run (default: all).")
 @click.option("--no-final", is_flag=True, help="Only run the cross-validation folds.")
 @click.option(
@@ -380,6 +398,8 @@ def train_seg_cmd(
     ignore_unlabelled: bool,
     hard_negatives: float,
     precision: str,
+    average: int,
+    seed: int,
     folds: str,
     no_final: bool,
     rescore: bool,
@@ -397,6 +417,12 @@ def train_seg_cmd(
     from detect.core.data import data_path
     from detect.ships.segment_train import SegTrainConfig, cross_validate, train_final
 
+    if average > 1 and (not cycle or steps // cycle < average):
+        raise click.BadParameter(
+            f"averaging {average} cycles needs at least {average} of them: --restart-every R with "
+            f"--steps >= {average} x R",
+            param_hint="--average-cycles",
+        )
     root = data_path("sen2ships", data)
     cfg = SegTrainConfig(
         steps=steps,
@@ -412,6 +438,8 @@ def train_seg_cmd(
         ignore_unlabelled=ignore_unlabelled,
         p_hard=hard_negatives,
         precision=precision,
+        average=average,
+        seed=seed,
     )
     only = [int(f) for f in folds.split(",") if f.strip()] or None
     summary = (

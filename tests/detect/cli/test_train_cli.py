@@ -69,3 +69,32 @@ def test_seg_training_precision_reaches_the_config_and_unknown_ones_are_refused(
     with pytest.raises(SystemExit) as e:
         main([*base, "--out", str(tmp_path / "run"), "--precision", "fp16"])
     assert e.value.code == 2 and "fp16" in capsys.readouterr().err
+
+
+def test_seg_training_averages_cycles_only_when_there_are_enough_of_them(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import detect.ships.segment_train as st
+
+    seen = []
+
+    def final(data, out, cfg, summary, name, device="cpu", progress=None):
+        seen.append(cfg)
+        return out / "final" / f"{name}.pt"
+
+    monkeypatch.setattr(st, "train_final", final)
+    (tmp_path / "sen2ships" / "trainval").mkdir(parents=True)
+    base = ["train", "ships-seg", "--data", str(tmp_path / "sen2ships" / "trainval"), "--cv", "0"]
+    base += ["--out", str(tmp_path / "run")]
+    code, _ = run([*base, "--steps", "3600", "--restart-every", "1200", "--average-cycles", "3"], capsys)
+    assert code == 0 and seen[-1].average == 3
+    code, _ = run([*base, "--seed", "1"], capsys)
+    assert code == 0 and seen[-1].average == 1 and seen[-1].seed == 1  # the default: the last weights
+    for bad in (
+        ["--average-cycles", "2"],
+        ["--steps", "2400", "--restart-every", "1200", "--average-cycles", "3"],
+    ):
+        with pytest.raises(SystemExit) as e:
+            main([*base, *bad])
+        assert e.value.code == 2 and "--average-cycles" in capsys.readouterr().err
+    assert len(seen) == 2

@@ -178,6 +178,68 @@ def test_longer_training_with_warm_restarts_continues_a_finished_run(tmp_path):
     assert learning_rate(longer, 1) < learning_rate(longer, 2) > learning_rate(longer, 3)
 
 
+def test_cycle_ends_are_kept_and_averaged_into_a_model_with_batch_norm_statistics_of_its_own(
+    tmp_path, monkeypatch
+):
+    import random
+
+    import detect.ships.segment_train as st
+
+    cache = tmp_path / "scenes"
+    cities = prepare(FIXTURES / "ships_train", cache)
+    cfg = SegTrainConfig(steps=6, batch=2, crop=32, base=4, depth=2, checkpoint_every=2, cycle=2, average=2)
+    last = train(cache, cities, tmp_path / "run", cfg)
+    ends = st.cycle_weights(tmp_path / "run")
+    assert [p.name for p in ends] == ["cycle-000002.pt", "cycle-000004.pt", "cycle-000006.pt"]
+    six = torch.load(ends[-1], weights_only=True)
+    assert all(torch.equal(v, last.state_dict()[k]) for k, v in six.items())
+    four = torch.load(ends[1], weights_only=True)
+
+    avg = st.averaged_model(cache, cities, tmp_path / "run", cfg)
+    got = avg.state_dict()
+    for k, v in six.items():
+        if "running" in k or "num_batches" in k:
+            continue
+        assert torch.allclose(got[k], (v + four[k]) / 2, atol=1e-7), k  # the mean of the last two ends
+    # batch norm is re-estimated on training crops: the first layer's running mean is the plain mean of
+    # its convolution's output over every recalibration crop (drawn again here from the same seed)
+    rng = random.Random(cfg.seed + 7919)
+    scenes = st.TrainingScenes(cache, cities)
+    conv = avg.enc[0][0]
+    outs = []
+    with torch.no_grad():
+        for _ in range(st.BN_BATCHES):
+            xs = [st.sample(scenes, rng, cfg.crop, p_paste=cfg.p_paste)[0] for _ in range(cfg.batch)]
+            outs.append(conv(torch.from_numpy(np.stack(xs))).mean((0, 2, 3)))
+    assert torch.allclose(got["enc.0.1.running_mean"], torch.stack(outs).mean(0), atol=1e-5)
+    assert not torch.allclose(
+        got["enc.0.1.running_mean"], (six["enc.0.1.running_mean"] + four["enc.0.1.running_mean"]) / 2
+    )
+    assert not avg.training
+    # kept on disk and read back, not computed again
+    assert (tmp_path / "run" / "model-avg2-6.pt").is_file()
+
+    def no_recalibration(*a, **k):
+        raise AssertionError("recalibrated again")
+
+    monkeypatch.setattr(st, "recalibrate_bn", no_recalibration)
+    again = st.averaged_model(cache, cities, tmp_path / "run", cfg)
+    assert all(torch.equal(v, got[k]) for k, v in again.state_dict().items())
+    # more cycles than the run has: a clear error
+    with pytest.raises(st.InputError, match="3 cycle-end weights to average, 4 asked for"):
+        st.averaged_model(cache, cities, tmp_path / "run", SegTrainConfig(**{**cfg.__dict__, "average": 4}))
+
+
+def test_averaging_refuses_weights_of_different_shapes():
+    import detect.ships.segment_train as st
+
+    a, b = UNet(base=4, depth=2).state_dict(), UNet(base=8, depth=2).state_dict()
+    with pytest.raises(ValueError, match="differ in the shape"):
+        st.average_states([a, b])
+    with pytest.raises(ValueError, match="no weights"):
+        st.average_states([])
+
+
 def test_hard_negatives_are_the_models_detections_away_from_labelled_hulls(tmp_path, monkeypatch):
     from detect.ships import segment
     from detect.ships.segment_train import HARD_LABEL_REACH_PX, TrainingScenes, mine_hard_negatives
