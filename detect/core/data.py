@@ -17,8 +17,9 @@ DATASETS = {
 }
 
 
-def data_path(dataset: str, given: str | Path | None = None) -> Path:
-    """The folder of ``dataset``: ``given`` (a ``--data`` option) if set, else under ``$HARBORWATCH_DATA``.
+def data_path(dataset: str, given: str | Path | None = None, option: str = "--data") -> Path:
+    """The folder of ``dataset``: ``given`` (the ``option`` of a command) if set, else under
+    ``$HARBORWATCH_DATA``.
 
     Raises InputError naming both ways and the doc when neither leads to an existing folder."""
     if dataset not in DATASETS:
@@ -29,7 +30,7 @@ def data_path(dataset: str, given: str | Path | None = None) -> Path:
         root = os.environ.get(DATA_ENV)
         if not root:
             raise InputError(
-                f"no {dataset} data: pass --data, or set ${DATA_ENV} to the folder that holds "
+                f"no {dataset} data: pass {option}, or set ${DATA_ENV} to the folder that holds "
                 f"{DATASETS[dataset]}/ (docs/data.md says where to get it)"
             )
         path = Path(root) / DATASETS[dataset]

@@ -161,7 +161,11 @@ class TrainingScenes:
             ignore = None
             if ignore_unlabelled:
                 ignore = unlabelled_objects(img, present, inst, valid, water=water)
-                ignore = ignore if ignore.any() else None
+            if "ignore" in z.files:  # stored with the scene: objects afloat that carry no label (eotdl chips)
+                stored = z["ignore"].astype(bool)
+                stored = upsample_array(stored, upsample) if upsample > 1 else stored
+                ignore = stored if ignore is None else ignore | stored
+            ignore = ignore if ignore is not None and ignore.any() else None
             objs = [sl for sl in ndimage.find_objects(inst) if sl is not None]
             centres = [((s[0].start + s[0].stop) // 2, (s[1].start + s[1].stop) // 2) for s in objs]
             coast = np.zeros((0, 2), np.int32)
@@ -679,6 +683,8 @@ class SegTrainConfig:
     #: Model pixels per 10 m scene pixel along each axis (2: a 5 m grid, bilinear; use ``crop`` 192 to keep
     #: a crop's ground footprint). The spec's ``gsd_m`` tells the detector to upsample scenes the same way.
     upsample: int = 1
+    #: The eye-checked eotdl Kiel Bay chips (``detect.ships.eotdl_train``) train every model too.
+    eotdl: bool = False
     #: "fp32", or "bf16": forward pass under bfloat16 autocast (weights, optimiser and loss stay fp32).
     #: On CPUs with AVX512-BF16 a training step is ~2x faster (``benchmarks/seg_train_speed.py``).
     precision: str = "fp32"
@@ -1051,6 +1057,19 @@ def detect_cities(
     return out
 
 
+def extra_scenes(cfg: SegTrainConfig, eotdl: Path | None, cache: Path) -> list[str]:
+    """The training scenes beyond sen2ships that every model of a run trains on: the eotdl mosaic when
+    ``cfg.eotdl`` (its chips under ``eotdl``)."""
+    if not cfg.eotdl:
+        return []
+    if eotdl is None:
+        raise InputError("training with the eotdl chips needs their folder (eotdl-s2-ships, docs/data.md)")
+    from detect.ships.eotdl_train import prepare_eotdl
+
+    name = prepare_eotdl(eotdl, cache)
+    return [name] if name else []
+
+
 def fold_plan(cities: Sequence[str], k: int) -> list[dict[str, list[str]]]:
     """Leave-cities-out folds (``detect.ships.train.make_folds``), each with its inner threshold cities."""
     from detect.ships.train import make_folds
@@ -1072,6 +1091,7 @@ def cross_validate(
     folds: Sequence[int] | None = None,
     progress: Callable[[str], None] | None = None,
     rescore: bool = False,
+    eotdl: Path | None = None,
 ) -> dict[str, Any]:
     """Train and score every fold (a finished fold's ``result.json`` is kept, or with ``rescore`` scored
     again with this code from its trained model), then pool the scores."""
@@ -1081,6 +1101,7 @@ def cross_validate(
     cache = out / "scenes"
     cities = prepare(data, cache)
     plan = fold_plan(cities, k)
+    extra = extra_scenes(cfg, eotdl, cache)
     truth = load_coco_truth(data / "annotations_coco.json", data, cities)
     for f, fold in enumerate(plan):
         if folds is not None and f not in folds:
@@ -1095,9 +1116,10 @@ def cross_validate(
             progress(
                 f"fold {f}: held out {', '.join(fold['held_out'])}; threshold from {', '.join(fold['inner'])}"
             )
-        model = train(cache, fold["fit"], fd, cfg, device=device, progress=progress)
+        fit = fold["fit"] + extra
+        model = train(cache, fit, fd, cfg, device=device, progress=progress)
         if cfg.average > 1:
-            model = averaged_model(cache, fold["fit"], fd, cfg, device=device)
+            model = averaged_model(cache, fit, fd, cfg, device=device)
         seg = SegModel(model, SegSpec(name=f"fold{f}", base=cfg.base, depth=cfg.depth, gsd_m=cfg.gsd_m))
         inner = detect_cities(seg, data, fold["inner"], VARIANTS["default"], truth)
         by_t = {t: [scene_record(p, tr, t) for p, tr in inner.values()] for t in THRESHOLDS}
@@ -1169,6 +1191,7 @@ def train_final(
     name: str,
     device: str = "cpu",
     progress: Callable[[str], None] | None = None,
+    eotdl: Path | None = None,
 ) -> Path:
     """Train on every city; write ``<name>.pt`` and its spec (threshold: the median of the folds' inner
     thresholds, metrics: the CV summary) under ``out/final``. Returns the .pt path."""
@@ -1176,7 +1199,7 @@ def train_final(
     from detect.ships.segment import SegSpec
 
     cache = out / "scenes"
-    cities = prepare(data, cache)
+    cities = prepare(data, cache) + extra_scenes(cfg, eotdl, cache)
     model = train(cache, cities, out / "final", cfg, device=device, progress=progress)
     if cfg.average > 1:
         model = averaged_model(cache, cities, out / "final", cfg, device=device)

@@ -366,6 +366,18 @@ def trucks_cmd(
     "1: the last weights.",
 )
 @click.option(
+    "--eotdl",
+    is_flag=True,
+    help="Also train every model on the eotdl Kiel Bay chips whose label passed an eye check "
+    "(detect/ships/eotdl_train.py; unlabelled objects afloat there are left out of the loss).",
+)
+@click.option(
+    "--eotdl-data",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="The eotdl-s2-ships folder for --eotdl (default: $HARBORWATCH_DATA/eotdl-s2-ships).",
+)
+@click.option(
     "--seed",
     type=click.IntRange(min=0),
     default=0,
@@ -399,6 +411,8 @@ def train_seg_cmd(
     hard_negatives: float,
     precision: str,
     average: int,
+    eotdl: bool,
+    eotdl_data: str | None,
     seed: int,
     folds: str,
     no_final: bool,
@@ -424,6 +438,7 @@ def train_seg_cmd(
             param_hint="--average-cycles",
         )
     root = data_path("sen2ships", data)
+    eotdl_root = data_path("eotdl-s2-ships", eotdl_data, "--eotdl-data") if eotdl else None
     cfg = SegTrainConfig(
         steps=steps,
         p_paste=paste,
@@ -440,11 +455,20 @@ def train_seg_cmd(
         precision=precision,
         average=average,
         seed=seed,
+        eotdl=eotdl,
     )
     only = [int(f) for f in folds.split(",") if f.strip()] or None
     summary = (
         cross_validate(
-            root, Path(out), cfg, k=cv, device=device, folds=only, progress=log.info, rescore=rescore
+            root,
+            Path(out),
+            cfg,
+            k=cv,
+            device=device,
+            folds=only,
+            progress=log.info,
+            rescore=rescore,
+            eotdl=eotdl_root,
         )
         if cv
         else {}
@@ -459,7 +483,9 @@ def train_seg_cmd(
             )
     result = {"cv": summary}
     if not no_final:
-        pt = train_final(root, Path(out), cfg, summary, name, device=device, progress=log.info)
+        pt = train_final(
+            root, Path(out), cfg, summary, name, device=device, progress=log.info, eotdl=eotdl_root
+        )
         result["final"] = str(pt)
         lines.append(f"final model: {pt}")
     emit(result, as_json, "\n".join(lines))

@@ -55,7 +55,7 @@ def test_seg_training_precision_reaches_the_config_and_unknown_ones_are_refused(
 
     seen = []
 
-    def final(data, out, cfg, summary, name, device="cpu", progress=None):
+    def final(data, out, cfg, summary, name, device="cpu", progress=None, eotdl=None):
         seen.append(cfg)
         return out / "final" / f"{name}.pt"
 
@@ -78,7 +78,7 @@ def test_seg_training_averages_cycles_only_when_there_are_enough_of_them(
 
     seen = []
 
-    def final(data, out, cfg, summary, name, device="cpu", progress=None):
+    def final(data, out, cfg, summary, name, device="cpu", progress=None, eotdl=None):
         seen.append(cfg)
         return out / "final" / f"{name}.pt"
 
@@ -97,4 +97,32 @@ def test_seg_training_averages_cycles_only_when_there_are_enough_of_them(
         with pytest.raises(SystemExit) as e:
             main([*base, *bad])
         assert e.value.code == 2 and "--average-cycles" in capsys.readouterr().err
+    assert len(seen) == 2
+
+
+def test_seg_training_with_eotdl_needs_its_folder_and_names_the_option(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import detect.ships.segment_train as st
+
+    seen = []
+
+    def final(data, out, cfg, summary, name, device="cpu", progress=None, eotdl=None):
+        seen.append((cfg, eotdl))
+        return out / "final" / f"{name}.pt"
+
+    monkeypatch.setattr(st, "train_final", final)
+    monkeypatch.delenv("HARBORWATCH_DATA", raising=False)
+    (tmp_path / "sen2ships" / "trainval").mkdir(parents=True)
+    base = ["train", "ships-seg", "--data", str(tmp_path / "sen2ships" / "trainval"), "--cv", "0"]
+    base += ["--out", str(tmp_path / "run")]
+    fixture = REPO / "tests" / "fixtures" / "eotdl"
+    code, _ = run([*base, "--eotdl", "--eotdl-data", str(fixture)], capsys)
+    assert code == 0 and seen[-1][0].eotdl and seen[-1][1] == fixture
+    code, _ = run(base, capsys)
+    assert code == 0 and not seen[-1][0].eotdl and seen[-1][1] is None  # off by default
+    with pytest.raises(SystemExit) as e:
+        main([*base, "--eotdl"])  # no folder given and no $HARBORWATCH_DATA
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "--eotdl-data" in err and len(err.strip().splitlines()) == 1
     assert len(seen) == 2
