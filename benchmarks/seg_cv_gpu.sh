@@ -2,21 +2,25 @@
 # The ship segmentation model's whole leave-cities-out cross-validation in one command: the 5 folds, the
 # final model with its spec, and the CV table (P, R, F1, AP50, recall by length, length MAE, the baseline
 # per fold). Made for a machine with a CUDA GPU and this project installed (`pip install -e .`); the recipe of
-# weights/ships-s2-seg.md (v5: copy-paste, repainted hulls, wakes, five 1,200-step cycles), except that here the
-# repaint and wakes run in every cycle (v3-v5 added them from the third cycle on, for CPU time).
+# weights/ships-s2-seg.md (v6), in its three stages: copy-paste for the first two 1,200-step cycles, then
+# repainted hulls and wakes up to the fifth, then a last cycle with hard negatives. Each stage continues the
+# last one's checkpoints and scores the folds again (--rescore); the table is the last stage's.
 #
 #   HARBORWATCH_DATA=/path/to/data bash benchmarks/seg_cv_gpu.sh [OUT]            # default OUT: runs/seg-cv
-#   STEPS=7200 CYCLE=1200 bash benchmarks/seg_cv_gpu.sh runs/seg-long               # longer (lever d)
+#   STEPS=12000 CYCLE=1200 bash benchmarks/seg_cv_gpu.sh runs/seg-long              # longer (lever d)
+#   AVERAGE=3 bash benchmarks/seg_cv_gpu.sh runs/seg-swa       # models = mean of the last 3 cycle ends
+#   SEED=1 bash benchmarks/seg_cv_gpu.sh runs/seg-seed1        # another run of the same recipe
+#   EOTDL=1 bash benchmarks/seg_cv_gpu.sh runs/seg-eotdl       # + the eye-checked eotdl chips (every model)
 #   UPSAMPLE=2 CROP=192 bash benchmarks/seg_cv_gpu.sh runs/seg-5m                   # 5 m grid (lever a)
-#   DEVICE=cpu STEPS=2 CYCLE=0 FOLDS=0 bash benchmarks/seg_cv_gpu.sh /tmp/smoke     # plumbing check, no GPU
+#   DEVICE=cpu STEPS=6 CYCLE=2 FOLDS=0 bash benchmarks/seg_cv_gpu.sh /tmp/smoke     # plumbing check, no GPU
 #
-# Everything is checkpointed: a rerun with the same OUT resumes where the last one stopped (finished folds
-# are kept). Copy OUT/final/ships-s2-seg.pt and .json into weights/ to ship the result, and update the card.
+# Everything is checkpointed: a rerun with the same OUT resumes where the last one stopped. Copy
+# OUT/final/ships-s2-seg.pt and .json into weights/ to ship the result, and update the card.
 set -euo pipefail
 
 OUT=${1:-runs/seg-cv}
 DEVICE=${DEVICE:-cuda:0}
-STEPS=${STEPS:-6000}
+STEPS=${STEPS:-7200}
 CYCLE=${CYCLE:-1200}
 PASTE=${PASTE:-0.5}
 HULL_COLOUR=${HULL_COLOUR:-0.5}
@@ -25,6 +29,10 @@ UPSAMPLE=${UPSAMPLE:-1}
 CROP=${CROP:-$((96 * UPSAMPLE))}
 FOLDS=${FOLDS:-}
 PRECISION=${PRECISION:-fp32}  # bf16: ~2x faster steps on CPU (benchmarks/seg_train_speed.py); see the card
+HARD_NEGATIVES=${HARD_NEGATIVES:-0.2}
+AVERAGE=${AVERAGE:-1}
+SEED=${SEED:-0}
+EOTDL=${EOTDL:-0}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 if [ -z "${HARBORWATCH_DATA:-}" ]; then
@@ -36,14 +44,34 @@ if ! command -v harborwatch > /dev/null; then
     exit 2
 fi
 
-args=(--out "$OUT" --paste "$PASTE" --hull-colour "$HULL_COLOUR" --wakes "$WAKES" --steps "$STEPS"
-    --restart-every "$CYCLE" --upsample "$UPSAMPLE" --crop "$CROP" --device "$DEVICE"
-    --precision "$PRECISION")
+common=(--out "$OUT" --paste "$PASTE" --restart-every "$CYCLE" --upsample "$UPSAMPLE" --crop "$CROP"
+    --device "$DEVICE" --precision "$PRECISION" --seed "$SEED")
 if [ -n "$FOLDS" ]; then
-    args+=(--folds "$FOLDS" --no-final)
+    common+=(--folds "$FOLDS" --no-final)
 fi
-
+if [ "$EOTDL" = 1 ]; then
+    common+=(--eotdl)  # $HARBORWATCH_DATA/eotdl-s2-ships
+fi
+# stage ends: two cycles of copy-paste, repaint and wakes up to the last cycle, the last with hard negatives
+if [ "$CYCLE" -gt 0 ] && [ "$STEPS" -ge $((3 * CYCLE)) ]; then
+    stages=("$((2 * CYCLE))" "$((STEPS - CYCLE))" "$STEPS")
+else
+    stages=("$STEPS")
+fi
 start=$(date +%s)
-harborwatch train ships-seg "${args[@]}"
+for i in "${!stages[@]}"; do
+    args=("${common[@]}" --steps "${stages[$i]}")
+    if [ "$i" -gt 0 ]; then
+        args+=(--rescore --hull-colour "$HULL_COLOUR" --wakes "$WAKES")  # continue, score again
+    fi
+    if [ "$i" -eq $((${#stages[@]} - 1)) ]; then
+        args+=(--average-cycles "$AVERAGE")
+        if [ "${#stages[@]}" -gt 1 ]; then
+            args+=(--hard-negatives "$HARD_NEGATIVES")
+        fi
+    fi
+    echo "seg_cv_gpu: harborwatch train ships-seg ${args[*]}"
+    harborwatch train ships-seg "${args[@]}"
+done
 echo "seg_cv_gpu: training and scoring took $(($(date +%s) - start)) s on $DEVICE"
 python "$HERE/ship_cv_seg.py" --cv-dir "$OUT" --baseline --markdown --json "$OUT/cv_table.json"

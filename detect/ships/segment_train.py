@@ -1082,6 +1082,29 @@ def fold_plan(cities: Sequence[str], k: int) -> list[dict[str, list[str]]]:
     return plan
 
 
+def score_fold(
+    seg: Any,
+    data: Path,
+    fold: dict[str, list[str]],
+    truth: dict[str, list],
+    progress: Callable[[str], None] | None = None,
+    label: str = "fold",
+) -> dict[str, Any]:
+    """One fold's result: its threshold chosen on its inner cities, then every ``VARIANTS`` entry scored on
+    its held-out cities at that threshold (what ``result.json`` holds)."""
+    inner = detect_cities(seg, data, fold["inner"], VARIANTS["default"], truth)
+    by_t = {t: [scene_record(p, tr, t) for p, tr in inner.values()] for t in THRESHOLDS}
+    threshold, inner_f1 = best_threshold(by_t)
+    res = {**fold, "threshold": threshold, "inner_f1": inner_f1, "variants": {}}
+    for name, variant in VARIANTS.items():
+        found = detect_cities(seg, data, fold["held_out"], variant, truth)
+        res["variants"][name] = {c: scene_record(p, tr, threshold) for c, (p, tr) in found.items()}
+        if progress:
+            s = pool(list(res["variants"][name].values()))
+            progress(f"{label} {name}: P {s['precision']} R {s['recall']} F1 {s['f1']} AP50 {s['ap50']}")
+    return res
+
+
 def cross_validate(
     data: Path,
     out: Path,
@@ -1121,16 +1144,7 @@ def cross_validate(
         if cfg.average > 1:
             model = averaged_model(cache, fit, fd, cfg, device=device)
         seg = SegModel(model, SegSpec(name=f"fold{f}", base=cfg.base, depth=cfg.depth, gsd_m=cfg.gsd_m))
-        inner = detect_cities(seg, data, fold["inner"], VARIANTS["default"], truth)
-        by_t = {t: [scene_record(p, tr, t) for p, tr in inner.values()] for t in THRESHOLDS}
-        threshold, inner_f1 = best_threshold(by_t)
-        res = {**fold, "threshold": threshold, "inner_f1": inner_f1, "variants": {}}
-        for name, variant in VARIANTS.items():
-            found = detect_cities(seg, data, fold["held_out"], variant, truth)
-            res["variants"][name] = {c: scene_record(p, tr, threshold) for c, (p, tr) in found.items()}
-            if progress:
-                s = pool(list(res["variants"][name].values()))
-                progress(f"fold {f} {name}: P {s['precision']} R {s['recall']} F1 {s['f1']} AP50 {s['ap50']}")
+        res = score_fold(seg, data, fold, truth, progress=progress, label=f"fold {f}")
         from imagery.atomic import atomic_write_json
 
         atomic_write_json(res_path, res)

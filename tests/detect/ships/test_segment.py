@@ -230,6 +230,37 @@ def test_cycle_ends_are_kept_and_averaged_into_a_model_with_batch_norm_statistic
         st.averaged_model(cache, cities, tmp_path / "run", SegTrainConfig(**{**cfg.__dict__, "average": 4}))
 
 
+def test_a_fold_is_scored_at_the_threshold_its_inner_cities_choose(tmp_path, monkeypatch):
+    import detect.ships.segment_train as st
+    from detect.ships.evaluate import load_coco_truth
+
+    data = FIXTURES / "ships_train"
+    cities = prepare(data, tmp_path / "scenes")
+    truth = load_coco_truth(data / "annotations_coco.json", data, cities)
+    net = train(
+        tmp_path / "scenes",
+        cities,
+        tmp_path / "run",
+        SegTrainConfig(steps=2, batch=2, crop=32, base=4, depth=2),
+    )
+    seg = SegModel(net, SegSpec(name="t", base=4, depth=2))
+    fold = {"held_out": ["algiers"], "inner": ["algiers"], "fit": ["algiers"]}
+    chosen = []
+    real_best = st.best_threshold
+
+    def spy(by_t):
+        chosen.append(real_best(by_t))
+        return chosen[-1]
+
+    monkeypatch.setattr(st, "best_threshold", spy)
+    res = st.score_fold(seg, data, fold, truth)
+    assert res["threshold"] == chosen[0][0] and res["inner_f1"] == chosen[0][1]
+    assert res["threshold"] in st.THRESHOLDS and set(res["variants"]) == set(st.VARIANTS)
+    rec = res["variants"]["default"]["algiers"]
+    assert rec["n_truth"] == len(truth["algiers"]) > 0
+    assert res["held_out"] == ["algiers"] and res["inner"] == ["algiers"]
+
+
 def test_averaging_refuses_weights_of_different_shapes():
     import detect.ships.segment_train as st
 

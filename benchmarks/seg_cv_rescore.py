@@ -1,0 +1,104 @@
+"""Score other weights of trained cross-validation folds (``harborwatch train ships-seg``) exactly as training
+scores a fold, into ``result.json`` files that ``benchmarks/ship_cv_seg.py`` tabulates: each fold's weights at
+the end of an earlier learning-rate cycle (``--step``), or the mean of its last K cycle ends (``--average K``,
+batch norm re-estimated on the fold's training cities, as ``--average-cycles`` does in training). Each fold's
+threshold is chosen again on its own two inner cities.
+
+    python benchmarks/seg_cv_rescore.py --cv-dir RUNS/seg --out RUNS/seg-at2400 --step 2400
+    python benchmarks/seg_cv_rescore.py --cv-dir RUNS/seg --out RUNS/seg-avg3 --step 7200 --average 3 \\
+        --cycle 1200 [--paste 0.5 --hull-colour 0.5 --wakes 0.5] [--folds 0,1] [--data SEN2SHIPS_TRAINVAL]
+    python benchmarks/ship_cv_seg.py --cv-dir RUNS/seg-avg3 --cv-dir RUNS/seg --markdown
+
+The folds need the ``cycle-<step>.pt`` files that training keeps at each cycle's end. Finished folds in
+``--out`` are kept (a rerun resumes); ``--average`` keeps its averaged weights beside the fold's as
+``model-avg<K>-<step>.pt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cv-dir", required=True, type=Path, help="a trained run: scenes/ and fold<k>/")
+    ap.add_argument("--out", required=True, type=Path, help="where fold<k>/result.json go")
+    ap.add_argument("--step", type=int, required=True, help="the cycle end to score (its step)")
+    ap.add_argument("--average", type=int, default=1, help="mean of the last K cycle ends up to --step")
+    ap.add_argument("--cycle", type=int, default=1200, help="the run's --restart-every")
+    ap.add_argument("--paste", type=float, default=0.5, help="crops for batch-norm statistics: as trained")
+    ap.add_argument("--hull-colour", type=float, default=0.5)
+    ap.add_argument("--wakes", type=float, default=0.5)
+    ap.add_argument("--eotdl", action="store_true", help="the run trained with --eotdl")
+    ap.add_argument("--base", type=int, default=16)
+    ap.add_argument("--folds", default="0,1,2,3,4")
+    ap.add_argument("--data", default=None)
+    ap.add_argument("--threads", type=int, default=1)
+    a = ap.parse_args(argv)
+
+    from detect.core.data import data_path
+    from detect.ships.evaluate import load_coco_truth
+    from detect.ships.segment import SegModel, SegSpec, UNet
+    from detect.ships.segment_train import (
+        SegTrainConfig,
+        averaged_model,
+        fold_plan,
+        pool,
+        prepare,
+        score_fold,
+    )
+    from imagery.atomic import atomic_write_json
+    from imagery.errors import InputError
+
+    torch.set_num_threads(a.threads)
+    try:
+        data = data_path("sen2ships", a.data)
+    except InputError as e:
+        sys.exit(f"seg_cv_rescore: {e}")
+    cache = a.cv_dir / "scenes"
+    cities = prepare(data, cache)
+    plan = fold_plan(cities, 5)
+    truth = load_coco_truth(data / "annotations_coco.json", data, cities)
+    cfg = SegTrainConfig(
+        steps=a.step,
+        cycle=a.cycle,
+        base=a.base,
+        p_paste=a.paste,
+        p_colour=a.hull_colour,
+        p_wake=a.wakes,
+        average=a.average,
+    )
+    extra = ["eotdl"] if a.eotdl else []
+    for f in (int(x) for x in a.folds.split(",")):
+        res_path = a.out / f"fold{f}" / "result.json"
+        if res_path.is_file():
+            continue
+        fd = a.cv_dir / f"fold{f}"
+        try:
+            if a.average > 1:
+                net = averaged_model(cache, plan[f]["fit"] + extra, fd, cfg)
+            else:
+                path = fd / f"cycle-{a.step:06d}.pt"
+                if not path.is_file():
+                    raise InputError(f"{path} not found (trained with --restart-every, to step {a.step}?)")
+                net = UNet(base=a.base)
+                net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        except InputError as e:
+            sys.exit(f"seg_cv_rescore: {e}")
+        seg = SegModel(net.eval(), SegSpec(name=f"fold{f}", base=a.base))
+        res = score_fold(seg, data, plan[f], truth)
+        atomic_write_json(res_path, res)
+        s = pool(list(res["variants"]["default"].values()))
+        print(f"fold {f}: threshold {res['threshold']} P {s['precision']} R {s['recall']} F1 {s['f1']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
