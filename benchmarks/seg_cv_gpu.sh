@@ -12,9 +12,10 @@
 #   SEED=1 bash benchmarks/seg_cv_gpu.sh runs/seg-seed1        # another run of the same recipe
 #   EOTDL=1 bash benchmarks/seg_cv_gpu.sh runs/seg-eotdl       # + the eye-checked eotdl chips (every model)
 #   UPSAMPLE=2 CROP=192 bash benchmarks/seg_cv_gpu.sh runs/seg-5m                   # 5 m grid (lever a)
-#   DEVICE=cpu STEPS=6 CYCLE=2 FOLDS=0 bash benchmarks/seg_cv_gpu.sh /tmp/smoke     # plumbing check, no GPU
+#   DEVICE=cpu STEPS=8 CYCLE=2 FOLDS=0 bash benchmarks/seg_cv_gpu.sh /tmp/smoke     # plumbing check, no GPU
 #
-# Everything is checkpointed: a rerun with the same OUT resumes where the last one stopped. Copy
+# Everything is checkpointed: a rerun with the same OUT resumes where the last one stopped (finished stages
+# are marked in OUT and skipped; a stage cut short continues from its checkpoints, its folds scored again). Copy
 # OUT/final/ships-s2-seg.pt and .json into weights/ to ship the result, and update the card.
 set -euo pipefail
 
@@ -53,16 +54,28 @@ if [ "$EOTDL" = 1 ]; then
     common+=(--eotdl)  # $HARBORWATCH_DATA/eotdl-s2-ships
 fi
 # stage ends: two cycles of copy-paste, repaint and wakes up to the last cycle, the last with hard negatives
-if [ "$CYCLE" -gt 0 ] && [ "$STEPS" -ge $((3 * CYCLE)) ]; then
+if [ "$CYCLE" -gt 0 ] && [ $((STEPS % CYCLE)) -ne 0 ]; then
+    echo "seg_cv_gpu: STEPS ($STEPS) must be a whole number of cycles (CYCLE=$CYCLE)" >&2
+    exit 2
+fi
+if [ "$CYCLE" -gt 0 ] && [ "$STEPS" -ge $((4 * CYCLE)) ]; then
     stages=("$((2 * CYCLE))" "$((STEPS - CYCLE))" "$STEPS")
-else
+else  # too short for three stages: one run with copy-paste, repaint and wakes throughout
     stages=("$STEPS")
 fi
 start=$(date +%s)
 for i in "${!stages[@]}"; do
+    done_mark="$OUT/.seg_cv_gpu-stage-${stages[$i]}.done"
+    if [ -f "$done_mark" ]; then  # a rerun resumes at the first unfinished stage
+        echo "seg_cv_gpu: stage to step ${stages[$i]} already done ($done_mark)"
+        continue
+    fi
     args=("${common[@]}" --steps "${stages[$i]}")
     if [ "$i" -gt 0 ]; then
-        args+=(--rescore --hull-colour "$HULL_COLOUR" --wakes "$WAKES")  # continue, score again
+        args+=(--rescore)  # the folds' result.json are the last stage's: score the continued models
+    fi
+    if [ "$i" -gt 0 ] || [ "${#stages[@]}" -eq 1 ]; then
+        args+=(--hull-colour "$HULL_COLOUR" --wakes "$WAKES")
     fi
     if [ "$i" -eq $((${#stages[@]} - 1)) ]; then
         args+=(--average-cycles "$AVERAGE")
@@ -72,6 +85,7 @@ for i in "${!stages[@]}"; do
     fi
     echo "seg_cv_gpu: harborwatch train ships-seg ${args[*]}"
     harborwatch train ships-seg "${args[@]}"
+    mkdir -p "$OUT" && touch "$done_mark"
 done
 echo "seg_cv_gpu: training and scoring took $(($(date +%s) - start)) s on $DEVICE"
 python "$HERE/ship_cv_seg.py" --cv-dir "$OUT" --baseline --markdown --json "$OUT/cv_table.json"

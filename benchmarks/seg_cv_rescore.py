@@ -11,7 +11,8 @@ threshold is chosen again on its own two inner cities.
 
 The folds need the ``cycle-<step>.pt`` files that training keeps at each cycle's end. Finished folds in
 ``--out`` are kept (a rerun resumes); ``--average`` keeps its averaged weights beside the fold's as
-``model-avg<K>-<step>.pt``.
+``model-avg<K>-<step>-<key>.pt`` (the key: a digest of the recipe given here), so give the run's own
+augmentation shares, grid, crop and seed.
 """
 
 from __future__ import annotations
@@ -36,7 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--paste", type=float, default=0.5, help="crops for batch-norm statistics: as trained")
     ap.add_argument("--hull-colour", type=float, default=0.5)
     ap.add_argument("--wakes", type=float, default=0.5)
+    ap.add_argument("--quay-paste", type=float, default=0.0)
+    ap.add_argument("--haze", type=float, default=0.0)
     ap.add_argument("--eotdl", action="store_true", help="the run trained with --eotdl")
+    ap.add_argument("--upsample", type=int, default=1, help="the run's --upsample")
+    ap.add_argument("--crop", type=int, default=None, help="the run's --crop (default 96 x --upsample)")
+    ap.add_argument("--seed", type=int, default=0, help="the run's --seed")
     ap.add_argument("--base", type=int, default=16)
     ap.add_argument("--folds", default="0,1,2,3,4")
     ap.add_argument("--data", default=None)
@@ -73,6 +79,12 @@ def main(argv: list[str] | None = None) -> int:
         p_paste=a.paste,
         p_colour=a.hull_colour,
         p_wake=a.wakes,
+        p_quay=a.quay_paste,
+        p_haze=a.haze,
+        upsample=a.upsample,
+        crop=a.crop or 96 * a.upsample,
+        seed=a.seed,
+        eotdl=a.eotdl,
         average=a.average,
     )
     extra = ["eotdl"] if a.eotdl else []
@@ -92,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
                 net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         except InputError as e:
             sys.exit(f"seg_cv_rescore: {e}")
-        seg = SegModel(net.eval(), SegSpec(name=f"fold{f}", base=a.base))
+        seg = SegModel(net.eval(), SegSpec(name=f"fold{f}", base=a.base, gsd_m=cfg.gsd_m))
         res = score_fold(seg, data, plan[f], truth)
         atomic_write_json(res_path, res)
         s = pool(list(res["variants"]["default"].values()))

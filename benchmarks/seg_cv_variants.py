@@ -32,6 +32,7 @@ from detect.ships.segment import SegModel, SegSpec, UNet  # noqa: E402
 from detect.ships.segment_train import (  # noqa: E402
     THRESHOLDS,
     VARIANTS,
+    average_states,
     best_threshold,
     detect_cities,
     fold_plan,
@@ -95,10 +96,11 @@ def load_net(path: Path, base: int) -> UNet:
 
 
 def average_weights(paths: list[Path], base: int) -> UNet:
+    """The runs' weights averaged as they are (batch-norm statistics too, not re-estimated; for that see
+    ``harborwatch train ships-seg --average-cycles`` and ``benchmarks/seg_cv_rescore.py``)."""
     states = [torch.load(p, map_location="cpu", weights_only=True) for p in paths]
-    avg = {k: (sum(s[k].float() for s in states) / len(states)).to(states[0][k].dtype) for k in states[0]}
     net = UNet(base=base)
-    net.load_state_dict(avg)
+    net.load_state_dict(average_states(states))
     return net.eval()
 
 

@@ -11,10 +11,12 @@ when crops are drawn (``TrainingScenes``), and the copy-paste bank gains their h
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
 import os
+from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -22,7 +24,13 @@ import numpy as np
 import rasterio
 from rasterio.enums import Resampling
 from rasterio.features import rasterize
-from rasterio.warp import calculate_default_transform, reproject, transform_geom
+from rasterio.warp import (
+    aligned_target,
+    calculate_default_transform,
+    reproject,
+    transform_bounds,
+    transform_geom,
+)
 from scipy import ndimage
 
 from detect.ships.segment import SEG_BANDS
@@ -88,6 +96,8 @@ IGNORED_PARTS: dict[int, tuple[int, ...]] = {
     275519000: (0,),  # the 18 m pilot boat's spray
     308924000: (0,),  # a small boat west of the 83 m ship
 }
+#: Raise when the mosaic is made differently, so that prepared caches are made again.
+MOSAIC_VERSION = 1
 #: Pixels of invalid gutter between the chips of the mosaic.
 GUTTER = 8
 #: Objects afloat left out of the loss: NIR above the local (15 px median) background by this much ...
@@ -101,11 +111,18 @@ def chip_mmsi(tif: Path) -> int:
 
 
 def checked_chips(root: Path) -> list[Path]:
-    """The chips of ``root`` whose label passed the eye check (``EYE_CHECK`` "hull"), sorted."""
+    """The chips of ``root`` whose label passed the eye check (``EYE_CHECK`` "hull"), sorted; InputError
+    when there are none."""
     tifs = sorted((root / "chips").glob("ship_*_*.tif"))
     if not tifs:
         raise InputError(f"no eotdl chips (chips/ship_<MMSI>_<date>.tif) under {root} (docs/data.md)")
-    return [t for t in tifs if EYE_CHECK.get(chip_mmsi(t)) == "hull"]
+    try:
+        ok = [t for t in tifs if EYE_CHECK.get(chip_mmsi(t)) == "hull"]
+    except ValueError as e:
+        raise InputError(f"{root / 'chips'}: a chip not named ship_<MMSI>_<date>.tif ({e})") from None
+    if not ok:
+        raise InputError(f"none of the {len(tifs)} chips under {root} passed the eye check (EYE_CHECK)")
+    return ok
 
 
 def afloat_objects(img: np.ndarray, present: tuple[str, ...], keep: np.ndarray) -> np.ndarray:
@@ -161,15 +178,22 @@ def label_parts(label: dict) -> list[dict]:
 def read_chip(tif: Path) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
     """One chip on its UTM 10 m grid: (reflectance of ``SEG_BANDS`` (5, h, w), one mask per label part,
     valid mask)."""
-    label = json.loads(Path(str(tif)[: -len(".tif")] + "_labels.geojson").read_text())
+    label_path = Path(str(tif)[: -len(".tif")] + "_labels.geojson")
+    try:
+        label = json.loads(label_path.read_text())
+    except (OSError, ValueError) as e:
+        raise InputError(f"{label_path.name}: unreadable label ({e})") from None
     with _quiet_gdal(), rasterio.open(tif) as src:
         if src.count != len(EOTDL_BANDS):
             raise InputError(f"{tif.name}: {src.count} bands, the eotdl chips have {len(EOTDL_BANDS)}")
-        lon, lat = (src.bounds.left + src.bounds.right) / 2, (src.bounds.bottom + src.bounds.top) / 2
-        utm = f"EPSG:{32600 + int((lon + 180) // 6) + 1 + (100 if lat < 0 else 0)}"
+        west, south, east, north = transform_bounds(src.crs, "EPSG:4326", *src.bounds)
+        lon, lat = (west + east) / 2, (south + north) / 2
+        utm = f"EPSG:{32600 + int((lon + 180) // 6) % 60 + 1 + (100 if lat < 0 else 0)}"
         transform, w, h = calculate_default_transform(
             src.crs, utm, src.width, src.height, *src.bounds, resolution=10.0
         )
+        # on whole multiples of 10 m, as Sentinel-2's own UTM grid (one resampling, not two)
+        transform, w, h = aligned_target(transform, w, h, 10.0)
         img = np.zeros((len(SEG_BANDS), h, w), np.float32)
         for i, b in enumerate(SEG_BANDS):
             reproject(
@@ -182,12 +206,11 @@ def read_chip(tif: Path) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
                 resampling=Resampling.bilinear,
                 dst_nodata=np.nan,
             )
-        src_crs = src.crs
     valid = np.isfinite(img).all(0)
     img[:, ~valid] = 0
-    masks = [
+    masks = [  # GeoJSON is WGS84 longitude, latitude
         rasterize(
-            [transform_geom(src_crs, utm, g)], out_shape=(h, w), transform=transform, dtype="uint8"
+            [transform_geom("EPSG:4326", utm, g)], out_shape=(h, w), transform=transform, dtype="uint8"
         ).astype(bool)
         & valid
         for g in label_parts(label)
@@ -195,16 +218,30 @@ def read_chip(tif: Path) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
     return img, masks, valid
 
 
-def prepare_eotdl(root: Path, cache: Path) -> str | None:
+def check_digest(chips: Sequence[Path]) -> str:
+    """What a prepared mosaic depends on besides the pixels: the chips, the eye check and the rules."""
+    key = [
+        [t.name for t in chips],
+        sorted(EYE_CHECK.items()),
+        sorted(IGNORED_PARTS.items()),
+        [GUTTER, IGNORE_NIR_EXCESS, IGNORE_MIN_PX, MOSAIC_VERSION],
+    ]
+    return hashlib.sha256(json.dumps(key).encode()).hexdigest()[:16]
+
+
+def prepare_eotdl(root: Path, cache: Path) -> str:
     """The eye-checked eotdl chips as one mosaic scene ``cache/eotdl.npz`` (the format of
-    ``segment_train.prepare``, plus ``ignore``: unlabelled objects afloat, out of the loss). Returns the scene
-    name, or None when no chip passed the check. An existing file is kept."""
+    ``segment_train.prepare``, plus ``ignore``: unlabelled objects afloat and the no-data between chips, out
+    of the loss). Returns the scene name. An existing file made from the same chips and eye check is kept;
+    InputError when no chip passed the check."""
     out = cache / f"{EOTDL_SCENE}.npz"
-    if out.is_file():
-        return EOTDL_SCENE
     chips = checked_chips(root)
-    if not chips:
-        return None
+    digest = check_digest(chips)
+    if out.is_file():
+        with np.load(out) as z:
+            if "check" in z.files and str(z["check"]) == digest:
+                return EOTDL_SCENE
+        log.info("%s: made from other chips or another eye check; made again", out)
     read = [read_chip(t) for t in chips]
     slot = max(max(v.shape) for _, _, v in read) + GUTTER
     cols = math.ceil(math.sqrt(len(read)))
@@ -240,6 +277,7 @@ def prepare_eotdl(root: Path, cache: Path) -> str | None:
         if not hulls.any():
             log.warning("%s: no label part of a hull; only its water trains", tif.name)
         ignore[sl] = (afloat_objects(im, SEG_BANDS, hulls | left_out) | left_out) & ~hulls & ok
+    ignore |= ~valid  # the gutters and the corners reprojection leaves empty are not water
     cache.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(f".{os.getpid()}.tmp.npz")
     np.savez_compressed(
@@ -250,6 +288,7 @@ def prepare_eotdl(root: Path, cache: Path) -> str | None:
         inst=inst,
         ann_ids=np.array(ids),
         ignore=ignore,
+        check=np.array(digest),
     )
     os.replace(tmp, out)
     log.info(

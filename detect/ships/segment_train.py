@@ -11,6 +11,7 @@ cities held out from its training (inner split).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -698,6 +699,18 @@ class SegTrainConfig:
         return 10.0 / self.upsample
 
 
+def crop_shares(cfg: SegTrainConfig, hard: bool = True) -> dict[str, float]:
+    """The augmentation shares of ``sample`` that ``cfg`` sets (``hard``: with its hard-negative share)."""
+    return dict(
+        p_paste=cfg.p_paste,
+        p_haze=cfg.p_haze,
+        p_colour=cfg.p_colour,
+        p_wake=cfg.p_wake,
+        p_hard=cfg.p_hard if hard else 0.0,
+        p_quay=cfg.p_quay,
+    )
+
+
 def loss_fn(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Weighted BCE (hulls are rare) plus soft Dice, on both the hull and the core map. A third target
     channel, when there, is a per-pixel weight (0: left out of both terms)."""
@@ -789,23 +802,8 @@ def train(
             model.train()
         for group in opt.param_groups:
             group["lr"] = learning_rate(cfg, step)
-        xs, ys = zip(
-            *(
-                sample(
-                    scenes,
-                    rng,
-                    cfg.crop,
-                    p_paste=cfg.p_paste,
-                    p_haze=cfg.p_haze,
-                    p_colour=cfg.p_colour,
-                    p_wake=cfg.p_wake,
-                    p_hard=cfg.p_hard,
-                    p_quay=cfg.p_quay,
-                )
-                for _ in range(cfg.batch)
-            ),
-            strict=True,
-        )
+        shares = crop_shares(cfg)
+        xs, ys = zip(*(sample(scenes, rng, cfg.crop, **shares) for _ in range(cfg.batch)), strict=True)
         x = torch.from_numpy(np.stack(xs)).to(device).contiguous(memory_format=torch.channels_last)
         y = torch.from_numpy(np.stack(ys)).to(device)
         loss = optimiser_step(model, opt, x, y, cfg.precision)
@@ -878,46 +876,38 @@ def recalibrate_bn(
     batches of training crops, drawn as ``train`` draws them, from a fixed seed): averaged weights need
     statistics of their own. Returns the model in eval mode."""
     bns = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)]
+    momenta = [m.momentum for m in bns]
     for m in bns:
         m.reset_running_stats()
         m.momentum = None  # cumulative average
     model.train()
     rng = random.Random(cfg.seed + 7919)
     for _ in range(batches):
-        xs = [
-            sample(
-                scenes,
-                rng,
-                cfg.crop,
-                p_paste=cfg.p_paste,
-                p_haze=cfg.p_haze,
-                p_colour=cfg.p_colour,
-                p_wake=cfg.p_wake,
-                p_quay=cfg.p_quay,
-            )[0]
-            for _ in range(cfg.batch)
-        ]
+        xs = [sample(scenes, rng, cfg.crop, **crop_shares(cfg, hard=False))[0] for _ in range(cfg.batch)]
         model(torch.from_numpy(np.stack(xs)).to(device))
-    for m in bns:
-        m.momentum = 0.1
+    for m, momentum in zip(bns, momenta, strict=True):
+        m.momentum = momentum
     return model.eval()
 
 
 def averaged_model(
     cache: Path, cities: Sequence[str], out: Path, cfg: SegTrainConfig, device: str = "cpu"
 ) -> UNet:
-    """The mean of the last ``cfg.average`` cycle-end weights of the run in ``out``, batch norm
-    re-estimated on ``cities`` (``recalibrate_bn``); kept as ``out/model-avg<k>-<steps>.pt`` and read from
-    there on later calls."""
+    """The mean of the last ``cfg.average`` cycle-end weights of the run in ``out`` up to ``cfg.steps``,
+    batch norm re-estimated on ``cities`` (``recalibrate_bn``); kept as ``out/model-avg<k>-<steps>-<key>.pt``
+    (``key``: a digest of everything the result depends on) and read from there on later calls."""
     k = cfg.average
-    path = out / f"model-avg{k}-{cfg.steps}.pt"
+    recipe = {n: v for n, v in cfg.__dict__.items() if n not in ("checkpoint_every", "precision")}
+    key = hashlib.sha256(json.dumps([recipe, sorted(cities)], sort_keys=True).encode()).hexdigest()[:10]
+    path = out / f"model-avg{k}-{cfg.steps}-{key}.pt"
     model = UNet(base=cfg.base, depth=cfg.depth)
     if path.is_file():
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         return model.to(device).eval()
     if not cfg.cycle:
         raise InputError("weight averaging needs learning-rate cycles (--restart-every)")
-    ends = [p for p in cycle_weights(out) if int(p.stem.split("-")[1]) <= cfg.steps][-k:]
+    at = {p: int(p.stem.split("-")[1]) for p in cycle_weights(out)}
+    ends = [p for p, n in at.items() if n <= cfg.steps and n % cfg.cycle == 0][-k:]
     if len(ends) < k:
         raise InputError(f"{out}: {len(ends)} cycle-end weights to average, {k} asked for")
     states = [torch.load(p, map_location="cpu", weights_only=True) for p in ends]
@@ -1066,8 +1056,7 @@ def extra_scenes(cfg: SegTrainConfig, eotdl: Path | None, cache: Path) -> list[s
         raise InputError("training with the eotdl chips needs their folder (eotdl-s2-ships, docs/data.md)")
     from detect.ships.eotdl_train import prepare_eotdl
 
-    name = prepare_eotdl(eotdl, cache)
-    return [name] if name else []
+    return [prepare_eotdl(eotdl, cache)]
 
 
 def fold_plan(cities: Sequence[str], k: int) -> list[dict[str, list[str]]]:

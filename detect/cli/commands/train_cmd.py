@@ -437,6 +437,10 @@ def train_seg_cmd(
             f"--steps >= {average} x R",
             param_hint="--average-cycles",
         )
+    if eotdl_data and not eotdl:
+        raise click.BadParameter(
+            "is for --eotdl; add --eotdl to train on those chips", param_hint="--eotdl-data"
+        )
     root = data_path("sen2ships", data)
     eotdl_root = data_path("eotdl-s2-ships", eotdl_data, "--eotdl-data") if eotdl else None
     cfg = SegTrainConfig(

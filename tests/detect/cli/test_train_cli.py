@@ -125,4 +125,7 @@ def test_seg_training_with_eotdl_needs_its_folder_and_names_the_option(
         main([*base, "--eotdl"])  # no folder given and no $HARBORWATCH_DATA
     err = capsys.readouterr().err
     assert e.value.code == 2 and "--eotdl-data" in err and len(err.strip().splitlines()) == 1
+    with pytest.raises(SystemExit) as e:
+        main([*base, "--eotdl-data", str(fixture)])  # the folder without the option that uses it
+    assert e.value.code == 2 and "--eotdl" in capsys.readouterr().err
     assert len(seen) == 2

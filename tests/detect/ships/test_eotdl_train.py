@@ -10,7 +10,14 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from detect.ships.eotdl_train import EOTDL_SCENE, EYE_CHECK, IGNORED_PARTS, checked_chips, prepare_eotdl
+from detect.ships.eotdl_train import (
+    EOTDL_SCENE,
+    EYE_CHECK,
+    IGNORED_PARTS,
+    checked_chips,
+    prepare_eotdl,
+    read_chip,
+)
 from detect.ships.segment_train import SegTrainConfig, TrainingScenes, extra_scenes, sample
 from imagery.errors import InputError
 
@@ -39,13 +46,16 @@ def test_the_cargo_ship_is_a_hull_and_the_pilot_boats_spray_is_left_out(mosaic):
     extent = 10 * np.hypot(np.ptp(ys) + 1, np.ptp(xs) + 1)
     assert 80 <= extent <= 140  # AIS: 99 m; 10 m grid
     # the pilot boat (west of the cargo ship) and the other bright specks afloat carry no loss
-    lab, n = ndimage.label(ignore)
-    assert n >= 2
-    west = [sl for sl in ndimage.find_objects(lab) if sl[1].stop < xs.min()]
-    assert west, "the pilot boat's part of the label is not left out"
+    _, parts, ok = read_chip(FIXTURE / "chips" / "ship_275519000_2022-08-12.tif")
+    pilot = np.zeros_like(ignore)
+    pilot[: ok.shape[0], : ok.shape[1]] = parts[0]  # the one chip sits in the mosaic's first slot
+    assert pilot.any() and ignore[pilot].all()  # the spray part of the label is left out, all of it
+    assert not (inst[pilot] > 0).any()
+    _, n = ndimage.label(ignore & valid)
+    assert n >= 2  # and other bright objects afloat
     assert not (ignore & ndimage.binary_dilation(hull)).any()  # the hull and its rim keep their loss
-    assert valid.any() and not valid.all()  # the gutter around the chip is no data
-    assert not (ignore & ~valid).any() and not (hull & ~valid).any()
+    assert valid.any() and not valid.all()  # the gutter around the chip is no data ...
+    assert ignore[~valid].all() and not (hull & ~valid).any()  # ... and carries no loss
 
 
 def test_training_crops_give_no_weight_to_left_out_objects(mosaic):
@@ -70,3 +80,28 @@ def test_eotdl_training_needs_the_folder_and_is_off_by_default(tmp_path):
     with pytest.raises(InputError, match="no eotdl chips"):
         extra_scenes(SegTrainConfig(eotdl=True), tmp_path, tmp_path / "scenes")
     assert extra_scenes(SegTrainConfig(eotdl=True), FIXTURE, tmp_path / "scenes") == [EOTDL_SCENE]
+
+
+def test_a_folder_whose_chips_all_failed_the_check_is_an_error_not_a_silent_no_op(tmp_path):
+    (tmp_path / "chips").mkdir()
+    for f in (FIXTURE / "chips").glob("ship_211215730_*"):  # "no hull": its label lies on a pier
+        (tmp_path / "chips" / f.name).write_bytes(f.read_bytes())
+    with pytest.raises(InputError, match="none of the 1 chips"):
+        prepare_eotdl(tmp_path, tmp_path / "scenes")
+    (tmp_path / "chips" / "ship_x_y.tif").write_bytes(b"")
+    with pytest.raises(InputError, match="not named"):
+        checked_chips(tmp_path)
+
+
+def test_a_mosaic_made_from_other_chips_is_made_again(tmp_path, monkeypatch):
+    import detect.ships.eotdl_train as et
+
+    cache = tmp_path / "scenes"
+    prepare_eotdl(FIXTURE, cache)
+    first = (cache / "eotdl.npz").stat().st_mtime_ns
+    prepare_eotdl(FIXTURE, cache)  # the same chips and check: kept
+    assert (cache / "eotdl.npz").stat().st_mtime_ns == first
+    monkeypatch.setitem(et.IGNORED_PARTS, 275519000, ())  # another eye check: made again
+    prepare_eotdl(FIXTURE, cache)
+    with np.load(cache / "eotdl.npz") as z:
+        assert [str(a) for a in z["ann_ids"]] == ["275519000:0", "275519000:1"]

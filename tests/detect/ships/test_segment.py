@@ -217,7 +217,13 @@ def test_cycle_ends_are_kept_and_averaged_into_a_model_with_batch_norm_statistic
     )
     assert not avg.training
     # kept on disk and read back, not computed again
-    assert (tmp_path / "run" / "model-avg2-6.pt").is_file()
+    assert len(list((tmp_path / "run").glob("model-avg2-6-*.pt"))) == 1
+
+    other = st.averaged_model(
+        cache, cities, tmp_path / "run", SegTrainConfig(**{**cfg.__dict__, "p_paste": 0.5})
+    )
+    assert len(list((tmp_path / "run").glob("model-avg2-6-*.pt"))) == 2  # another recipe: its own file
+    assert not torch.equal(other.state_dict()["enc.0.1.running_mean"], got["enc.0.1.running_mean"])
 
     def no_recalibration(*a, **k):
         raise AssertionError("recalibrated again")
@@ -230,35 +236,75 @@ def test_cycle_ends_are_kept_and_averaged_into_a_model_with_batch_norm_statistic
         st.averaged_model(cache, cities, tmp_path / "run", SegTrainConfig(**{**cfg.__dict__, "average": 4}))
 
 
-def test_a_fold_is_scored_at_the_threshold_its_inner_cities_choose(tmp_path, monkeypatch):
+def test_a_fold_is_scored_at_the_threshold_its_inner_cities_choose(monkeypatch):
+    from shapely.geometry import box
+
     import detect.ships.segment_train as st
-    from detect.ships.evaluate import load_coco_truth
+    from detect.core.geometry import Detection
+    from detect.ships.evaluate import Truth
 
-    data = FIXTURES / "ships_train"
-    cities = prepare(data, tmp_path / "scenes")
-    truth = load_coco_truth(data / "annotations_coco.json", data, cities)
-    net = train(
-        tmp_path / "scenes",
-        cities,
-        tmp_path / "run",
-        SegTrainConfig(steps=2, batch=2, crop=32, base=4, depth=2),
-    )
-    seg = SegModel(net, SegSpec(name="t", base=4, depth=2))
-    fold = {"held_out": ["algiers"], "inner": ["algiers"], "fit": ["algiers"]}
-    chosen = []
-    real_best = st.best_threshold
+    def poly(x: float):  # a 60 m x 20 m hull at x metres east of 10 E, 54 N
+        d = x / 65_000
+        return box(10 + d - 0.00046, 54 - 0.00009, 10 + d + 0.00046, 54 + 0.00009)
 
-    def spy(by_t):
-        chosen.append(real_best(by_t))
-        return chosen[-1]
+    def ship(score: float, x: float) -> Detection:
+        p = poly(x)
+        return Detection("ship", score, p, p.centroid.x, p.centroid.y, 60.0, 20.0, 90.0)
 
-    monkeypatch.setattr(st, "best_threshold", spy)
-    res = st.score_fold(seg, data, fold, truth)
-    assert res["threshold"] == chosen[0][0] and res["inner_f1"] == chosen[0][1]
-    assert res["threshold"] in st.THRESHOLDS and set(res["variants"]) == set(st.VARIANTS)
-    rec = res["variants"]["default"]["algiers"]
-    assert rec["n_truth"] == len(truth["algiers"]) > 0
-    assert res["held_out"] == ["algiers"] and res["inner"] == ["algiers"]
+    def truth(x: float) -> Truth:
+        p = poly(x)
+        return Truth("c", 1, p, p.centroid.x, p.centroid.y, 60.0, "box")
+
+    # inner city: the true ship scores 0.9 and a false one 0.6, so the inner split picks a threshold above
+    # 0.6; held-out city: a true ship at 0.5, found only if the threshold came from elsewhere
+    canned = {
+        "inner_city": ([ship(0.9, 0), ship(0.6, 500)], [truth(0)]),
+        "held_city": ([ship(0.5, 0)], [truth(0)]),
+    }
+    calls = []
+
+    def fake_detect(seg, data, cities, variant, truths):
+        calls.append(list(cities))
+        return {c: canned[c] for c in cities}
+
+    monkeypatch.setattr(st, "detect_cities", fake_detect)
+    fold = {"held_out": ["held_city"], "inner": ["inner_city"], "fit": ["x"]}
+    res = st.score_fold(None, Path("."), fold, {})
+    assert calls[0] == ["inner_city"] and all(c == ["held_city"] for c in calls[1:])
+    assert len(calls) == 1 + len(st.VARIANTS) and set(res["variants"]) == set(st.VARIANTS)
+    assert 0.6 < res["threshold"] <= 0.9 and res["inner_f1"] == 1.0
+    rec = res["variants"]["default"]["held_city"]
+    assert rec["n_truth"] == 1 and rec["tp"] == 0 and rec["n_pred"] == 0  # 0.5 is under the inner threshold
+
+
+def test_a_run_killed_between_a_cycle_end_and_its_checkpoint_writes_that_cycle_end_again(
+    tmp_path, monkeypatch
+):
+    import detect.ships.segment_train as st
+
+    cache = tmp_path / "scenes"
+    cities = prepare(FIXTURES / "ships_train", cache)
+    cfg = SegTrainConfig(steps=4, batch=2, crop=32, base=4, depth=2, checkpoint_every=2, cycle=2)
+    train(cache, cities, tmp_path / "straight", cfg)
+    real_save = torch.save
+    saved = []
+
+    def die_at_the_second_checkpoint(obj, path, *a, **k):
+        if str(path).endswith("checkpoint.tmp") and len([p for p in saved if "checkpoint" in p]) == 1:
+            raise Killed(str(path))
+        saved.append(str(path))
+        real_save(obj, path, *a, **k)
+
+    monkeypatch.setattr(st.torch, "save", die_at_the_second_checkpoint)
+    with pytest.raises(Killed):
+        train(cache, cities, tmp_path / "killed", cfg)
+    assert (tmp_path / "killed" / "cycle-000004.pt").is_file()  # written, but the checkpoint says step 2
+    monkeypatch.setattr(st.torch, "save", real_save)
+    train(cache, cities, tmp_path / "killed", cfg)
+    for name in ("cycle-000002.pt", "cycle-000004.pt"):
+        a = torch.load(tmp_path / "straight" / name, weights_only=True)
+        b = torch.load(tmp_path / "killed" / name, weights_only=True)
+        assert all(torch.equal(v, b[k]) for k, v in a.items()), name
 
 
 def test_averaging_refuses_weights_of_different_shapes():
