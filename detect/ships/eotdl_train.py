@@ -292,10 +292,10 @@ def prepare_eotdl(root: Path, cache: Path) -> str:
     )
     os.replace(tmp, out)
     log.info(
-        "%s: %d eye-checked eotdl chips, %d hulls, %d px left out of the loss",
+        "%s: %d eye-checked eotdl chips, %d hulls, %d px of the chips left out of the loss",
         out,
         len(chips),
         len(ids),
-        int(ignore.sum()),
+        int((ignore & valid).sum()),
     )
     return EOTDL_SCENE
