@@ -50,14 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
 
     from detect.core.data import data_path
-    from detect.ships.evaluate import load_coco_truth
     from detect.ships.segment import SegModel, SegSpec, UNet
     from detect.ships.segment_train import (
         SegTrainConfig,
         averaged_model,
-        fold_plan,
+        cv_setup,
         pool,
-        prepare,
         score_fold,
     )
     from imagery.atomic import atomic_write_json
@@ -69,9 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as e:
         sys.exit(f"seg_cv_rescore: {e}")
     cache = a.cv_dir / "scenes"
-    cities = prepare(data, cache)
-    plan = fold_plan(cities, 5)
-    truth = load_coco_truth(data / "annotations_coco.json", data, cities)
+    _, plan, truth = cv_setup(data, cache)
     cfg = SegTrainConfig(
         steps=a.step,
         cycle=a.cycle,

@@ -34,10 +34,9 @@ from detect.ships.segment_train import (  # noqa: E402
     VARIANTS,
     average_states,
     best_threshold,
+    cv_setup,
     detect_cities,
-    fold_plan,
     pool,
-    prepare,
     scene_record,
 )
 
@@ -115,7 +114,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args(argv)
     from detect.core.data import data_path
-    from detect.ships.evaluate import load_coco_truth
     from imagery.errors import InputError
 
     torch.set_num_threads(a.threads)
@@ -123,9 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         data = data_path("sen2ships", a.data)
     except InputError as e:
         sys.exit(f"seg_cv_variants: {e}")
-    cities = prepare(data, a.cv_dir[0] / "scenes")
-    plan = fold_plan(cities, 5)
-    truth = load_coco_truth(data / "annotations_coco.json", data, cities)
+    _, plan, truth = cv_setup(data, a.cv_dir[0] / "scenes")
     spec = SegSpec(name="variant", base=a.base)
     held: dict[str, list[dict]] = {g: [] for g in GRIDS}
     for f in (int(x) for x in a.folds.split(",")):

@@ -133,14 +133,13 @@ def main(argv: list[str] | None = None) -> int:
     except ImportError as e:
         sys.exit(f"seg_oof_rescore: needs lightgbm and torch ({e})")
     from detect.core.data import data_path
-    from detect.ships.evaluate import load_coco_truth, match_scene
+    from detect.ships.evaluate import match_scene
     from detect.ships.segment import SegModel, SegShipDetector, SegSpec, UNet
     from detect.ships.segment_train import (
         THRESHOLDS,
         best_threshold,
-        fold_plan,
+        cv_setup,
         pool,
-        prepare,
         read_city,
         scene_record,
     )
@@ -151,9 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         data = data_path("sen2ships", a.data)
     except InputError as e:
         sys.exit(f"seg_oof_rescore: {e}")
-    cities = prepare(data, a.cv_dir / "scenes")
-    plan = fold_plan(cities, 5)
-    truth = load_coco_truth(data / "annotations_coco.json", data, cities)
+    _, plan, truth = cv_setup(data, a.cv_dir / "scenes")
     # (fold, role, city) -> detections, feature rows, match labels
     scenes: dict[tuple[int, str, str], dict] = {}
     t0 = time.perf_counter()

@@ -15,7 +15,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,6 +33,7 @@ from rasterio.warp import (
 from scipy import ndimage
 
 from detect.ships.segment import SEG_BANDS
+from detect.ships.segment_train import write_scene
 from imagery.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -125,13 +125,12 @@ def checked_chips(root: Path) -> list[Path]:
     return ok
 
 
-def afloat_objects(img: np.ndarray, present: tuple[str, ...], keep: np.ndarray) -> np.ndarray:
+def afloat_objects(img: np.ndarray, keep: np.ndarray) -> np.ndarray:
     """Bright objects afloat that carry no label (boats, unlabelled ships, buoys), grown by a pixel: NIR
     above its local background by ``IGNORE_NIR_EXCESS``, mostly ringed by water, not touching ``keep`` (the
-    labelled hull, whose wake then stays a negative)."""
+    labelled hull, whose wake then stays a negative). ``img``: a chip's ``SEG_BANDS`` (the eotdl chips have
+    all of them)."""
     b3, b8 = img[SEG_BANDS.index("B03")], img[SEG_BANDS.index("B08")]
-    if "B03" not in present or "B08" not in present:
-        return np.zeros(b8.shape, bool)
     water = (b3 - b8) / (b3 + b8 + 1e-6) > 0
     excess = b8 - ndimage.median_filter(b8, 15)
     lab, _ = ndimage.label(excess > IGNORE_NIR_EXCESS)
@@ -276,12 +275,10 @@ def prepare_eotdl(root: Path, cache: Path) -> str:
             hulls |= m
         if not hulls.any():
             log.warning("%s: no label part of a hull; only its water trains", tif.name)
-        ignore[sl] = (afloat_objects(im, SEG_BANDS, hulls | left_out) | left_out) & ~hulls & ok
+        ignore[sl] = (afloat_objects(im, hulls | left_out) | left_out) & ~hulls & ok
     ignore |= ~valid  # the gutters and the corners reprojection leaves empty are not water
-    cache.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(f".{os.getpid()}.tmp.npz")
-    np.savez_compressed(
-        tmp,
+    write_scene(
+        out,
         image=img.astype(np.float16),
         bands=np.array(SEG_BANDS),
         valid=valid,
@@ -290,7 +287,6 @@ def prepare_eotdl(root: Path, cache: Path) -> str:
         ignore=ignore,
         check=np.array(digest),
     )
-    os.replace(tmp, out)
     log.info(
         "%s: %d eye-checked eotdl chips, %d hulls, %d px of the chips left out of the loss",
         out,

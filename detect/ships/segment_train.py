@@ -43,6 +43,15 @@ log = logging.getLogger(__name__)
 
 
 # ------------------------------------------------------------------------------------------- scenes
+def write_scene(out: Path, **arrays: np.ndarray) -> None:
+    """A prepared training scene ``out`` (.npz, compressed), written whole or not at all; two runs preparing
+    one cache must not collide, so the temporary name carries the process id."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(f".{os.getpid()}.tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, out)
+
+
 def prepare(data: Path, cache: Path, cities: Sequence[str] | None = None) -> list[str]:
     """Each city's bands (those of ``SEG_BANDS`` it has) on its UTM 10 m grid and its instance raster
     (COCO masks reprojected with nearest neighbour) → ``cache/<city>.npz``. Existing files are kept."""
@@ -92,16 +101,14 @@ def prepare(data: Path, cache: Path, cities: Sequence[str] | None = None) -> lis
             src_nodata=None,
             dst_nodata=0,
         )
-        tmp = out.with_suffix(f".{os.getpid()}.tmp.npz")  # two runs preparing one cache must not collide
-        np.savez_compressed(
-            tmp,
+        write_scene(
+            out,
             image=np.asarray(win.data, np.float32).astype(np.float16),
             bands=np.array(win.band_names),
             valid=np.asarray(win.valid_mask),
             inst=inst.astype(np.int16),
             ann_ids=np.array(ids),
         )
-        os.replace(tmp, out)
         log.info("%s: %s, %d vessels", city, "+".join(win.band_names), len(ids))
     return done
 
@@ -736,6 +743,13 @@ def _contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.contiguous() for k, v in state.items()}
 
 
+def _save(obj: Any, path: Path) -> None:
+    """``torch.save`` to ``path`` through ``<path>.tmp``, so a killed run never leaves a half-written file."""
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
 def optimiser_step(
     model: torch.nn.Module,
     opt: torch.optim.Optimizer,
@@ -811,12 +825,9 @@ def train(
         run = 0.9 * run + 0.1 * loss.item() if step > 1 else loss.item()
         if cfg.cycle and step % cfg.cycle == 0:  # a cycle's end: its weights, kept for weight averaging;
             # written before the checkpoint, so a run killed between the two writes it again on resume
-            tmp = out / f"cycle-{step:06d}.pt.tmp"
-            torch.save(_contiguous(model.state_dict()), tmp)
-            os.replace(tmp, tmp.with_suffix(""))
+            _save(_contiguous(model.state_dict()), out / f"cycle-{step:06d}.pt")
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-            tmp = ck.with_suffix(".tmp")
-            torch.save(
+            _save(
                 dict(
                     model=_contiguous(model.state_dict()),
                     opt=opt.state_dict(),
@@ -824,18 +835,15 @@ def train(
                     rng=rng.getstate(),
                     torch_rng=torch.get_rng_state(),
                 ),
-                tmp,
+                ck,
             )
-            os.replace(tmp, ck)
             per_step = (time.time() - t0) / cfg.checkpoint_every
             msg = f"{out.name}: step {step}/{cfg.steps} loss {run:.4f} {per_step:.2f} s/step"
             log.info(msg)
             if progress:
                 progress(msg)
             t0 = time.time()
-    tmp = out / "model.pt.tmp"
-    torch.save(_contiguous(model.state_dict()), tmp)
-    os.replace(tmp, out / "model.pt")
+    _save(_contiguous(model.state_dict()), out / "model.pt")
     return model.eval()
 
 
@@ -882,8 +890,9 @@ def recalibrate_bn(
         m.momentum = None  # cumulative average
     model.train()
     rng = random.Random(cfg.seed + 7919)
+    shares = crop_shares(cfg, hard=False)
     for _ in range(batches):
-        xs = [sample(scenes, rng, cfg.crop, **crop_shares(cfg, hard=False))[0] for _ in range(cfg.batch)]
+        xs = [sample(scenes, rng, cfg.crop, **shares)[0] for _ in range(cfg.batch)]
         model(torch.from_numpy(np.stack(xs)).to(device))
     for m, momentum in zip(bns, momenta, strict=True):
         m.momentum = momentum
@@ -914,9 +923,7 @@ def averaged_model(
     model.load_state_dict(average_states(states))
     scenes = TrainingScenes(cache, cities, upsample=cfg.upsample, ignore_unlabelled=cfg.ignore_unlabelled)
     recalibrate_bn(model.to(device), scenes, cfg, device)
-    tmp = path.with_suffix(".pt.tmp")
-    torch.save({n: v.cpu() for n, v in _contiguous(model.state_dict()).items()}, tmp)
-    os.replace(tmp, path)
+    _save({n: v.cpu() for n, v in _contiguous(model.state_dict()).items()}, path)
     log.info("%s: mean of %s, batch norm re-estimated", path, ", ".join(p.name for p in ends))
     return model
 
@@ -1059,6 +1066,15 @@ def extra_scenes(cfg: SegTrainConfig, eotdl: Path | None, cache: Path) -> list[s
     return [prepare_eotdl(eotdl, cache)]
 
 
+def cv_setup(data: Path, cache: Path, k: int = 5) -> tuple[list[str], list[dict[str, list[str]]], dict]:
+    """What every cross-validation of sen2ships starts from: the cities prepared in ``cache``, their
+    ``fold_plan`` and the labelled vessels of each city."""
+    from detect.ships.evaluate import load_coco_truth
+
+    cities = prepare(data, cache)
+    return cities, fold_plan(cities, k), load_coco_truth(data / "annotations_coco.json", data, cities)
+
+
 def fold_plan(cities: Sequence[str], k: int) -> list[dict[str, list[str]]]:
     """Leave-cities-out folds (``detect.ships.train.make_folds``), each with its inner threshold cities."""
     from detect.ships.train import make_folds
@@ -1107,14 +1123,11 @@ def cross_validate(
 ) -> dict[str, Any]:
     """Train and score every fold (a finished fold's ``result.json`` is kept, or with ``rescore`` scored
     again with this code from its trained model), then pool the scores."""
-    from detect.ships.evaluate import load_coco_truth
     from detect.ships.segment import SegModel, SegSpec
 
     cache = out / "scenes"
-    cities = prepare(data, cache)
-    plan = fold_plan(cities, k)
+    _, plan, truth = cv_setup(data, cache, k)
     extra = extra_scenes(cfg, eotdl, cache)
-    truth = load_coco_truth(data / "annotations_coco.json", data, cities)
     for f, fold in enumerate(plan):
         if folds is not None and f not in folds:
             continue
@@ -1209,9 +1222,7 @@ def train_final(
     thresholds = list((summary or {}).get("thresholds", {}).values())
     threshold = float(np.median(thresholds)) if thresholds else 0.5
     pt = out / "final" / f"{name}.pt"
-    tmp = pt.with_suffix(".pt.tmp")
-    torch.save({k: v.cpu() for k, v in _contiguous(model.state_dict()).items()}, tmp)
-    os.replace(tmp, pt)
+    _save({k: v.cpu() for k, v in _contiguous(model.state_dict()).items()}, pt)
     metrics = card_metrics(summary or {}, cities, cfg)
     SegSpec(
         name=name,

@@ -48,48 +48,45 @@ def test_python_dash_m_runs_the_same_click_command(module: str, target: str) -> 
     assert f"Usage: harborwatch train {target}" in done.stdout
 
 
-def test_seg_training_precision_reaches_the_config_and_unknown_ones_are_refused(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+@pytest.fixture
+def seg_runs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[list, list[str]]:
+    """`train ships-seg --cv 0` with the final training replaced by a recorder: (the (config, eotdl
+    folder) of each run, the command's first arguments)."""
     import detect.ships.segment_train as st
 
-    seen = []
+    seen: list = []
 
     def final(data, out, cfg, summary, name, device="cpu", progress=None, eotdl=None):
-        seen.append(cfg)
+        seen.append((cfg, eotdl))
         return out / "final" / f"{name}.pt"
 
     monkeypatch.setattr(st, "train_final", final)
     (tmp_path / "sen2ships" / "trainval").mkdir(parents=True)
-    base = ["train", "ships-seg", "--data", str(tmp_path / "sen2ships" / "trainval"), "--cv", "0"]
+    return seen, ["train", "ships-seg", "--data", str(tmp_path / "sen2ships" / "trainval"), "--cv", "0"]
+
+
+def test_seg_training_precision_reaches_the_config_and_unknown_ones_are_refused(
+    capsys: pytest.CaptureFixture[str], seg_runs: tuple[list, list[str]], tmp_path: Path
+) -> None:
+    seen, base = seg_runs
     code, _ = run([*base, "--out", str(tmp_path / "run"), "--precision", "bf16"], capsys)
-    assert code == 0 and [c.precision for c in seen] == ["bf16"]
+    assert code == 0 and [c.precision for c, _ in seen] == ["bf16"]
     code, _ = run([*base, "--out", str(tmp_path / "run")], capsys)
-    assert code == 0 and seen[-1].precision == "fp32"  # the default: the measured recipe
+    assert code == 0 and seen[-1][0].precision == "fp32"  # the default: the measured recipe
     with pytest.raises(SystemExit) as e:
         main([*base, "--out", str(tmp_path / "run"), "--precision", "fp16"])
     assert e.value.code == 2 and "fp16" in capsys.readouterr().err
 
 
 def test_seg_training_averages_cycles_only_when_there_are_enough_of_them(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    capsys: pytest.CaptureFixture[str], seg_runs: tuple[list, list[str]], tmp_path: Path
 ) -> None:
-    import detect.ships.segment_train as st
-
-    seen = []
-
-    def final(data, out, cfg, summary, name, device="cpu", progress=None, eotdl=None):
-        seen.append(cfg)
-        return out / "final" / f"{name}.pt"
-
-    monkeypatch.setattr(st, "train_final", final)
-    (tmp_path / "sen2ships" / "trainval").mkdir(parents=True)
-    base = ["train", "ships-seg", "--data", str(tmp_path / "sen2ships" / "trainval"), "--cv", "0"]
-    base += ["--out", str(tmp_path / "run")]
+    seen, base = seg_runs
+    base = [*base, "--out", str(tmp_path / "run")]
     code, _ = run([*base, "--steps", "3600", "--restart-every", "1200", "--average-cycles", "3"], capsys)
-    assert code == 0 and seen[-1].average == 3
+    assert code == 0 and seen[-1][0].average == 3
     code, _ = run([*base, "--seed", "1"], capsys)
-    assert code == 0 and seen[-1].average == 1 and seen[-1].seed == 1  # the default: the last weights
+    assert code == 0 and seen[-1][0].average == 1 and seen[-1][0].seed == 1  # the default: the last weights
     for bad in (
         ["--average-cycles", "2"],
         ["--steps", "2400", "--restart-every", "1200", "--average-cycles", "3"],
@@ -101,21 +98,14 @@ def test_seg_training_averages_cycles_only_when_there_are_enough_of_them(
 
 
 def test_seg_training_with_eotdl_needs_its_folder_and_names_the_option(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+    seg_runs: tuple[list, list[str]],
+    tmp_path: Path,
 ) -> None:
-    import detect.ships.segment_train as st
-
-    seen = []
-
-    def final(data, out, cfg, summary, name, device="cpu", progress=None, eotdl=None):
-        seen.append((cfg, eotdl))
-        return out / "final" / f"{name}.pt"
-
-    monkeypatch.setattr(st, "train_final", final)
+    seen, base = seg_runs
     monkeypatch.delenv("HARBORWATCH_DATA", raising=False)
-    (tmp_path / "sen2ships" / "trainval").mkdir(parents=True)
-    base = ["train", "ships-seg", "--data", str(tmp_path / "sen2ships" / "trainval"), "--cv", "0"]
-    base += ["--out", str(tmp_path / "run")]
+    base = [*base, "--out", str(tmp_path / "run")]
     fixture = REPO / "tests" / "fixtures" / "eotdl"
     code, _ = run([*base, "--eotdl", "--eotdl-data", str(fixture)], capsys)
     assert code == 0 and seen[-1][0].eotdl and seen[-1][1] == fixture
