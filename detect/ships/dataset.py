@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -434,3 +435,12 @@ def cities_with_bands(
         else:
             ok.append(city)
     return ok, dropped
+
+
+def write_scene(out: Path, **arrays: np.ndarray) -> None:
+    """A prepared training scene ``out`` (.npz, compressed), written whole or not at all; two runs preparing
+    one cache must not collide, so the temporary name carries the process id."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(f".{os.getpid()}.tmp.npz")
+    np.savez_compressed(tmp, **arrays)
+    os.replace(tmp, out)

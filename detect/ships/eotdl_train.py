@@ -32,8 +32,8 @@ from rasterio.warp import (
 )
 from scipy import ndimage
 
+from detect.ships.dataset import write_scene
 from detect.ships.segment import SEG_BANDS
-from detect.ships.segment_train import write_scene
 from imagery.errors import InputError
 
 log = logging.getLogger(__name__)

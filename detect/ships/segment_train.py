@@ -33,7 +33,7 @@ from rasterio.warp import reproject
 from scipy import ndimage
 
 from detect.core.rle import decode_rle
-from detect.ships.dataset import SEN2SHIPS_SCALE, available_bands, coco_cities, load_coco
+from detect.ships.dataset import SEN2SHIPS_SCALE, available_bands, coco_cities, load_coco, write_scene
 from detect.ships.segment import SEG_BANDS, TRUE_COLOUR, UNet, encode, usable_bands
 from detect.ships.segment import upsample as upsample_array
 from imagery.errors import InputError
@@ -43,15 +43,6 @@ log = logging.getLogger(__name__)
 
 
 # ------------------------------------------------------------------------------------------- scenes
-def write_scene(out: Path, **arrays: np.ndarray) -> None:
-    """A prepared training scene ``out`` (.npz, compressed), written whole or not at all; two runs preparing
-    one cache must not collide, so the temporary name carries the process id."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(f".{os.getpid()}.tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, out)
-
-
 def prepare(data: Path, cache: Path, cities: Sequence[str] | None = None) -> list[str]:
     """Each city's bands (those of ``SEG_BANDS`` it has) on its UTM 10 m grid and its instance raster
     (COCO masks reprojected with nearest neighbour) → ``cache/<city>.npz``. Existing files are kept."""
