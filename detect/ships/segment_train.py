@@ -712,7 +712,7 @@ def crop_shares(cfg: SegTrainConfig, hard: bool = True) -> dict[str, float]:
 def loss_fn(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """Weighted BCE (hulls are rare) plus soft Dice, on both the hull and the core map. A third target
     channel, when there, is a per-pixel weight (0: left out of both terms)."""
-    pos = torch.tensor([3.0, 3.0]).view(1, 2, 1, 1)
+    pos = torch.tensor([3.0, 3.0], device=logits.device).view(1, 2, 1, 1)
     if y.shape[1] == 3:
         w, y = y[:, 2:3], y[:, :2]
     else:

@@ -688,6 +688,16 @@ def test_ignored_pixels_carry_no_loss_and_full_weights_give_the_plain_loss():
     assert not torch.allclose(a, loss_fn(other, y))
 
 
+def test_loss_builds_its_constants_on_the_logits_device():
+    # a GPU run failed here once: the positive weight was made on the CPU. The "meta" device has the same
+    # same-device rule as CUDA and needs no GPU.
+    from detect.ships.segment_train import loss_fn
+
+    logits = torch.zeros(2, 2, 8, 8, device="meta")
+    y = torch.zeros(2, 3, 8, 8, device="meta")
+    assert loss_fn(logits, y).device.type == "meta"
+
+
 def test_training_with_ignore_unlabelled_runs_and_marks_the_targets(tmp_path, monkeypatch):
     import random
 

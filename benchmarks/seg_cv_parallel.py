@@ -1,0 +1,207 @@
+"""Train the folds of one or more leave-cities-out CV runs of the ship segmentation model side by side, one
+process per fold (and per final model), on one GPU or on CPU cores: v6's recipe in its three stages, as
+``benchmarks/seg_cv_gpu.sh`` runs it (copy-paste for the first two cycles, repaint and wakes up to the last
+cycle, hard negatives in the last), from an already prepared scene cache. It only trains: score the folds
+afterwards, where the sen2ships files are, with ``benchmarks/seg_cv_rescore.py --step STEPS`` and tabulate
+them with ``benchmarks/ship_cv_seg.py``.
+
+An arm is one run of the recipe: ``NAME[:seed=N][:eotdl]``. Two seeds of each arm, for instance, give the
+lever and the spread between runs of one recipe in one sitting:
+
+    python benchmarks/seg_cv_parallel.py --cache RUNS/seg/scenes --out RUNS/par --device cuda:0 \\
+        --arm ctl0:seed=0 --arm ctl1:seed=1 --arm eot0:seed=0:eotdl --arm eot1:seed=1:eotdl --final eot0
+
+Every process checkpoints (``train`` resumes): a rerun with the same ``--out`` continues. ``--deadline S``
+stops the workers after S seconds; ``--pack DIR`` then writes one tar per arm into DIR with each fold's latest
+cycle-end weights and log (``fold<k>/cycle-<step>.pt``), as ``seg_cv_rescore.py`` reads them once unpacked
+into a run folder beside a ``scenes/`` link. The cache is what ``harborwatch train ships-seg`` prepares in
+``OUT/scenes`` (the 15 sen2ships cities, and ``eotdl.npz`` for ``--eotdl`` arms).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def parse_arm(text: str) -> dict:
+    """``NAME[:seed=N][:eotdl]`` → {"name", "seed", "eotdl"}."""
+    name, *opts = text.split(":")
+    arm = {"name": name, "seed": 0, "eotdl": False}
+    for o in opts:
+        if o == "eotdl":
+            arm["eotdl"] = True
+        elif o.startswith("seed="):
+            arm["seed"] = int(o[5:])
+        else:
+            raise SystemExit(f"seg_cv_parallel: unknown arm option {o!r} in {text!r}")
+    if not name.replace("-", "").replace("_", "").isalnum():
+        raise SystemExit(f"seg_cv_parallel: an arm's name is letters, digits, - and _: {name!r}")
+    return arm
+
+
+def stages(steps: int, cycle: int) -> list[int]:
+    """The stage ends of seg_cv_gpu.sh: two cycles of copy-paste, repaint and wakes to the last cycle, the
+    last cycle with hard negatives (one stage when there are fewer than four cycles)."""
+    if steps % cycle:
+        raise SystemExit(f"seg_cv_parallel: --steps {steps} is not a whole number of cycles ({cycle})")
+    return [2 * cycle, steps - cycle, steps] if steps >= 4 * cycle else [steps]
+
+
+def stage_config(a: argparse.Namespace, arm: dict, i: int, ends: list[int]):
+    from detect.ships.segment_train import SegTrainConfig
+
+    one = len(ends) == 1
+    return SegTrainConfig(
+        steps=ends[i],
+        cycle=a.cycle,
+        p_paste=a.paste,
+        p_colour=a.hull_colour if (i > 0 or one) else 0.0,
+        p_wake=a.wakes if (i > 0 or one) else 0.0,
+        p_hard=a.hard_negatives if (i == len(ends) - 1 and not one) else 0.0,
+        precision=a.precision,
+        seed=arm["seed"],
+        eotdl=arm["eotdl"],
+    )
+
+
+def fold_cities(cache: Path, k: int) -> tuple[list[str], list[dict]]:
+    """The sen2ships cities in the cache and their folds, exactly as ``cv_setup`` makes them."""
+    from detect.ships.segment_train import fold_plan
+
+    cities = sorted(p.stem for p in cache.glob("*.npz") if p.stem != "eotdl" and ".tmp" not in p.name)
+    if not cities:
+        raise SystemExit(f"seg_cv_parallel: no prepared scenes in {cache}")
+    return cities, fold_plan(cities, k)
+
+
+def worker(a: argparse.Namespace, arm: dict, job: str) -> int:
+    """One fold (``job`` = its number) or the final model (``job`` = "final") of one arm, stage by stage."""
+    import torch
+
+    from detect.ships.segment_train import train
+
+    torch.set_num_threads(a.threads)
+    if a.device.startswith("cuda"):  # true fp32, as on CPU (TF32 convolutions are cuDNN's default)
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
+    cities, plan = fold_cities(a.cache, a.k)
+    fit = cities if job == "final" else plan[int(job)]["fit"]
+    fit = fit + (["eotdl"] if arm["eotdl"] else [])
+    out = a.out / arm["name"] / ("final" if job == "final" else f"fold{job}")
+    ends = stages(a.steps, a.cycle)
+    t0 = time.time()
+    for i in range(len(ends)):
+        ts = time.time()
+        train(a.cache, fit, out, stage_config(a, arm, i, ends), device=a.device, progress=print)
+        print(f"{arm['name']} {job}: stage to step {ends[i]} took {time.time() - ts:.1f} s", flush=True)
+    print(f"{arm['name']} {job}: done in {time.time() - t0:.0f} s", flush=True)
+    return 0
+
+
+def pack(a: argparse.Namespace, arms: list[dict], into: Path) -> None:
+    """One tar per arm: each job's latest cycle-end weights, its log and its hard negatives."""
+    into.mkdir(parents=True, exist_ok=True)
+    for arm in arms:
+        root = a.out / arm["name"]
+        if not root.is_dir():
+            continue
+        tmp = into / f"{arm['name']}.tar.tmp"
+        with tarfile.open(tmp, "w") as tar:
+            for job in sorted(root.iterdir()):
+                ends = sorted(job.glob("cycle-[0-9]*.pt"))
+                for p in ([ends[-1]] if ends else []) + [job / "train.log", job / "hard_negatives.json"]:
+                    if p.is_file():
+                        tar.add(p, arcname=f"{job.name}/{p.name}")
+        os.replace(tmp, into / f"{arm['name']}.tar")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cache", required=True, type=Path, help="prepared scenes (<city>.npz, eotdl.npz)")
+    ap.add_argument("--out", required=True, type=Path, help="run folder: <arm>/fold<k>/, <arm>/final/")
+    ap.add_argument("--arm", action="append", default=[], help="NAME[:seed=N][:eotdl]; repeat for more")
+    ap.add_argument("--final", action="append", default=[], help="also train this arm's final model")
+    ap.add_argument("--folds", default="0,1,2,3,4")
+    ap.add_argument("--k", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=7200)
+    ap.add_argument("--cycle", type=int, default=1200)
+    ap.add_argument("--paste", type=float, default=0.5)
+    ap.add_argument("--hull-colour", type=float, default=0.5)
+    ap.add_argument("--wakes", type=float, default=0.5)
+    ap.add_argument("--hard-negatives", type=float, default=0.2)
+    ap.add_argument("--precision", default="fp32")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per process")
+    ap.add_argument("--deadline", type=float, default=0, help="stop the workers after this many seconds")
+    ap.add_argument("--pack", type=Path, default=None, help="write <arm>.tar files here at the end")
+    ap.add_argument("--worker", nargs=2, metavar=("ARM", "JOB"), help=argparse.SUPPRESS)
+    a = ap.parse_args(argv)
+    arms = [parse_arm(t) for t in a.arm]
+    if not arms:
+        ap.error("give at least one --arm")
+    by_name = {arm["name"]: arm for arm in arms}
+    if len(by_name) != len(arms):
+        ap.error("two arms share a name")
+    if a.worker:
+        return worker(a, by_name[a.worker[0]], a.worker[1])
+    for name in a.final:
+        if name not in by_name:
+            ap.error(f"--final {name}: no such --arm")
+    stages(a.steps, a.cycle)
+    if any(arm["eotdl"] for arm in arms) and not (a.cache / "eotdl.npz").is_file():
+        ap.error(f"an arm trains with eotdl, and {a.cache}/eotdl.npz is not there")
+    fold_cities(a.cache, a.k)
+    jobs = [(arm["name"], f) for arm in arms for f in a.folds.split(",")]
+    jobs += [(name, "final") for name in a.final]
+    procs = {}
+    start = time.time()
+    env = {**os.environ, "OMP_NUM_THREADS": str(a.threads), "PYTHONUNBUFFERED": "1"}
+    for name, job in jobs:
+        d = a.out / name / ("final" if job == "final" else f"fold{job}")
+        d.mkdir(parents=True, exist_ok=True)
+        log = open(d / "train.log", "a")  # noqa: SIM115 (closed with the process)
+        cmd = [sys.executable, __file__, "--worker", name, job, *(argv if argv is not None else sys.argv[1:])]
+        procs[(name, job)] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), log)
+    print(f"seg_cv_parallel: {len(procs)} processes on {a.device}", flush=True)
+    status = {}
+    try:
+        while procs:
+            time.sleep(2)
+            for key, (p, log) in list(procs.items()):
+                if p.poll() is not None:
+                    status[f"{key[0]}/{key[1]}"] = {"rc": p.returncode, "s": round(time.time() - start)}
+                    took = time.time() - start
+                    print(f"seg_cv_parallel: {key[0]} {key[1]} rc {p.returncode} at {took:.0f} s", flush=True)
+                    log.close()
+                    del procs[key]
+            if a.deadline and time.time() - start > a.deadline and procs:
+                print(f"seg_cv_parallel: deadline {a.deadline:.0f} s; stopping {len(procs)} processes")
+                for p, _ in procs.values():
+                    p.send_signal(signal.SIGTERM)
+                for key, (p, log) in procs.items():
+                    p.wait()
+                    status[f"{key[0]}/{key[1]}"] = {"rc": "stopped", "s": round(time.time() - start)}
+                    log.close()
+                procs = {}
+    finally:
+        if a.pack:
+            pack(a, arms, a.pack)
+            (a.pack / "status.json").write_text(json.dumps(status, indent=1))
+    bad = [k for k, v in status.items() if v["rc"] != 0]
+    print(f"seg_cv_parallel: {len(status) - len(bad)} of {len(status)} done in {time.time() - start:.0f} s")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
