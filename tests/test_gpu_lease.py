@@ -1,0 +1,79 @@
+"""tools/gpu_lease: the scene cache travels in parts bit for bit, training imports without the GIS stack, and
+the probe's logs choose the job set that fits."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+KIT = ROOT / "tools" / "gpu_lease"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, KIT / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_scenes_travel_in_parts_bit_for_bit(tmp_path):
+    from detect.ships.segment_train import prepare
+
+    cache = tmp_path / "scenes"
+    prepare(ROOT / "tests" / "fixtures" / "ships_train", cache)
+    z = dict(np.load(cache / "algiers.npz"))
+    z["image"] = z["image"].copy()
+    z["image"][0, :3, :3] = np.nan  # as real scenes hold outside their footprint
+    np.savez(cache / "copy.npz", **z)
+    ps = _load("pack_scenes")
+    sizes = ps.pack(cache, tmp_path / "xfer", 2)
+    assert all(s > 0 for s in sizes)
+    assert sum(sizes) < sum(p.stat().st_size for p in cache.glob("*.npz"))
+    back = tmp_path / "back"
+    got = ps.unpack(tmp_path / "xfer" / "part0", back) + ps.unpack(tmp_path / "xfer" / "part1", back)
+    assert sorted(got) == ["algiers", "copy"]
+    for name in got:
+        a, b = np.load(cache / f"{name}.npz"), np.load(back / f"{name}.npz")
+        assert sorted(a.files) == sorted(b.files)
+        for k in a.files:
+            x, y = a[k], b[k]
+            assert x.dtype == y.dtype and x.shape == y.shape
+            if x.dtype == np.float16:
+                x, y = x.view(np.uint16), y.view(np.uint16)  # NaNs compared by their bits
+            assert np.array_equal(x, y), (name, k)
+
+
+def test_training_imports_where_the_gis_stack_is_missing():
+    code = (
+        "import detect.ships.segment_train as t, rasterio\n"
+        "assert type(rasterio).__name__ == 'StandIn'\n"
+        "try:\n    rasterio.open('x.tif')\nexcept RuntimeError as e:\n    print('refused:', e)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": f"{KIT}{os.pathsep}{ROOT}", "HW_FORCE_NOGIS": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT)
+    assert out.returncode == 0, out.stderr
+    assert "refused: rasterio.open is not installed" in out.stdout
+
+
+def test_the_probe_chooses_the_largest_job_set_that_fits(tmp_path):
+    decide = _load("decide")
+    for i in range(21):
+        d = tmp_path / "probe" / "a" / f"fold{i}"
+        d.mkdir(parents=True)
+        (d / "train.log").write_text(
+            "fold: step 150/150 loss 0.5 0.05 s/step\nx: stage to step 150 took 3.0 s\n"
+            "x: stage to step 200 took 5.0 s\n"
+        )
+    out = tmp_path / "args"
+    # 21 jobs: 7200 x 0.05 + 90 + 10 = 460 s; 16 jobs: 374 s
+    assert decide.main([str(tmp_path / "probe"), "21", "430", str(out), "7200", "150"]) == 0
+    assert out.read_text() == decide.SETS[2][0]
+    assert decide.main([str(tmp_path / "probe"), "21", "470", str(out), "7200", "150"]) == 0
+    assert out.read_text() == decide.SETS[0][0]
+    assert decide.main([str(tmp_path / "empty"), "21", "470", str(out), "7200", "150"]) == 1

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# First call on a lent GPU machine (run from the repository root): unpack the first part of the scene cache,
+# start MPS, run a 200-step probe of the 21 jobs of seg_cv_parallel.py (retried without MPS if it fails),
+# and write the jobs that fit the time budget of the next call to $CACHE/../decision.args (decide.py).
+#   PARTS=work-data/xfer CACHE=work-data/sc BUDGET=430 bash tools/gpu_lease/probe.sh
+export PYTHONPATH=$PWD/tools/gpu_lease PYTHONUNBUFFERED=1
+PARTS=${PARTS:-work-data/xfer}; CACHE=${CACHE:-work-data/sc}; DEVICE=${DEVICE:-cuda:0}
+ARMS=${ARMS:---arm e0:seed=0:eotdl --arm c0:seed=0 --arm e1:seed=1:eotdl --arm c1:seed=1 --final e0}
+RUN=$(dirname "$CACHE")
+nvidia-smi -L 2>&1 | head -2
+python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
+python3 tools/gpu_lease/pack_scenes.py unpack "$PARTS/part0" "$CACHE" || exit 3
+MPS=0
+if [ "$DEVICE" != cpu ] && command -v nvidia-cuda-mps-control > /dev/null && nvidia-cuda-mps-control -d; then
+    MPS=1
+fi
+probe() {
+    rm -rf "$RUN/probe"
+    # shellcheck disable=SC2086
+    timeout 150 python3 benchmarks/seg_cv_parallel.py --cache "$CACHE" --out "$RUN/probe" --device "$DEVICE" \
+        $ARMS --steps 200 --cycle 50 --deadline 140
+}
+probe; rc=$?; echo "probe rc $rc (MPS=$MPS)"
+if [ $rc != 0 ] && [ $MPS = 1 ]; then
+    echo quit | nvidia-cuda-mps-control; MPS=0; sleep 2
+    probe; rc=$?; echo "probe rc $rc (MPS=0)"
+fi
+jobs=$(find "$RUN/probe" -name train.log | wc -l)
+python3 tools/gpu_lease/decide.py "$RUN/probe" "$jobs" "${BUDGET:-430}" "$RUN/decision.args" 7200 150 ||
+    echo "--arm e0:seed=0:eotdl --arm c0:seed=0" > "$RUN/decision.args"
