@@ -1,0 +1,125 @@
+"""How a fold's score threshold is chosen on its two inner cities, compared over several trained CV runs of
+the segmentation model (inference only; the shipped detector settings: every model band a scene has, water
+check on). Each fold model's detections on its inner and held-out cities are kept at every threshold of the
+training grid (cached in ``--cache``, so a rerun only re-tabulates); each rule then picks a threshold from the
+inner cities alone, and the held-out cities are pooled at it, per run.
+
+Rules: ``max`` (training's: the best inner F1, the lowest threshold on ties), ``smooth`` (the best mean inner
+F1 of a threshold and its two grid neighbours), ``count`` (the inner detections' count closest to the inner
+ships' count, the highest threshold on ties), and ``fixed 0.95`` (no choice: the shipped v6 threshold, for
+reference; it was itself taken from v6's CV).
+
+    python benchmarks/seg_threshold_rules.py --cv-dir RUN/c0 --cv-dir RUN/c1 --cache RUN/thr [--folds 0,1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from detect.ships.segment_train import THRESHOLDS, VARIANTS, best_threshold, pool, scene_record  # noqa: E402
+
+
+def rule_max(inner: dict[float, list]) -> float:
+    return best_threshold(inner)[0]
+
+
+def rule_smooth(inner: dict[float, list]) -> float:
+    ts = sorted(inner)
+    f1 = [pool(inner[t])["f1"] for t in ts]
+    best, best_v = ts[0], -1.0
+    for i, t in enumerate(ts):
+        near = f1[max(0, i - 1) : i + 2]
+        v = sum(near) / len(near)
+        if v > best_v + 1e-9:
+            best, best_v = t, v
+    return best
+
+
+def rule_count(inner: dict[float, list]) -> float:
+    best, best_d = max(inner), float("inf")
+    for t in sorted(inner, reverse=True):
+        p = pool(inner[t])
+        d = abs(p["n_pred"] - p["n_truth"])
+        if d < best_d:
+            best, best_d = t, d
+    return best
+
+
+RULES = {"max": rule_max, "smooth": rule_smooth, "count": rule_count, "fixed 0.95": lambda inner: 0.95}
+
+
+def fold_records(run: Path, f: int, fold: dict, data: Path, truth: dict, cache: Path) -> dict:
+    """{"inner"|"held": {threshold: [scene records]}} of one fold model, from the cache when it is there."""
+    from detect.ships.segment import SegModel, SegSpec, UNet
+    from detect.ships.segment_train import detect_cities
+    from imagery.atomic import atomic_write_json
+
+    path = cache / run.name / f"fold{f}.json"
+    if path.is_file():
+        return {k: {float(t): v for t, v in d.items()} for k, d in json.loads(path.read_text()).items()}
+    net = UNet()
+    net.load_state_dict(torch.load(run / f"fold{f}" / "model.pt", map_location="cpu", weights_only=True))
+    seg = SegModel(net.eval(), SegSpec(name=f"fold{f}"))
+    out = {}
+    for part, cities in (("inner", fold["inner"]), ("held", fold["held_out"])):
+        found = detect_cities(seg, data, cities, VARIANTS["default"], truth)
+        out[part] = {t: [scene_record(p, tr, t) for p, tr in found.values()] for t in THRESHOLDS}
+    atomic_write_json(path, {k: {str(t): v for t, v in d.items()} for k, d in out.items()})
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cv-dir", action="append", required=True, type=Path, help="a run: fold<k>/model.pt")
+    ap.add_argument("--cache", required=True, type=Path, help="where each fold's records are kept")
+    ap.add_argument("--folds", default="0,1,2,3,4")
+    ap.add_argument("--data", default=None)
+    ap.add_argument("--threads", type=int, default=1)
+    a = ap.parse_args(argv)
+
+    from detect.core.data import data_path
+    from detect.ships.segment_train import cv_setup
+    from imagery.errors import InputError
+
+    torch.set_num_threads(a.threads)
+    try:
+        data = data_path("sen2ships", a.data)
+    except InputError as e:
+        sys.exit(f"seg_threshold_rules: {e}")
+    _, plan, truth = cv_setup(data, a.cache / "scenes")
+    folds = [int(x) for x in a.folds.split(",")]
+    table: dict[str, dict[str, float]] = {r: {} for r in RULES}
+    chosen: dict[str, dict[str, list[float]]] = {r: {} for r in RULES}
+    for run in a.cv_dir:
+        recs = {f: fold_records(run, f, plan[f], data, truth, a.cache) for f in folds}
+        for name, rule in RULES.items():
+            ts = [rule(recs[f]["inner"]) for f in folds]
+            held = [r for f, t in zip(folds, ts, strict=True) for r in recs[f]["held"][t]]
+            table[name][run.name] = pool(held)["f1"]
+            chosen[name][run.name] = ts
+    runs = [r.name for r in a.cv_dir]
+    print(f"\nPooled held-out F1 per run (folds {a.folds}), threshold chosen on each fold's inner cities\n")
+    print("| rule | " + " | ".join(runs) + " | mean | sd |")
+    print("|---" * (len(runs) + 3) + "|")
+    for name in RULES:
+        v = [table[name][r] for r in runs]
+        sd = statistics.stdev(v) if len(v) > 1 else 0.0
+        cells = " | ".join(f"{x:.3f}" for x in v)
+        print(f"| {name} | {cells} | {statistics.mean(v):.3f} | {sd:.3f} |")
+    print("\nThresholds chosen (per fold):")
+    for name in RULES:
+        print(f"- {name}: " + "; ".join(f"{r} {' '.join(str(t) for t in chosen[name][r])}" for r in runs))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
