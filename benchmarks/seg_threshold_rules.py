@@ -9,7 +9,8 @@ F1 of a threshold and its two grid neighbours), ``count`` (the inner detections'
 ships' count, the highest threshold on ties), and ``fixed 0.95`` (no choice: the shipped v6 threshold, for
 reference; it was itself taken from v6's CV).
 
-    python benchmarks/seg_threshold_rules.py --cv-dir RUN/c0 --cv-dir RUN/c1 --cache RUN/thr [--folds 0,1]
+    python benchmarks/seg_threshold_rules.py --cv-dir RUN/c0 --cv-dir RUN/c1 --cache RUN/thr \\
+        [--folds 0,1] [--misses]
 """
 
 from __future__ import annotations
@@ -84,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--folds", default="0,1,2,3,4")
     ap.add_argument("--data", default=None)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--misses", action="store_true", help="per city: ships every run finds, and none finds")
     a = ap.parse_args(argv)
 
     from detect.core.data import data_path
@@ -118,7 +120,49 @@ def main(argv: list[str] | None = None) -> int:
     print("\nThresholds chosen (per fold):")
     for name in RULES:
         print(f"- {name}: " + "; ".join(f"{r} {' '.join(str(t) for t in chosen[name][r])}" for r in runs))
+    if a.misses:
+        print_misses(a.cv_dir, folds, plan, data, a.cache, chosen["max"])
     return 0
+
+
+def scored_cities(data: Path, cities: list[str]) -> list[str]:
+    """The held-out cities a fold is scored on, in order: those whose bands the detector takes (as
+    ``read_city``; San Francisco's B02 B03 B11 it refuses)."""
+    from detect.ships.dataset import available_bands
+    from detect.ships.segment import SEG_BANDS, usable_bands
+
+    return [c for c in cities if usable_bands([b for b in SEG_BANDS if b in available_bands(data, c)])]
+
+
+def print_misses(
+    runs: list[Path], folds: list[int], plan: list, data: Path, cache: Path, chosen: dict
+) -> None:
+    """Per held-out city: its ships found by every run, by none, and by some, at training's thresholds."""
+    from detect.ships.segment_train import LENGTH_CLASSES
+
+    hits: dict[str, list[list[bool]]] = {}
+    lengths: dict[str, list[float]] = {}
+    for run in runs:
+        for i, f in enumerate(folds):
+            recs = fold_records(run, f, plan[f], data, {}, cache)["held"][chosen[run.name][i]]
+            for c, r in zip(scored_cities(data, plan[f]["held_out"]), recs, strict=True):
+                hits.setdefault(c, []).append(r["truth_matched"])
+                lengths[c] = r["truth_len"]
+    n = len(runs)
+    print(f"\nShips found at training's thresholds by all {n} runs, by none, by some:\n")
+    print("| city | ships | all | none | some |\n|---|---|---|---|---|")
+    by_class = {k: [0, 0, 0] for k in LENGTH_CLASSES}
+    for c in sorted(hits):
+        k = [sum(h[i] for h in hits[c]) for i in range(len(lengths[c]))]
+        every, none = sum(x == n for x in k), sum(x == 0 for x in k)
+        print(f"| {c} | {len(k)} | {every} | {none} | {len(k) - every - none} |")
+        for length, x in zip(lengths[c], k, strict=True):
+            cls = next(lc for lc in LENGTH_CLASSES if lc[0] <= length < lc[1])
+            by_class[cls][0] += 1
+            by_class[cls][1] += x == n
+            by_class[cls][2] += x == 0
+    for (lo, hi), (total, every, none) in by_class.items():
+        print(f"- {lo:.0f}-{hi:.0f} m: {total} ships, {every} found by all runs, {none} by none")
 
 
 if __name__ == "__main__":
