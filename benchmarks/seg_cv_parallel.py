@@ -1,7 +1,8 @@
 """Train the folds of one or more leave-cities-out CV runs of the ship segmentation model side by side, one
 process per fold (and per final model), on one GPU or on CPU cores: v6's recipe in its three stages, as
 ``benchmarks/seg_cv_gpu.sh`` runs it (copy-paste for the first two cycles, repaint and wakes up to the last
-cycle, hard negatives in the last), from an already prepared scene cache. It only trains: score the folds
+cycle, hard negatives in the last), from an already prepared scene cache; on CUDA in true fp32 (TF32 off,
+where the CLI keeps torch's default). It only trains: score the folds
 afterwards, where the sen2ships files are, with ``benchmarks/seg_cv_rescore.py --step STEPS`` and tabulate
 them with ``benchmarks/ship_cv_seg.py``.
 
@@ -29,6 +30,7 @@ import sys
 import tarfile
 import time
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -53,6 +55,8 @@ def parse_arm(text: str) -> dict:
 def stages(steps: int, cycle: int) -> list[int]:
     """The stage ends of seg_cv_gpu.sh: two cycles of copy-paste, repaint and wakes to the last cycle, the
     last cycle with hard negatives (one stage when there are fewer than four cycles)."""
+    if cycle < 1:
+        raise SystemExit("seg_cv_parallel: --cycle must be at least 1 (the recipe's stages are whole cycles)")
     if steps % cycle:
         raise SystemExit(f"seg_cv_parallel: --steps {steps} is not a whole number of cycles ({cycle})")
     return [2 * cycle, steps - cycle, steps] if steps >= 4 * cycle else [steps]
@@ -85,6 +89,11 @@ def fold_cities(cache: Path, k: int) -> tuple[list[str], list[dict]]:
     return cities, fold_plan(cities, k)
 
 
+def job_dir(out: Path, arm: str, job: str) -> Path:
+    """Where one job trains: ``out/<arm>/fold<k>`` or ``out/<arm>/final``."""
+    return out / arm / ("final" if job == "final" else f"fold{job}")
+
+
 def worker(a: argparse.Namespace, arm: dict, job: str) -> int:
     """One fold (``job`` = its number) or the final model (``job`` = "final") of one arm, stage by stage."""
     import torch
@@ -98,7 +107,7 @@ def worker(a: argparse.Namespace, arm: dict, job: str) -> int:
     cities, plan = fold_cities(a.cache, a.k)
     fit = cities if job == "final" else plan[int(job)]["fit"]
     fit = fit + (["eotdl"] if arm["eotdl"] else [])
-    out = a.out / arm["name"] / ("final" if job == "final" else f"fold{job}")
+    out = job_dir(a.out, arm["name"], job)
     ends = stages(a.steps, a.cycle)
     t0 = time.time()
     for i in range(len(ends)):
@@ -111,6 +120,8 @@ def worker(a: argparse.Namespace, arm: dict, job: str) -> int:
 
 def pack(a: argparse.Namespace, arms: list[dict], into: Path) -> None:
     """One tar per arm: each job's latest cycle-end weights, its log and its hard negatives."""
+    from detect.ships.segment_train import cycle_weights
+
     into.mkdir(parents=True, exist_ok=True)
     for arm in arms:
         root = a.out / arm["name"]
@@ -119,7 +130,7 @@ def pack(a: argparse.Namespace, arms: list[dict], into: Path) -> None:
         tmp = into / f"{arm['name']}.tar.tmp"
         with tarfile.open(tmp, "w") as tar:
             for job in sorted(root.iterdir()):
-                ends = sorted(job.glob("cycle-[0-9]*.pt"))
+                ends = cycle_weights(job)
                 for p in ([ends[-1]] if ends else []) + [job / "train.log", job / "hard_negatives.json"]:
                     if p.is_file():
                         tar.add(p, arcname=f"{job.name}/{p.name}")
@@ -158,43 +169,58 @@ def main(argv: list[str] | None = None) -> int:
     for name in a.final:
         if name not in by_name:
             ap.error(f"--final {name}: no such --arm")
+    folds = a.folds.split(",")
+    if not all(f.isdigit() and int(f) < a.k for f in folds):
+        ap.error(f"--folds {a.folds}: fold numbers are 0 to {a.k - 1} (--k {a.k})")
     stages(a.steps, a.cycle)
     if any(arm["eotdl"] for arm in arms) and not (a.cache / "eotdl.npz").is_file():
         ap.error(f"an arm trains with eotdl, and {a.cache}/eotdl.npz is not there")
     fold_cities(a.cache, a.k)
-    jobs = [(arm["name"], f) for arm in arms for f in a.folds.split(",")]
+    jobs = [(arm["name"], f) for arm in arms for f in folds]
     jobs += [(name, "final") for name in a.final]
     procs = {}
     start = time.time()
     env = {**os.environ, "OMP_NUM_THREADS": str(a.threads), "PYTHONUNBUFFERED": "1"}
     for name, job in jobs:
-        d = a.out / name / ("final" if job == "final" else f"fold{job}")
+        d = job_dir(a.out, name, job)
         d.mkdir(parents=True, exist_ok=True)
         log = open(d / "train.log", "a")  # noqa: SIM115 (closed with the process)
         cmd = [sys.executable, __file__, "--worker", name, job, *(argv if argv is not None else sys.argv[1:])]
         procs[(name, job)] = (subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env), log)
     print(f"seg_cv_parallel: {len(procs)} processes on {a.device}", flush=True)
     status = {}
+
+    def record(key: tuple[str, str], p: subprocess.Popen, log: Any, stopped: bool = False) -> None:
+        rc = "stopped" if stopped and p.returncode != 0 else p.returncode
+        status[f"{key[0]}/{key[1]}"] = {"rc": rc, "s": round(time.time() - start)}
+        print(f"seg_cv_parallel: {key[0]} {key[1]} rc {rc} at {time.time() - start:.0f} s", flush=True)
+        log.close()
+
+    def stop_all() -> None:
+        for p, _ in procs.values():
+            if p.poll() is None:
+                p.send_signal(signal.SIGTERM)
+        for key, (p, log) in list(procs.items()):
+            try:
+                p.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+            record(key, p, log, stopped=True)
+            del procs[key]
+
     try:
         while procs:
             time.sleep(2)
             for key, (p, log) in list(procs.items()):
                 if p.poll() is not None:
-                    status[f"{key[0]}/{key[1]}"] = {"rc": p.returncode, "s": round(time.time() - start)}
-                    took = time.time() - start
-                    print(f"seg_cv_parallel: {key[0]} {key[1]} rc {p.returncode} at {took:.0f} s", flush=True)
-                    log.close()
+                    record(key, p, log)
                     del procs[key]
             if a.deadline and time.time() - start > a.deadline and procs:
-                print(f"seg_cv_parallel: deadline {a.deadline:.0f} s; stopping {len(procs)} processes")
-                for p, _ in procs.values():
-                    p.send_signal(signal.SIGTERM)
-                for key, (p, log) in procs.items():
-                    p.wait()
-                    status[f"{key[0]}/{key[1]}"] = {"rc": "stopped", "s": round(time.time() - start)}
-                    log.close()
-                procs = {}
+                print(f"seg_cv_parallel: deadline {a.deadline:.0f} s; stopping {len(procs)} jobs", flush=True)
+                stop_all()
     finally:
+        stop_all()  # nothing still writing while the weights are packed (an error or ^C above)
         if a.pack:
             pack(a, arms, a.pack)
             (a.pack / "status.json").write_text(json.dumps(status, indent=1))

@@ -26,7 +26,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from detect.ships.segment_train import THRESHOLDS, VARIANTS, best_threshold, pool, scene_record  # noqa: E402
+from detect.ships.segment_train import VARIANTS, best_threshold, pool  # noqa: E402
 
 
 def rule_max(inner: dict[float, list]) -> float:
@@ -61,7 +61,7 @@ RULES = {"max": rule_max, "smooth": rule_smooth, "count": rule_count, "fixed 0.9
 def fold_records(run: Path, f: int, fold: dict, data: Path, truth: dict, cache: Path) -> dict:
     """{"inner"|"held": {threshold: [scene records]}} of one fold model, from the cache when it is there."""
     from detect.ships.segment import SegModel, SegSpec, UNet
-    from detect.ships.segment_train import detect_cities
+    from detect.ships.segment_train import detect_cities, records_by_threshold
     from imagery.atomic import atomic_write_json
 
     path = cache / run.name / f"fold{f}.json"
@@ -73,7 +73,7 @@ def fold_records(run: Path, f: int, fold: dict, data: Path, truth: dict, cache: 
     out = {}
     for part, cities in (("inner", fold["inner"]), ("held", fold["held_out"])):
         found = detect_cities(seg, data, cities, VARIANTS["default"], truth)
-        out[part] = {t: [scene_record(p, tr, t) for p, tr in found.values()] for t in THRESHOLDS}
+        out[part] = records_by_threshold(found)
     atomic_write_json(path, {k: {str(t): v for t, v in d.items()} for k, d in out.items()})
     return out
 
@@ -92,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     from detect.ships.segment_train import cv_setup
     from imagery.errors import InputError
 
+    if len({r.name for r in a.cv_dir}) != len(a.cv_dir):
+        ap.error("two --cv-dir share a folder name: records are cached and tabulated by it")
     torch.set_num_threads(a.threads)
     try:
         data = data_path("sen2ships", a.data)

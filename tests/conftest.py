@@ -40,3 +40,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
     return FIXTURES
+
+
+@pytest.fixture(scope="session")
+def load_script():
+    """A script of the repository (``benchmarks/x.py``, ``tools/...``) imported as a module, by its path."""
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1]
+
+    def load(rel: str):
+        path = root / rel
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        mod = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(mod)
+        return mod
+
+    return load

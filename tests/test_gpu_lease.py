@@ -3,7 +3,6 @@ the probe's logs choose the job set that fits."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -15,14 +14,7 @@ ROOT = Path(__file__).resolve().parents[1]
 KIT = ROOT / "tools" / "gpu_lease"
 
 
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, KIT / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_scenes_travel_in_parts_bit_for_bit(tmp_path):
+def test_scenes_travel_in_parts_bit_for_bit(tmp_path, load_script):
     from detect.ships.segment_train import prepare
 
     cache = tmp_path / "scenes"
@@ -31,13 +23,20 @@ def test_scenes_travel_in_parts_bit_for_bit(tmp_path):
     z["image"] = z["image"].copy()
     z["image"][0, :3, :3] = np.nan  # as real scenes hold outside their footprint
     np.savez(cache / "copy.npz", **z)
-    ps = _load("pack_scenes")
+    np.savez(cache / "eotdl.npz", **z)  # the smallest, and still packed into part 0
+    (cache / "algiers.123.tmp.npz").write_bytes(b"half-written")  # left out
+    ps = load_script("tools/gpu_lease/pack_scenes.py")
+    (tmp_path / "xfer" / "part1").mkdir(parents=True)
+    (tmp_path / "xfer" / "part1" / "stale.hwz").write_bytes(b"from an earlier pack")
     sizes = ps.pack(cache, tmp_path / "xfer", 2)
+    assert (tmp_path / "xfer" / "part0" / "eotdl.hwz").is_file()
+    assert not (tmp_path / "xfer" / "part1" / "stale.hwz").exists()
     assert all(s > 0 for s in sizes)
     assert sum(sizes) < sum(p.stat().st_size for p in cache.glob("*.npz"))
     back = tmp_path / "back"
     got = ps.unpack(tmp_path / "xfer" / "part0", back) + ps.unpack(tmp_path / "xfer" / "part1", back)
-    assert sorted(got) == ["algiers", "copy"]
+    assert sorted(got) == ["algiers", "copy", "eotdl"]
+    assert not list(back.glob("*.tmp.npz"))
     for name in got:
         a, b = np.load(cache / f"{name}.npz"), np.load(back / f"{name}.npz")
         assert sorted(a.files) == sorted(b.files)
@@ -59,10 +58,20 @@ def test_training_imports_where_the_gis_stack_is_missing():
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=ROOT)
     assert out.returncode == 0, out.stderr
     assert "refused: rasterio.open is not installed" in out.stdout
+    # where the packages are installed (here), nothing is stood in for
+    env.pop("HW_FORCE_NOGIS")
+    real = subprocess.run(
+        [sys.executable, "-c", "import rasterio; print(type(rasterio).__name__, rasterio.__version__)"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert real.returncode == 0 and real.stdout.startswith("module "), real.stdout + real.stderr
 
 
-def test_the_probe_chooses_the_largest_job_set_that_fits(tmp_path):
-    decide = _load("decide")
+def test_the_probe_chooses_the_largest_job_set_that_fits(tmp_path, load_script):
+    decide = load_script("tools/gpu_lease/decide.py")
     for i in range(21):
         d = tmp_path / "probe" / "a" / f"fold{i}"
         d.mkdir(parents=True)

@@ -998,6 +998,13 @@ def pool(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def records_by_threshold(
+    found: dict[str, tuple[list, list]], thresholds: Sequence[float] = THRESHOLDS
+) -> dict[float, list[dict[str, Any]]]:
+    """{threshold: [scene record of each city]} of ``detect_cities``' output, at every threshold."""
+    return {t: [scene_record(p, tr, t) for p, tr in found.values()] for t in thresholds}
+
+
 def best_threshold(records_by_t: dict[float, list[dict[str, Any]]]) -> tuple[float, float]:
     """The threshold with the best pooled F1 (the lowest one on ties)."""
     best = (0.5, -1.0)
@@ -1089,8 +1096,7 @@ def score_fold(
     """One fold's result: its threshold chosen on its inner cities, then every ``VARIANTS`` entry scored on
     its held-out cities at that threshold (what ``result.json`` holds)."""
     inner = detect_cities(seg, data, fold["inner"], VARIANTS["default"], truth)
-    by_t = {t: [scene_record(p, tr, t) for p, tr in inner.values()] for t in THRESHOLDS}
-    threshold, inner_f1 = best_threshold(by_t)
+    threshold, inner_f1 = best_threshold(records_by_threshold(inner))
     res = {**fold, "threshold": threshold, "inner_f1": inner_f1, "variants": {}}
     for name, variant in VARIANTS.items():
         found = detect_cities(seg, data, fold["held_out"], variant, truth)

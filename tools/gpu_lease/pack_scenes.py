@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import lzma
+import os
 import sys
 from pathlib import Path
 
@@ -21,8 +22,8 @@ import numpy as np
 def pack_scene(npz: Path) -> bytes:
     """One prepared scene as bytes: a JSON header, the image's high and low bytes (xz), the other arrays
     (npz)."""
-    z = np.load(npz)
-    arrays = {k: z[k] for k in z.files}
+    with np.load(npz) as z:
+        arrays = {k: z[k] for k in z.files}
     img = arrays.pop("image")
     if img.dtype != np.float16:
         raise ValueError(f"{npz}: image is {img.dtype}, not float16")
@@ -44,15 +45,21 @@ def unpack_scene(data: bytes) -> dict[str, np.ndarray]:
     o = 4 + n
     hi = np.frombuffer(lzma.decompress(data[o : o + a]), np.uint8).astype(np.uint16)
     lo = np.frombuffer(lzma.decompress(data[o + a : o + a + b]), np.uint8).astype(np.uint16)
-    z = np.load(io.BytesIO(data[o + a + b : o + a + b + c]))
-    return {"image": ((hi << 8) | lo).view(np.float16).reshape(head["shape"]), **{k: z[k] for k in z.files}}
+    with np.load(io.BytesIO(data[o + a + b : o + a + b + c])) as z:
+        rest = {k: z[k] for k in z.files}
+    return {"image": ((hi << 8) | lo).view(np.float16).reshape(head["shape"]), **rest}
 
 
 def pack(cache: Path, out: Path, parts: int) -> list[int]:
-    """Every scene of ``cache`` into ``out/part<i>/<city>.hwz``, largest first into the smallest part."""
+    """Every scene of ``cache`` into ``out/part<i>/<city>.hwz`` (parts emptied first): the eotdl mosaic into
+    part 0, which the first call unpacks (a probe with eotdl arms needs it), then the largest first into the
+    smallest part. Half-written files (``*.tmp.npz``) are left out."""
     sizes = [0] * parts
-    for npz in sorted(cache.glob("*.npz"), key=lambda p: -p.stat().st_size):
-        i = sizes.index(min(sizes))
+    for old in out.glob("part*/*.hwz"):
+        old.unlink()
+    scenes = [p for p in cache.glob("*.npz") if ".tmp" not in p.name]
+    for npz in sorted(scenes, key=lambda p: (p.stem != "eotdl", -p.stat().st_size)):
+        i = 0 if npz.stem == "eotdl" else sizes.index(min(sizes))
         dest = out / f"part{i}" / f"{npz.stem}.hwz"
         dest.parent.mkdir(parents=True, exist_ok=True)
         dest.write_bytes(pack_scene(npz))
@@ -65,7 +72,9 @@ def unpack(part: Path, cache: Path) -> list[str]:
     cache.mkdir(parents=True, exist_ok=True)
     done = []
     for p in sorted(part.glob("*.hwz")):
-        np.savez(cache / f"{p.stem}.npz", **unpack_scene(p.read_bytes()))
+        tmp = cache / f"{p.stem}.unpack.tmp.npz"
+        np.savez(tmp, **unpack_scene(p.read_bytes()))
+        os.replace(tmp, cache / f"{p.stem}.npz")  # whole or not at all
         done.append(p.stem)
     return done
 

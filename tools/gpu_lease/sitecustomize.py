@@ -2,7 +2,7 @@
 with this folder on PYTHONPATH, every Python process there gets stand-ins for rasterio, pyproj, shapely and
 affine that import but fail when used. Training from a prepared scene cache
 (``benchmarks/seg_cv_parallel.py``) never uses them; reading or scoring scenes does, and fails loudly.
-Installed only where one of them is missing (``HW_FORCE_NOGIS=1`` installs them anyway, for tests)."""
+Only the missing ones are stood in for (``HW_FORCE_NOGIS=1`` stands in for all four, for tests)."""
 
 from __future__ import annotations
 
@@ -39,8 +39,11 @@ class StandIn(types.ModuleType):
 
 
 class Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.names = names
+
     def find_spec(self, name, path, target=None):
-        if name.split(".")[0] in NAMES:
+        if name.split(".")[0] in self.names:
             return importlib.machinery.ModuleSpec(name, self, is_package=True)
         return None
 
@@ -51,5 +54,7 @@ class Finder(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         module.__path__ = []
 
 
-if os.environ.get("HW_FORCE_NOGIS") == "1" or any(importlib.util.find_spec(n) is None for n in NAMES):
-    sys.meta_path.insert(0, Finder())
+_force = os.environ.get("HW_FORCE_NOGIS") == "1"
+_missing = tuple(n for n in NAMES if _force or importlib.util.find_spec(n) is None)
+if _missing:
+    sys.meta_path.insert(0, Finder(_missing))

@@ -3,7 +3,6 @@ three stages, packed for scoring elsewhere."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import tarfile
@@ -19,16 +18,8 @@ ROOT = Path(__file__).resolve().parents[3]
 FIXTURES = ROOT / "tests" / "fixtures"
 
 
-def _module():
-    path = ROOT / "benchmarks" / "seg_cv_parallel.py"
-    spec = importlib.util.spec_from_file_location("seg_cv_parallel", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
-
-def test_arms_and_stages_follow_the_gpu_script():
-    m = _module()
+def test_arms_and_stages_follow_the_gpu_script(load_script):
+    m = load_script("benchmarks/seg_cv_parallel.py")
     assert m.parse_arm("e1:seed=1:eotdl") == {"name": "e1", "seed": 1, "eotdl": True}
     assert m.parse_arm("ctl") == {"name": "ctl", "seed": 0, "eotdl": False}
     with pytest.raises(SystemExit):
@@ -37,10 +28,12 @@ def test_arms_and_stages_follow_the_gpu_script():
     assert m.stages(2400, 1200) == [2400]
     with pytest.raises(SystemExit):
         m.stages(1000, 300)
+    with pytest.raises(SystemExit, match="at least 1"):
+        m.stages(7200, 0)
 
 
-def test_stage_configs_add_repaint_wakes_then_hard_negatives():
-    m = _module()
+def test_stage_configs_add_repaint_wakes_then_hard_negatives(load_script):
+    m = load_script("benchmarks/seg_cv_parallel.py")
     a = m.argparse.Namespace(
         cycle=2, paste=0.5, hull_colour=0.5, wakes=0.5, hard_negatives=0.2, precision="fp32"
     )
@@ -51,15 +44,22 @@ def test_stage_configs_add_repaint_wakes_then_hard_negatives():
     assert all(c.p_paste == 0.5 and c.seed == 3 and c.eotdl and c.cycle == 2 for c in cfgs)
 
 
-def test_a_small_run_trains_every_job_and_packs_its_last_weights(tmp_path):
-    # six "cities": the fixture's Algiers window under six names (3 folds, 2 inner cities each)
+NAMES = ["a1", "a2", "a3", "a4", "a5", "a6"]
+
+
+def _six_cities(tmp_path: Path) -> Path:
+    """Six "cities": the fixture's Algiers window under six names (3 folds, 2 inner cities each)."""
     cache = tmp_path / "scenes"
     prepare(FIXTURES / "ships_train", cache)
-    names = ["a1", "a2", "a3", "a4", "a5", "a6"]
-    for n in names:
+    for n in NAMES:
         shutil.copy(cache / "algiers.npz", cache / f"{n}.npz")
     (cache / "algiers.npz").unlink()
-    m = _module()
+    return cache
+
+
+def test_a_small_run_trains_every_job_and_packs_its_last_weights(tmp_path, load_script):
+    cache = _six_cities(tmp_path)
+    m = load_script("benchmarks/seg_cv_parallel.py")
     out, packed = tmp_path / "run", tmp_path / "packed"
     rc = m.main(
         ["--cache", str(cache), "--out", str(out), "--arm", "c:seed=1", "--final", "c", "--folds", "0",
@@ -77,17 +77,46 @@ def test_a_small_run_trains_every_job_and_packs_its_last_weights(tmp_path):
     log = (out / "c" / "fold0" / "train.log").read_text()
     assert [f"stage to step {s}" in log for s in (2, 3, 4)] == [True] * 3
     # fold 0 trained on its own fit cities only: its hard negatives were mined there
-    fit = fold_plan(names, 3)[0]["fit"]
+    fit = fold_plan(NAMES, 3)[0]["fit"]
     mined = json.loads((out / "c" / "fold0" / "hard_negatives.json").read_text())
     assert sorted(mined["cities"]) == sorted(fit)
     # a rerun finds every job finished and trains nothing more
     assert m.main(["--cache", str(cache), "--out", str(out), "--arm", "c:seed=1", "--folds", "0", "--k", "3",
                    "--steps", "4", "--cycle", "1"]) == 0  # fmt: skip
-    assert (out / "c" / "fold0" / "train.log").read_text().count("stage to step 4") == 2
+    log = (out / "c" / "fold0" / "train.log").read_text()
+    assert log.count("fold0: step 4/4 loss") == 1 and log.count("c 0: done") == 2
 
 
-def test_refuses_an_eotdl_arm_without_the_mosaic(tmp_path):
-    cache = tmp_path / "scenes"
-    prepare(FIXTURES / "ships_train", cache)
+def test_refuses_an_eotdl_arm_without_the_mosaic_and_folds_beyond_k(tmp_path, load_script, capsys):
+    cache = _six_cities(tmp_path)
+    m = load_script("benchmarks/seg_cv_parallel.py")
     with pytest.raises(SystemExit):
-        _module().main(["--cache", str(cache), "--out", str(tmp_path / "r"), "--arm", "e:eotdl", "--k", "1"])
+        m.main(
+            [
+                "--cache",
+                str(cache),
+                "--out",
+                str(tmp_path / "r"),
+                "--arm",
+                "e:eotdl",
+                "--k",
+                "3",
+                "--folds",
+                "0",
+            ]
+        )
+    assert "eotdl.npz is not there" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        m.main(["--cache", str(cache), "--out", str(tmp_path / "r"), "--arm", "c", "--k", "3"])  # folds 0-4
+    assert "fold numbers are 0 to 2" in capsys.readouterr().err
+
+
+def test_a_deadline_stops_the_workers_and_still_packs(tmp_path, load_script):
+    cache = _six_cities(tmp_path)
+    m = load_script("benchmarks/seg_cv_parallel.py")
+    packed = tmp_path / "packed"
+    args = ["--cache", str(cache), "--out", str(tmp_path / "run"), "--arm", "c", "--folds", "0", "--k", "3"]
+    rc = m.main([*args, "--steps", "4000", "--cycle", "1000", "--deadline", "1", "--pack", str(packed)])
+    assert rc == 1
+    assert json.loads((packed / "status.json").read_text())["c/0"]["rc"] == "stopped"
+    assert (packed / "c.tar").is_file()

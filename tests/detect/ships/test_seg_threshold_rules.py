@@ -2,19 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
-ROOT = Path(__file__).resolve().parents[3]
-
-
-def _rules():
-    path = ROOT / "benchmarks" / "seg_threshold_rules.py"
-    spec = importlib.util.spec_from_file_location("seg_threshold_rules", path)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
-
 
 def _rec(tp: int, n_pred: int, n_truth: int = 10) -> dict:
     return {
@@ -29,8 +16,8 @@ def _rec(tp: int, n_pred: int, n_truth: int = 10) -> dict:
     }
 
 
-def test_rules_pick_from_the_inner_records():
-    m = _rules()
+def test_rules_pick_from_the_inner_records(load_script):
+    m = load_script("benchmarks/seg_threshold_rules.py")
     # F1 by threshold: a lone spike at 0.5 (0.9), a plateau around 0.8 (0.8 0.84 0.8), 0.63 at the top
     inner = {
         0.4: [_rec(5, 20)],
