@@ -730,8 +730,9 @@ PRECISIONS = ("fp32", "bf16")
 
 
 def _contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """A state dict in the default memory layout (the model trains channels-last)."""
-    return {k: v.contiguous() for k, v in state.items()}
+    """A state dict on the CPU in the default memory layout (the model trains channels-last, maybe on a GPU):
+    weights saved from it load anywhere, without ``map_location``."""
+    return {k: v.detach().cpu().contiguous() for k, v in state.items()}
 
 
 def _save(obj: Any, path: Path) -> None:
