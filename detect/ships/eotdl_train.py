@@ -34,6 +34,7 @@ from scipy import ndimage
 
 from detect.ships.dataset import write_scene
 from detect.ships.segment import SEG_BANDS
+from imagery.aoi import utm_crs_for
 from imagery.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -187,7 +188,7 @@ def read_chip(tif: Path) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
             raise InputError(f"{tif.name}: {src.count} bands, the eotdl chips have {len(EOTDL_BANDS)}")
         west, south, east, north = transform_bounds(src.crs, "EPSG:4326", *src.bounds)
         lon, lat = (west + east) / 2, (south + north) / 2
-        utm = f"EPSG:{32600 + int((lon + 180) // 6) % 60 + 1 + (100 if lat < 0 else 0)}"
+        utm = utm_crs_for(lon, lat)
         transform, w, h = calculate_default_transform(
             src.crs, utm, src.width, src.height, *src.bounds, resolution=10.0
         )

@@ -915,7 +915,7 @@ def averaged_model(
     model.load_state_dict(average_states(states))
     scenes = TrainingScenes(cache, cities, upsample=cfg.upsample, ignore_unlabelled=cfg.ignore_unlabelled)
     recalibrate_bn(model.to(device), scenes, cfg, device)
-    _save({n: v.cpu() for n, v in _contiguous(model.state_dict()).items()}, path)
+    _save(_contiguous(model.state_dict()), path)
     log.info("%s: mean of %s, batch norm re-estimated", path, ", ".join(p.name for p in ends))
     return model
 
@@ -1220,7 +1220,7 @@ def train_final(
     thresholds = list((summary or {}).get("thresholds", {}).values())
     threshold = float(np.median(thresholds)) if thresholds else 0.5
     pt = out / "final" / f"{name}.pt"
-    _save({k: v.cpu() for k, v in _contiguous(model.state_dict()).items()}, pt)
+    _save(_contiguous(model.state_dict()), pt)
     metrics = card_metrics(summary or {}, cities, cfg)
     SegSpec(
         name=name,
