@@ -49,25 +49,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args(argv)
 
-    from detect.core.data import data_path
+    from _seg_cv import cv_inputs
+
     from detect.ships.segment import SegModel, SegSpec, UNet
-    from detect.ships.segment_train import (
-        SegTrainConfig,
-        averaged_model,
-        cv_setup,
-        pool,
-        score_fold,
-    )
+    from detect.ships.segment_train import SegTrainConfig, averaged_model, pool, score_fold
     from imagery.atomic import atomic_write_json
     from imagery.errors import InputError
 
-    torch.set_num_threads(a.threads)
-    try:
-        data = data_path("sen2ships", a.data)
-    except InputError as e:
-        sys.exit(f"seg_cv_rescore: {e}")
     cache = a.cv_dir / "scenes"
-    _, plan, truth = cv_setup(data, cache)
+    data, plan, truth = cv_inputs("seg_cv_rescore", a.data, cache, a.threads)
     cfg = SegTrainConfig(
         steps=a.step,
         cycle=a.cycle,

@@ -34,7 +34,6 @@ from detect.ships.segment_train import (  # noqa: E402
     VARIANTS,
     average_states,
     best_threshold,
-    cv_setup,
     detect_cities,
     pool,
     scene_record,
@@ -113,15 +112,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data", default=None)
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args(argv)
-    from detect.core.data import data_path
-    from imagery.errors import InputError
+    from _seg_cv import cv_inputs
 
-    torch.set_num_threads(a.threads)
-    try:
-        data = data_path("sen2ships", a.data)
-    except InputError as e:
-        sys.exit(f"seg_cv_variants: {e}")
-    _, plan, truth = cv_setup(data, a.cv_dir[0] / "scenes")
+    data, plan, truth = cv_inputs("seg_cv_variants", a.data, a.cv_dir[0] / "scenes", a.threads)
     spec = SegSpec(name="variant", base=a.base)
     held: dict[str, list[dict]] = {g: [] for g in GRIDS}
     for f in (int(x) for x in a.folds.split(",")):

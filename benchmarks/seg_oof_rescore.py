@@ -132,25 +132,19 @@ def main(argv: list[str] | None = None) -> int:
         import torch
     except ImportError as e:
         sys.exit(f"seg_oof_rescore: needs lightgbm and torch ({e})")
-    from detect.core.data import data_path
+    from _seg_cv import cv_inputs
+
     from detect.ships.evaluate import match_scene
     from detect.ships.segment import SegModel, SegShipDetector, SegSpec, UNet
     from detect.ships.segment_train import (
         THRESHOLDS,
         best_threshold,
-        cv_setup,
         pool,
         read_city,
         scene_record,
     )
-    from imagery.errors import InputError
 
-    torch.set_num_threads(a.threads)
-    try:
-        data = data_path("sen2ships", a.data)
-    except InputError as e:
-        sys.exit(f"seg_oof_rescore: {e}")
-    _, plan, truth = cv_setup(data, a.cv_dir / "scenes")
+    data, plan, truth = cv_inputs("seg_oof_rescore", a.data, a.cv_dir / "scenes", a.threads)
     # (fold, role, city) -> detections, feature rows, match labels
     scenes: dict[tuple[int, str, str], dict] = {}
     t0 = time.perf_counter()

@@ -88,18 +88,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--misses", action="store_true", help="per city: ships every run finds, and none finds")
     a = ap.parse_args(argv)
 
-    from detect.core.data import data_path
-    from detect.ships.segment_train import cv_setup
-    from imagery.errors import InputError
+    from _seg_cv import cv_inputs
 
     if len({r.name for r in a.cv_dir}) != len(a.cv_dir):
         ap.error("two --cv-dir share a folder name: records are cached and tabulated by it")
-    torch.set_num_threads(a.threads)
-    try:
-        data = data_path("sen2ships", a.data)
-    except InputError as e:
-        sys.exit(f"seg_threshold_rules: {e}")
-    _, plan, truth = cv_setup(data, a.cache / "scenes")
+    data, plan, truth = cv_inputs("seg_threshold_rules", a.data, a.cache / "scenes", a.threads)
     folds = [int(x) for x in a.folds.split(",")]
     table: dict[str, dict[str, float]] = {r: {} for r in RULES}
     chosen: dict[str, dict[str, list[float]]] = {r: {} for r in RULES}
