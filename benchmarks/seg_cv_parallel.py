@@ -6,8 +6,9 @@ where the CLI keeps torch's default). It only trains: score the folds
 afterwards, where the sen2ships files are, with ``benchmarks/seg_cv_rescore.py --step STEPS`` and tabulate
 them with ``benchmarks/ship_cv_seg.py``.
 
-An arm is one run of the recipe: ``NAME[:seed=N][:eotdl]``. Two seeds of each arm, for instance, give the
-lever and the spread between runs of one recipe in one sitting:
+An arm is one run of the recipe: ``NAME[:seed=N][:eotdl][:quay=P]`` (``quay=P``: that share of the pasted
+hulls berthed along a quay, ``--quay-paste`` of the CLI, in every stage). Two seeds of each arm, for instance,
+give the lever and the spread between runs of one recipe in one sitting:
 
     python benchmarks/seg_cv_parallel.py --cache RUNS/seg/scenes --out RUNS/par --device cuda:0 \\
         --arm ctl0:seed=0 --arm ctl1:seed=1 --arm eot0:seed=0:eotdl --arm eot1:seed=1:eotdl --final eot0
@@ -37,14 +38,21 @@ sys.path.insert(0, str(REPO))
 
 
 def parse_arm(text: str) -> dict:
-    """``NAME[:seed=N][:eotdl]`` → {"name", "seed", "eotdl"}."""
+    """``NAME[:seed=N][:eotdl][:quay=P]`` → {"name", "seed", "eotdl", "quay"}."""
     name, *opts = text.split(":")
-    arm = {"name": name, "seed": 0, "eotdl": False}
+    arm = {"name": name, "seed": 0, "eotdl": False, "quay": 0.0}
     for o in opts:
         if o == "eotdl":
             arm["eotdl"] = True
-        elif o.startswith("seed="):
+        elif o.startswith("seed=") and o[5:].isdigit():
             arm["seed"] = int(o[5:])
+        elif o.startswith("quay="):
+            try:
+                arm["quay"] = float(o[5:])
+            except ValueError:
+                arm["quay"] = -1.0
+            if not 0 <= arm["quay"] <= 1:
+                raise SystemExit(f"seg_cv_parallel: quay= is a share from 0 to 1, not {o[5:]!r} in {text!r}")
         else:
             raise SystemExit(f"seg_cv_parallel: unknown arm option {o!r} in {text!r}")
     if not name.replace("-", "").replace("_", "").isalnum():
@@ -76,6 +84,7 @@ def stage_config(a: argparse.Namespace, arm: dict, i: int, ends: list[int]):
         precision=a.precision,
         seed=arm["seed"],
         eotdl=arm["eotdl"],
+        p_quay=arm.get("quay", 0.0),
     )
 
 
@@ -141,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cache", required=True, type=Path, help="prepared scenes (<city>.npz, eotdl.npz)")
     ap.add_argument("--out", required=True, type=Path, help="run folder: <arm>/fold<k>/, <arm>/final/")
-    ap.add_argument("--arm", action="append", default=[], help="NAME[:seed=N][:eotdl]; repeat for more")
+    ap.add_argument("--arm", action="append", default=[], help="NAME[:seed=N][:eotdl][:quay=P]; repeat")
     ap.add_argument("--final", action="append", default=[], help="also train this arm's final model")
     ap.add_argument("--folds", default="0,1,2,3,4")
     ap.add_argument("--k", type=int, default=5)

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 KIT = ROOT / "tools" / "gpu_lease"
@@ -80,9 +81,22 @@ def test_the_probe_chooses_the_largest_job_set_that_fits(tmp_path, load_script):
             "x: stage to step 200 took 5.0 s\n"
         )
     out = tmp_path / "args"
+    q = "--arm q0:seed=0:quay=0.5 --arm q1:seed=1:quay=0.5 --arm q2:seed=2:quay=0.5"
+    arms = f"{q} --arm c2:seed=2 --final q0"
+    sets = decide.job_sets(arms)
+    assert [n for _, n in sets] == [21, 20, 16, 15, 11, 10, 6, 5]
+    assert sets[2][0] == f"{q} --final q0"
+    assert sets[-1][0] == "--arm q0:seed=0:quay=0.5"
+    # a final whose arm is cut goes with it
+    assert [n for _, n in decide.job_sets("--arm a --arm b --final b")] == [11, 10, 5]
+    with pytest.raises(SystemExit, match="pairs"):
+        decide.job_sets("--arm a --steps 7200")
+    probe = [str(tmp_path / "probe"), "21"]
     # 21 jobs: 7200 x 0.05 + 90 + 10 = 460 s; 16 jobs: 374 s
-    assert decide.main([str(tmp_path / "probe"), "21", "430", str(out), "7200", "150"]) == 0
-    assert out.read_text() == decide.SETS[2][0]
-    assert decide.main([str(tmp_path / "probe"), "21", "470", str(out), "7200", "150"]) == 0
-    assert out.read_text() == decide.SETS[0][0]
-    assert decide.main([str(tmp_path / "empty"), "21", "470", str(out), "7200", "150"]) == 1
+    assert decide.main([*probe, "430", str(out), "7200", "150", arms]) == 0
+    assert out.read_text() == sets[2][0]
+    assert decide.main([*probe, "470", str(out), "7200", "150", arms]) == 0
+    assert out.read_text() == arms
+    # nothing measured: the smallest set, and a non-zero exit for probe.sh to report
+    assert decide.main([str(tmp_path / "empty"), "21", "470", str(out), "7200", "150", arms]) == 1
+    assert out.read_text() == sets[-1][0]

@@ -1,7 +1,9 @@
 """Read a seg_cv_parallel.py probe's logs (seconds per step at the end of its second stage, and its last
 stage's time), project each job set's time for the full run, and write the largest set that fits the budget.
+The job sets are the probe's own arguments (``ARMS``, as probe.sh ran them) cut down arm by arm from the end
+(``job_sets``).
 
-    python tools/gpu_lease/decide.py PROBE_DIR JOBS_IN_PROBE BUDGET_S OUT_FILE STEPS MID_STEP
+    python tools/gpu_lease/decide.py PROBE_DIR JOBS_IN_PROBE BUDGET_S OUT_FILE STEPS MID_STEP ARMS
 """
 
 from __future__ import annotations
@@ -11,20 +13,30 @@ import statistics
 import sys
 from pathlib import Path
 
-#: Job sets, most wanted first: (arguments of seg_cv_parallel.py, number of processes).
-SETS = (
-    ("--arm e0:seed=0:eotdl --arm c0:seed=0 --arm e1:seed=1:eotdl --arm c1:seed=1 --final e0", 21),
-    ("--arm e0:seed=0:eotdl --arm c0:seed=0 --arm e1:seed=1:eotdl --arm c1:seed=1", 20),
-    ("--arm e0:seed=0:eotdl --arm c0:seed=0 --arm e1:seed=1:eotdl --final e0", 16),
-    ("--arm e0:seed=0:eotdl --arm c0:seed=0 --final e0", 11),
-    ("--arm e0:seed=0:eotdl --arm c0:seed=0", 10),
-    ("--arm e0:seed=0:eotdl --final e0", 6),
-)
+
+def job_sets(args: str, folds: int = 5) -> tuple[tuple[str, int], ...]:
+    """Job sets from seg_cv_parallel.py's ``--arm``/``--final`` arguments, most wanted first: the first k
+    arms for k from all down to one, each with the finals of those arms and then without them."""
+    words = args.split()
+    pairs = list(zip(words[::2], words[1::2], strict=False))
+    if len(words) % 2 or any(flag not in ("--arm", "--final") for flag, _ in pairs):
+        raise SystemExit(f"decide: ARMS is --arm SPEC and --final NAME pairs, not {args!r}")
+    arms = [v for flag, v in pairs if flag == "--arm"]
+    finals = [v for flag, v in pairs if flag == "--final"]
+    sets: list[tuple[str, int]] = []
+    for k in range(len(arms), 0, -1):
+        names = {a.split(":")[0] for a in arms[:k]}
+        mine = [f for f in finals if f in names]
+        base = " ".join(f"--arm {a}" for a in arms[:k])
+        for fin in [mine, []] if mine else [[]]:
+            sets.append((" ".join([base, *(f"--final {f}" for f in fin)]), folds * k + len(fin)))
+    return tuple(sets)
 
 
 def main(argv: list[str]) -> int:
     probe, n_probe, budget, out = Path(argv[0]), int(argv[1]), float(argv[2]), Path(argv[3])
     steps, mid = int(argv[4]), int(argv[5])
+    sets = job_sets(argv[6])
     rates, lasts = [], []
     for log in probe.glob("*/*/train.log"):
         text = log.read_text()
@@ -33,18 +45,19 @@ def main(argv: list[str]) -> int:
         if t := re.findall(r"stage to step \d+ took ([\d.]+) s", text):
             lasts.append(float(t[-1]))
     if not rates or len(rates) < n_probe // 2:
-        print(f"decide: {len(rates)} of {n_probe} probe jobs measured; no decision")
+        print(f"decide: {len(rates)} of {n_probe} probe jobs measured; the smallest set")
+        out.write_text(sets[-1][0])
         return 1
     r, last = statistics.median(rates), statistics.median(lasts)
     spread = f"{min(rates)}-{max(rates)}"
     print(f"decide: {len(rates)} jobs, {r:.3f} s/step (median; {spread}), last stage {last:.0f} s")
-    for args, n in SETS:
+    for args, n in sets:
         projected = steps * r * min(1.0, n / n_probe) + 90 + 2 * last
         print(f"decide: {n} jobs, projected {projected:.0f} s of {budget:.0f}")
         if projected <= budget:
             out.write_text(args)
             return 0
-    out.write_text(SETS[-1][0])
+    out.write_text(sets[-1][0])
     return 0
 
 

@@ -5,7 +5,7 @@
 #   PARTS=work-data/xfer CACHE=work-data/sc BUDGET=430 bash tools/gpu_lease/probe.sh
 export PYTHONPATH=$PWD/tools/gpu_lease PYTHONUNBUFFERED=1
 PARTS=${PARTS:-work-data/xfer}; CACHE=${CACHE:-work-data/sc}; DEVICE=${DEVICE:-cuda:0}
-ARMS=${ARMS:---arm e0:seed=0:eotdl --arm c0:seed=0 --arm e1:seed=1:eotdl --arm c1:seed=1 --final e0}
+ARMS=${ARMS:---arm q0:seed=0:quay=0.5 --arm q1:seed=1:quay=0.5 --arm q2:seed=2:quay=0.5 --arm c2:seed=2 --final q0}
 RUN=$(dirname "$CACHE")
 nvidia-smi -L 2>&1 | head -2
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available())"
@@ -25,6 +25,7 @@ if [ $rc != 0 ] && [ $MPS = 1 ]; then
     echo quit | nvidia-cuda-mps-control; MPS=0; sleep 2
     probe; rc=$?; echo "probe rc $rc (MPS=0)"
 fi
+echo $MPS > "$RUN/mps"  # train.sh starts MPS only where the probe kept it
 jobs=$(find "$RUN/probe" -name train.log | wc -l)
-python3 tools/gpu_lease/decide.py "$RUN/probe" "$jobs" "${BUDGET:-430}" "$RUN/decision.args" 7200 150 ||
-    echo "--arm e0:seed=0:eotdl --final e0" > "$RUN/decision.args"  # unmeasured: the smallest set
+python3 tools/gpu_lease/decide.py "$RUN/probe" "$jobs" "${BUDGET:-430}" "$RUN/decision.args" 7200 150 "$ARMS" ||
+    echo "probe.sh: unmeasured; decide.py chose the smallest job set"

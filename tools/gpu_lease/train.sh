@@ -9,8 +9,14 @@ ARMS=${ARMS:-$(cat "$RUN/decision.args" 2> /dev/null)}
 [ -n "$ARMS" ] || { echo "train.sh: no jobs: set ARMS, or run probe.sh first on this machine"; exit 3; }
 python3 tools/gpu_lease/pack_scenes.py unpack "$PARTS/part1" "$CACHE" || exit 3
 n=$(find "$CACHE" -name '*.npz' | wc -l)
-[ "$n" = "${SCENES:-16}" ] || { echo "train.sh: $n scenes in $CACHE, ${SCENES:-16} expected"; exit 3; }
+case "$ARMS" in *:eotdl*) want=16 ;; *) want=15 ;; esac  # the 15 sen2ships cities, and the eotdl mosaic
+[ "$n" = "${SCENES:-$want}" ] || { echo "train.sh: $n scenes in $CACHE, ${SCENES:-$want} expected"; exit 3; }
 rm -rf "$RUN/probe"
+# MPS as the probe left it (it quits MPS where MPS failed); started here where no probe ran on this machine
+if [ "$DEVICE" != cpu ] && [ "$(cat "$RUN/mps" 2> /dev/null || echo 1)" = 1 ] &&
+    command -v nvidia-cuda-mps-control > /dev/null; then
+    nvidia-cuda-mps-control -d 2> /dev/null && echo "train.sh: MPS started"
+fi
 # shellcheck disable=SC2086
 python3 benchmarks/seg_cv_parallel.py --cache "$CACHE" --out "$RUN/run" --device "$DEVICE" $ARMS \
     --steps "${STEPS:-7200}" --cycle "${CYCLE:-1200}" --deadline "${DEADLINE:-515}" --pack "${OUT:-$RUN}/w"
