@@ -92,10 +92,13 @@ def test_the_probe_chooses_the_largest_job_set_that_fits(tmp_path, load_script):
     with pytest.raises(SystemExit, match="pairs"):
         decide.job_sets("--arm a --steps 7200")
     probe = [str(tmp_path / "probe"), "21"]
-    # 21 jobs: 7200 x 0.05 + 90 + 10 = 460 s; 16 jobs: 374 s
-    assert decide.main([*probe, "430", str(out), "7200", "150", arms]) == 0
+    # 7200 steps x 0.05 s x 1.5 (SLOWDOWN) x n/21 + 90 + 2 x 5: 21 jobs 640 s, 20 jobs 614 s, 16 jobs 511 s,
+    # 15 jobs 486 s
+    assert decide.main([*probe, "520", str(out), "7200", "150", arms]) == 0
     assert out.read_text() == sets[2][0]
-    assert decide.main([*probe, "470", str(out), "7200", "150", arms]) == 0
+    assert decide.main([*probe, "500", str(out), "7200", "150", arms]) == 0
+    assert out.read_text() == sets[3][0]
+    assert decide.main([*probe, "650", str(out), "7200", "150", arms]) == 0
     assert out.read_text() == arms
     # nothing measured: the smallest set, and a non-zero exit for probe.sh to report
     assert decide.main([str(tmp_path / "empty"), "21", "470", str(out), "7200", "150", arms]) == 1
