@@ -6,18 +6,20 @@ where the CLI keeps torch's default). It only trains: score the folds
 afterwards, where the sen2ships files are, with ``benchmarks/seg_cv_rescore.py --step STEPS`` and tabulate
 them with ``benchmarks/ship_cv_seg.py``.
 
-An arm is one run of the recipe: ``NAME[:seed=N][:eotdl][:quay=P]`` (``quay=P``: that share of the pasted
-hulls berthed along a quay, ``--quay-paste`` of the CLI, in every stage). Two seeds of each arm, for instance,
+An arm is one run of the recipe: ``NAME[:seed=N][:eotdl][:quay=P][:base=W]`` (``quay=P``: that share of the
+pasted hulls berthed along a quay, ``--quay-paste`` of the CLI, in every stage; ``base=W``: the U-Net's width,
+``--base``, 16 by default; score it with ``seg_cv_rescore.py --base W``). Two seeds of each arm, for instance,
 give the lever and the spread between runs of one recipe in one sitting:
 
     python benchmarks/seg_cv_parallel.py --cache RUNS/seg/scenes --out RUNS/par --device cuda:0 \\
         --arm ctl0:seed=0 --arm ctl1:seed=1 --arm eot0:seed=0:eotdl --arm eot1:seed=1:eotdl --final eot0
 
 Every process checkpoints (``train`` resumes): a rerun with the same ``--out`` continues. ``--deadline S``
-stops the workers after S seconds; ``--pack DIR`` then writes one tar per arm into DIR with each fold's latest
-cycle-end weights and log (``fold<k>/cycle-<step>.pt``), as ``seg_cv_rescore.py`` reads them once unpacked
-into a run folder beside a ``scenes/`` link. The cache is what ``harborwatch train ships-seg`` prepares in
-``OUT/scenes`` (the 15 sen2ships cities, and ``eotdl.npz`` for ``--eotdl`` arms).
+stops the workers after S seconds; ``--pack DIR`` then writes one tar per arm into DIR (more, ``<arm>.1.tar``
+and on, where one would pass 15 MiB) with each fold's latest cycle-end weights and log
+(``fold<k>/cycle-<step>.pt``), as ``seg_cv_rescore.py`` reads them once unpacked into a run folder beside a
+``scenes/`` link. The cache is what ``harborwatch train ships-seg`` prepares in ``OUT/scenes`` (the 15
+sen2ships cities, and ``eotdl.npz`` for ``--eotdl`` arms).
 """
 
 from __future__ import annotations
@@ -38,14 +40,16 @@ sys.path.insert(0, str(REPO))
 
 
 def parse_arm(text: str) -> dict:
-    """``NAME[:seed=N][:eotdl][:quay=P]`` → {"name", "seed", "eotdl", "quay"}."""
+    """``NAME[:seed=N][:eotdl][:quay=P][:base=W]`` → {"name", "seed", "eotdl", "quay", "base"}."""
     name, *opts = text.split(":")
-    arm = {"name": name, "seed": 0, "eotdl": False, "quay": 0.0}
+    arm = {"name": name, "seed": 0, "eotdl": False, "quay": 0.0, "base": 16}
     for o in opts:
         if o == "eotdl":
             arm["eotdl"] = True
         elif o.startswith("seed=") and o[5:].isdigit():
             arm["seed"] = int(o[5:])
+        elif o.startswith("base=") and o[5:].isdigit() and 4 <= int(o[5:]) <= 64:
+            arm["base"] = int(o[5:])
         elif o.startswith("quay="):
             try:
                 arm["quay"] = float(o[5:])
@@ -85,6 +89,7 @@ def stage_config(a: argparse.Namespace, arm: dict, i: int, ends: list[int]):
         seed=arm["seed"],
         eotdl=arm["eotdl"],
         p_quay=arm.get("quay", 0.0),
+        base=arm.get("base", 16),
     )
 
 
@@ -127,8 +132,14 @@ def worker(a: argparse.Namespace, arm: dict, job: str) -> int:
     return 0
 
 
-def pack(a: argparse.Namespace, arms: list[dict], into: Path) -> None:
-    """One tar per arm: each job's latest cycle-end weights, its log and its hard negatives."""
+#: The largest tar ``pack`` writes: a lent GPU machine returns files of at most 16 MiB.
+MAX_TAR = 15 * 2**20
+
+
+def pack(a: argparse.Namespace, arms: list[dict], into: Path, max_bytes: int = MAX_TAR) -> None:
+    """Per arm, each job's latest cycle-end weights, its log and its hard negatives, in ``<arm>.tar``; where
+    one tar would pass ``max_bytes`` (wider networks), the jobs that follow go on into ``<arm>.1.tar``,
+    ``<arm>.2.tar`` and so on. A job is never split."""
     from detect.ships.segment_train import cycle_weights
 
     into.mkdir(parents=True, exist_ok=True)
@@ -136,21 +147,37 @@ def pack(a: argparse.Namespace, arms: list[dict], into: Path) -> None:
         root = a.out / arm["name"]
         if not root.is_dir():
             continue
-        tmp = into / f"{arm['name']}.tar.tmp"
-        with tarfile.open(tmp, "w") as tar:
-            for job in sorted(root.iterdir()):
-                ends = cycle_weights(job)
-                for p in ([ends[-1]] if ends else []) + [job / "train.log", job / "hard_negatives.json"]:
-                    if p.is_file():
-                        tar.add(p, arcname=f"{job.name}/{p.name}")
-        os.replace(tmp, into / f"{arm['name']}.tar")
+        for old in into.glob(f"{arm['name']}.*tar"):
+            old.unlink()
+        parts: list[list[tuple[Path, str]]] = [[]]
+        size = 0
+        for job in sorted(root.iterdir()):
+            ends = cycle_weights(job)
+            files = [
+                (p, f"{job.name}/{p.name}")
+                for p in ([ends[-1]] if ends else []) + [job / "train.log", job / "hard_negatives.json"]
+                if p.is_file()
+            ]
+            n = sum(p.stat().st_size + 1024 for p, _ in files)
+            if parts[-1] and size + n > max_bytes:
+                parts.append([])
+                size = 0
+            parts[-1].extend(files)
+            size += n
+        for i, files in enumerate(parts):
+            name = f"{arm['name']}.tar" if i == 0 else f"{arm['name']}.{i}.tar"
+            tmp = into / f"{name}.tmp"
+            with tarfile.open(tmp, "w") as tar:
+                for p, arcname in files:
+                    tar.add(p, arcname=arcname)
+            os.replace(tmp, into / name)
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cache", required=True, type=Path, help="prepared scenes (<city>.npz, eotdl.npz)")
     ap.add_argument("--out", required=True, type=Path, help="run folder: <arm>/fold<k>/, <arm>/final/")
-    ap.add_argument("--arm", action="append", default=[], help="NAME[:seed=N][:eotdl][:quay=P]; repeat")
+    ap.add_argument("--arm", action="append", default=[], help="NAME[:seed=N][:eotdl][:quay=P][:base=W]")
     ap.add_argument("--final", action="append", default=[], help="also train this arm's final model")
     ap.add_argument("--folds", default="0,1,2,3,4")
     ap.add_argument("--k", type=int, default=5)

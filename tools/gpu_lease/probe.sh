@@ -2,7 +2,7 @@
 # First call on a lent GPU machine (run from the repository root): unpack the first part of the scene cache,
 # start MPS, run a 200-step probe of the 21 jobs of seg_cv_parallel.py (retried without MPS if it fails),
 # and write the jobs that fit the time budget of the next call to $CACHE/../decision.args (decide.py).
-#   PARTS=work-data/xfer CACHE=work-data/sc BUDGET=430 bash tools/gpu_lease/probe.sh
+#   PARTS=work-data/xfer CACHE=work-data/sc BUDGET=430 [STEPS=7200] [ARMS='--arm ...'] bash tools/gpu_lease/probe.sh
 export PYTHONPATH=$PWD/tools/gpu_lease PYTHONUNBUFFERED=1
 PARTS=${PARTS:-work-data/xfer}; CACHE=${CACHE:-work-data/sc}; DEVICE=${DEVICE:-cuda:0}
 ARMS=${ARMS:---arm q0:seed=0:quay=0.5 --arm q1:seed=1:quay=0.5 --arm q2:seed=2:quay=0.5 --arm c2:seed=2 --final q0}
@@ -27,5 +27,5 @@ if [ $rc != 0 ] && [ $MPS = 1 ]; then
 fi
 echo $MPS > "$RUN/mps"  # train.sh starts MPS only where the probe kept it
 jobs=$(find "$RUN/probe" -name train.log | wc -l)
-python3 tools/gpu_lease/decide.py "$RUN/probe" "$jobs" "${BUDGET:-430}" "$RUN/decision.args" 7200 150 "$ARMS" ||
+python3 tools/gpu_lease/decide.py "$RUN/probe" "$jobs" "${BUDGET:-430}" "$RUN/decision.args" "${STEPS:-7200}" 150 "$ARMS" ||
     echo "probe.sh: unmeasured; decide.py chose the smallest job set"

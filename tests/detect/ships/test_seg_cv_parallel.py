@@ -20,9 +20,13 @@ FIXTURES = ROOT / "tests" / "fixtures"
 
 def test_arms_and_stages_follow_the_gpu_script(load_script):
     m = load_script("benchmarks/seg_cv_parallel.py")
-    assert m.parse_arm("e1:seed=1:eotdl") == {"name": "e1", "seed": 1, "eotdl": True, "quay": 0.0}
-    assert m.parse_arm("ctl") == {"name": "ctl", "seed": 0, "eotdl": False, "quay": 0.0}
-    assert m.parse_arm("q2:seed=2:quay=0.5") == {"name": "q2", "seed": 2, "eotdl": False, "quay": 0.5}
+    assert m.parse_arm("e1:seed=1:eotdl") == {"name": "e1", "seed": 1, "eotdl": True, "quay": 0.0, "base": 16}
+    assert m.parse_arm("ctl") == {"name": "ctl", "seed": 0, "eotdl": False, "quay": 0.0, "base": 16}
+    assert m.parse_arm("q2:seed=2:quay=0.5")["quay"] == 0.5
+    assert m.parse_arm("w:base=24:seed=1") == {"name": "w", "seed": 1, "eotdl": False, "quay": 0, "base": 24}
+    for bad in ("base=2", "base=w", "base=99"):
+        with pytest.raises(SystemExit, match="unknown arm option"):
+            m.parse_arm(f"x:{bad}")
     with pytest.raises(SystemExit):
         m.parse_arm("x:seeds=2")
     with pytest.raises(SystemExit, match="unknown arm option"):
@@ -51,6 +55,8 @@ def test_stage_configs_add_repaint_wakes_then_hard_negatives(load_script):
     assert all(c.p_quay == 0 for c in cfgs)
     quay = m.parse_arm("q:quay=0.5")
     assert [m.stage_config(a, quay, i, [4, 6, 8]).p_quay for i in range(3)] == [0.5, 0.5, 0.5]
+    assert all(c.base == 16 for c in cfgs)
+    assert m.stage_config(a, m.parse_arm("w:base=24"), 0, [4, 6, 8]).base == 24
 
 
 NAMES = ["a1", "a2", "a3", "a4", "a5", "a6"]
@@ -129,3 +135,33 @@ def test_a_deadline_stops_the_workers_and_still_packs(tmp_path, load_script):
     assert rc == 1
     assert json.loads((packed / "status.json").read_text())["c/0"]["rc"] == "stopped"
     assert (packed / "c.tar").is_file()
+
+
+def test_packing_splits_an_arm_whose_tar_would_pass_the_limit(tmp_path, load_script):
+    m = load_script("benchmarks/seg_cv_parallel.py")
+    out = tmp_path / "run"
+    for job, size in (("fold0", 3000), ("fold1", 3000), ("fold2", 3000), ("final", 500)):
+        d = out / "w" / job
+        d.mkdir(parents=True)
+        (d / "cycle-000004.pt").write_bytes(b"x" * size)
+        (d / "cycle-000002.pt").write_bytes(b"old")  # not the latest: stays behind
+        (d / "train.log").write_text("log")
+    into = tmp_path / "packed"
+    into.mkdir()
+    (into / "w.3.tar").write_bytes(b"stale")  # an earlier, larger split is cleared
+    a = m.argparse.Namespace(out=out)
+    m.pack(a, [m.parse_arm("w")], into, max_bytes=11000)
+    tars = sorted(p.name for p in into.glob("*.tar"))
+    assert tars == ["w.1.tar", "w.tar"]
+    names = []
+    for t in tars:
+        with tarfile.open(into / t) as tar:
+            names.append(sorted(tar.getnames()))
+
+    # counted with 1 KiB per file for its header: final and fold0 (the sorted job folders) fit the first
+    # tar, fold1 would take it past 11,000 bytes
+    def files(*jobs: str) -> list[str]:
+        return [f"{j}/{f}" for j in jobs for f in ("cycle-000004.pt", "train.log")]
+
+    assert names[1] == files("final", "fold0")
+    assert names[0] == files("fold1", "fold2")

@@ -1,0 +1,70 @@
+"""CPU time of the ship segmentation network alone at other widths (``UNet(base=...)``), before training a
+wider one: the issue's budget is 1.5 s per 1000 x 1000 px for the whole default detector, which with v6
+(base 16) took 0.77 s (``benchmarks/detect_speed.py``). Untrained weights of each width (the compute is the
+same), the network's ``probabilities`` over one encoded 1000 x 1000 px five-band scene, on onnxruntime (as
+``auto`` runs it) and on torch; median of ``--repeat`` after one warm-up.
+
+    python benchmarks/seg_width_speed.py [--bases 16,20,24] [--threads 2] [--repeat 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from detect.ships.segment import SEG_BANDS, SegModel, SegSpec, UNet, encode, onnx_session  # noqa: E402
+
+SIZE = 1000
+
+
+def timed(fn, repeat: int) -> float:
+    fn()  # warm-up: onnxruntime's first run plans its memory, torch's picks kernels
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bases", default="16,20,24")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeat", type=int, default=3)
+    a = ap.parse_args(argv)
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    refl = rng.uniform(0.0, 0.3, (len(SEG_BANDS), SIZE, SIZE)).astype(np.float32)
+    x = encode(refl, SEG_BANDS)
+    print(f"{a.threads} threads, {SIZE} x {SIZE} px, the network only, median of {a.repeat}\n")
+    print("| base | parameters | onnxruntime s | torch s |")
+    print("|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["XDG_CACHE_HOME"] = tmp  # ONNX exports of untrained weights stay out of the user's cache
+        for base in (int(b) for b in a.bases.split(",")):
+            net = UNet(base=base).eval()
+            spec = SegSpec(name=f"width{base}", base=base, sha256=f"{base:064d}")
+            params = sum(p.numel() for p in net.parameters())
+            session = onnx_session(net, spec)
+            ort_s = timed(lambda m=SegModel(net, spec, session=session): m.probabilities(x), a.repeat)
+            torch_s = timed(lambda m=SegModel(net, spec): m.probabilities(x), a.repeat)
+            ort_txt = f"{ort_s:.2f}" if session is not None else "n/a"
+            print(f"| {base} | {params / 1e6:.2f} M | {ort_txt} | {torch_s:.2f} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
