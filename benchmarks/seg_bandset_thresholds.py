@@ -4,12 +4,17 @@ segmentation model (inference only; water check on, as shipped).
 Training picks one threshold per fold, on its two inner cities read with all their bands. A scene with fewer
 bands (Los Angeles: B08 B11; Santos: no B02; a user's B08-only or true-colour file) is then scored at that
 threshold, although the model's scores shift when bands are missing. Here each fold also picks a threshold
-per band group on the same inner cities read as that group (``GROUPS``): ``full`` (B02 B03 B04 B08 present;
-all bands), ``nir`` (B08 without all of true colour; read as B08 B11) and ``rgb`` (true colour without B08;
-read as B02 B03 B04). Each held-out scene is then scored at the threshold of its own group, and the band-set
-rows of the CV (``B08``, ``rgb``, ``rgb8``: every held-out city read with those bands only) at the ``nir``,
-``rgb`` and ``rgb`` thresholds. Records at every threshold are cached in ``--cache``, so a rerun only
-re-tabulates.
+per band group on the same inner cities read as that group (``GROUPS``):
+
+- ``full`` (B02 B03 B04 B08 present): read with every band the inner cities have, i.e. training's own choice,
+  even where an inner city lacks a band;
+- ``nir`` (B08 without all of true colour): read as B08 B11, also for the B08-only row;
+- ``rgb`` (true colour without B08): read as B02 B03 B04.
+
+A group none of whose inner cities has its bands keeps ``full``'s threshold. Each held-out scene is then
+scored at the threshold of its own group, and the band-set rows of the CV (``B08``, ``rgb``, ``rgb8``: every
+held-out city read with those bands only) at the ``nir``, ``rgb`` and ``rgb`` thresholds. Records at every
+threshold are cached in ``--cache``, so a rerun only re-tabulates.
 
     python benchmarks/seg_bandset_thresholds.py --cv-dir RUN/c0 --cv-dir RUN/c1 --cache RUN/bst [--folds 0,1]
 """
@@ -91,7 +96,13 @@ def fold_records(run: Path, f: int, fold: dict, data: Path, truth: dict, cache: 
 def score_run(recs: dict[int, dict]) -> dict[str, dict[str, dict]]:
     """Per held-out variant: pooled scores at training's one threshold (``one``) and at the band group's
     threshold (``group``); and the thresholds chosen per fold and group (``chosen``)."""
-    chosen = {f: {g: best_threshold(r["inner"][g])[0] for g in GROUPS} for f, r in recs.items()}
+    chosen = {}
+    for f, r in recs.items():
+        full = best_threshold(r["inner"]["full"])[0]
+        # a group with no inner city readable as it (every record list empty) keeps the full-band threshold
+        chosen[f] = {
+            g: best_threshold(r["inner"][g])[0] if any(r["inner"][g].values()) else full for g in GROUPS
+        }
     rows: dict[str, dict[str, dict]] = {}
     for name, group in HELD.items():
         one, by_group = [], []

@@ -132,7 +132,8 @@ def worker(a: argparse.Namespace, arm: dict, job: str) -> int:
     return 0
 
 
-#: The largest tar ``pack`` writes: a lent GPU machine returns files of at most 16 MiB.
+#: About the largest tar ``pack`` writes (files counted with 1 KiB of header each; tar's end blocks can add up
+#: to ~10 KiB): a lent GPU machine returns files of at most 16 MiB.
 MAX_TAR = 15 * 2**20
 
 
@@ -147,8 +148,6 @@ def pack(a: argparse.Namespace, arms: list[dict], into: Path, max_bytes: int = M
         root = a.out / arm["name"]
         if not root.is_dir():
             continue
-        for old in into.glob(f"{arm['name']}.*tar"):
-            old.unlink()
         parts: list[list[tuple[Path, str]]] = [[]]
         size = 0
         for job in sorted(root.iterdir()):
@@ -164,13 +163,16 @@ def pack(a: argparse.Namespace, arms: list[dict], into: Path, max_bytes: int = M
                 size = 0
             parts[-1].extend(files)
             size += n
-        for i, files in enumerate(parts):
-            name = f"{arm['name']}.tar" if i == 0 else f"{arm['name']}.{i}.tar"
-            tmp = into / f"{name}.tmp"
-            with tarfile.open(tmp, "w") as tar:
+        names = [f"{arm['name']}.tar" if i == 0 else f"{arm['name']}.{i}.tar" for i in range(len(parts))]
+        for name, files in zip(names, parts, strict=True):  # every part written before any old one goes
+            with tarfile.open(into / f"{name}.tmp", "w") as tar:
                 for p, arcname in files:
                     tar.add(p, arcname=arcname)
-            os.replace(tmp, into / name)
+        for old in into.glob(f"{arm['name']}.*tar"):
+            if old.name not in names:  # an earlier, longer split
+                old.unlink()
+        for name in names:
+            os.replace(into / f"{name}.tmp", into / name)
 
 
 def main(argv: list[str] | None = None) -> int:

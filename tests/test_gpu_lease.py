@@ -91,6 +91,10 @@ def test_the_probe_chooses_the_largest_job_set_that_fits(tmp_path, load_script):
     assert [n for _, n in decide.job_sets("--arm a --arm b --final b")] == [11, 10, 5]
     with pytest.raises(SystemExit, match="pairs"):
         decide.job_sets("--arm a --steps 7200")
+    with pytest.raises(SystemExit, match="no --arm"):
+        decide.job_sets("--final a")
+    with pytest.raises(SystemExit, match="no such --arm"):
+        decide.job_sets("--arm a --final b")
     probe = [str(tmp_path / "probe"), "21"]
     # 7200 steps x 0.05 s x 1.5 (SLOWDOWN) x n/21 + 90 + 2 x 5: 21 jobs 640 s, 20 jobs 614 s, 16 jobs 511 s,
     # 15 jobs 486 s
@@ -103,3 +107,9 @@ def test_the_probe_chooses_the_largest_job_set_that_fits(tmp_path, load_script):
     # nothing measured: the smallest set, and a non-zero exit for probe.sh to report
     assert decide.main([str(tmp_path / "empty"), "21", "470", str(out), "7200", "150", arms]) == 1
     assert out.read_text() == sets[-1][0]
+
+
+def test_the_call_scripts_parse():
+    for script in ("probe.sh", "train.sh"):
+        r = subprocess.run(["bash", "-n", str(KIT / script)], capture_output=True, text=True)
+        assert r.returncode == 0, f"{script}: {r.stderr}"

@@ -29,6 +29,11 @@ def job_sets(args: str, folds: int = 5) -> tuple[tuple[str, int], ...]:
         raise SystemExit(f"decide: ARMS is --arm SPEC and --final NAME pairs, not {args!r}")
     arms = [v for flag, v in pairs if flag == "--arm"]
     finals = [v for flag, v in pairs if flag == "--final"]
+    if not arms:
+        raise SystemExit(f"decide: ARMS names no --arm: {args!r}")
+    unknown = set(finals) - {a.split(":")[0] for a in arms}
+    if unknown:
+        raise SystemExit(f"decide: --final {' '.join(sorted(unknown))}: no such --arm in {args!r}")
     sets: list[tuple[str, int]] = []
     for k in range(len(arms), 0, -1):
         names = {a.split(":")[0] for a in arms[:k]}

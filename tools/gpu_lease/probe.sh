@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # First call on a lent GPU machine (run from the repository root): unpack the first part of the scene cache,
-# start MPS, run a 200-step probe of the 21 jobs of seg_cv_parallel.py (retried without MPS if it fails),
+# start MPS, run a 200-step probe of the jobs in $ARMS with seg_cv_parallel.py (retried without MPS if it fails),
 # and write the jobs that fit the time budget of the next call to $CACHE/../decision.args (decide.py).
 #   PARTS=work-data/xfer CACHE=work-data/sc BUDGET=430 [STEPS=7200] [ARMS='--arm ...'] bash tools/gpu_lease/probe.sh
 export PYTHONPATH=$PWD/tools/gpu_lease PYTHONUNBUFFERED=1
@@ -27,5 +27,10 @@ if [ $rc != 0 ] && [ $MPS = 1 ]; then
 fi
 echo $MPS > "$RUN/mps"  # train.sh starts MPS only where the probe kept it
 jobs=$(find "$RUN/probe" -name train.log | wc -l)
-python3 tools/gpu_lease/decide.py "$RUN/probe" "$jobs" "${BUDGET:-430}" "$RUN/decision.args" "${STEPS:-7200}" 150 "$ARMS" ||
-    echo "probe.sh: unmeasured; decide.py chose the smallest job set"
+rm -f "$RUN/decision.args"  # never a stale choice from an earlier probe on this machine
+python3 tools/gpu_lease/decide.py "$RUN/probe" "$jobs" "${BUDGET:-430}" "$RUN/decision.args" "${STEPS:-7200}" 150 "$ARMS"
+rc=$?
+if [ ! -s "$RUN/decision.args" ]; then
+    echo "probe.sh: decide.py made no choice (rc $rc); give train.sh its ARMS"; exit 3
+fi
+[ $rc = 0 ] || echo "probe.sh: unmeasured; decide.py chose the smallest job set"

@@ -54,3 +54,19 @@ def test_each_held_out_scene_is_scored_at_its_own_groups_threshold(load_script):
     assert (rows["B08"]["group"]["tp"], rows["B08"]["group"]["n_pred"]) == (11, 20)
     assert (rows["rgb"]["group"]["tp"], rows["rgb"]["group"]["n_pred"]) == (3, 3)
     assert rows["rgb8"]["group"] == rows["rgb"]["group"]
+
+
+def test_a_group_no_inner_city_can_be_read_as_keeps_the_full_threshold(load_script):
+    m = load_script("benchmarks/seg_bandset_thresholds.py")
+    held = {0.5: [_rec(5, 10)], 0.9: [_rec(4, 4)]}
+    recs = {
+        0: {
+            "inner": {"full": {0.5: [_rec(9, 30)], 0.9: [_rec(8, 9)]}, "nir": {0.5: [], 0.9: []}, "rgb": {}},
+            "held": {"default": held, "B08": held, "rgb": held, "rgb8": held},
+            "held_groups": ["nir"],
+        }
+    }
+    rows = m.score_run(recs)
+    # not best_threshold's 0.5 on empty records: the full-band 0.9
+    assert rows["chosen"][0] == {"full": 0.9, "nir": 0.9, "rgb": 0.9}
+    assert rows["default"]["group"] == rows["default"]["one"]
