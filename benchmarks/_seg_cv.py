@@ -1,9 +1,13 @@
 """What the segmentation CV scripts (``seg_cv_rescore``, ``seg_cv_variants``, ``seg_oof_rescore``,
-``seg_threshold_rules``) start from: torch's thread count, the sen2ships folder, and its folds and labelled
-vessels (``detect.ships.segment_train.cv_setup``)."""
+``seg_threshold_rules``, ``seg_bandset_thresholds``) start from: torch's thread count, the sen2ships
+folder, and its folds and labelled vessels (``detect.ships.segment_train.cv_setup``); and, for the scripts
+that compare several trained runs through cached per-fold records, their shared options, fold models and
+record cache."""
 
 from __future__ import annotations
 
+import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -27,3 +31,49 @@ def cv_inputs(
         sys.exit(f"{script}: {e}")
     _, plan, truth = cv_setup(root, cache)
     return root, plan, truth
+
+
+def add_run_arguments(ap: argparse.ArgumentParser) -> None:
+    """The options of a script that compares trained runs through per-fold records cached in ``--cache``."""
+    ap.add_argument("--cv-dir", action="append", required=True, type=Path, help="a run: fold<k>/model.pt")
+    ap.add_argument("--cache", required=True, type=Path, help="where each fold's records are kept")
+    ap.add_argument("--folds", default="0,1,2,3,4")
+    ap.add_argument("--data", default=None)
+    ap.add_argument("--threads", type=int, default=1)
+
+
+def run_inputs(
+    script: str, ap: argparse.ArgumentParser, a: argparse.Namespace
+) -> tuple[Path, list, dict[str, Any], list[int]]:
+    """``cv_inputs`` for ``add_run_arguments``' options (scenes prepared under ``--cache``), and the folds
+    asked for; refuses two runs with one folder name, since records are cached and tabulated by it."""
+    if len({r.name for r in a.cv_dir}) != len(a.cv_dir):
+        ap.error("two --cv-dir share a folder name: records are cached and tabulated by it")
+    data, plan, truth = cv_inputs(script, a.data, a.cache / "scenes", a.threads)
+    return data, plan, truth, [int(x) for x in a.folds.split(",")]
+
+
+def fold_model(run: Path, f: int) -> Any:
+    """Fold ``f``'s trained model of ``run`` (``fold<f>/model.pt``, base width) as a ``SegModel`` on CPU."""
+    import torch
+
+    from detect.ships.segment import SegModel, SegSpec, UNet
+
+    net = UNet()
+    net.load_state_dict(torch.load(run / f"fold{f}" / "model.pt", map_location="cpu", weights_only=True))
+    return SegModel(net.eval(), SegSpec(name=f"fold{f}"))
+
+
+def read_records(path: Path) -> Any:
+    """Cached records as written (``atomic_write_json``): JSON keeps a threshold key as text ("0.95"); every
+    dict whose keys are all thresholds gets them back as floats."""
+
+    def back(obj: Any) -> Any:
+        if isinstance(obj, dict):
+            try:
+                return {float(k): back(v) for k, v in obj.items()} if obj else {}
+            except ValueError:
+                return {k: back(v) for k, v in obj.items()}
+        return obj
+
+    return back(json.loads(path.read_text()))

@@ -22,12 +22,9 @@ threshold are cached in ``--cache``, so a rerun only re-tabulates.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 from pathlib import Path
-
-import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -56,22 +53,16 @@ def group_of(bands: set[str] | list[str] | tuple[str, ...]) -> str:
 def fold_records(run: Path, f: int, fold: dict, data: Path, truth: dict, cache: Path) -> dict:
     """{"inner": {group: {t: records}}, "held": {variant: {t: records}}, "held_groups": [group per scored
     held-out city]} of one fold model, from the cache when it is there."""
+    from _seg_cv import fold_model, read_records
+
     from detect.ships.dataset import available_bands
-    from detect.ships.segment import SegModel, SegSpec, UNet
     from detect.ships.segment_train import detect_cities, records_by_threshold
     from imagery.atomic import atomic_write_json
 
     path = cache / run.name / f"fold{f}.json"
     if path.is_file():
-        raw = json.loads(path.read_text())
-        return {
-            "inner": {g: {float(t): v for t, v in d.items()} for g, d in raw["inner"].items()},
-            "held": {g: {float(t): v for t, v in d.items()} for g, d in raw["held"].items()},
-            "held_groups": raw["held_groups"],
-        }
-    net = UNet()
-    net.load_state_dict(torch.load(run / f"fold{f}" / "model.pt", map_location="cpu", weights_only=True))
-    seg = SegModel(net.eval(), SegSpec(name=f"fold{f}"))
+        return read_records(path)
+    seg = fold_model(run, f)
     out: dict = {"inner": {}, "held": {}}
     for g, variant in GROUPS.items():
         out["inner"][g] = records_by_threshold(detect_cities(seg, data, fold["inner"], variant, truth))
@@ -82,14 +73,7 @@ def fold_records(run: Path, f: int, fold: dict, data: Path, truth: dict, cache: 
             out["held_groups"] = [
                 group_of([b for b in SEG_BANDS if b in available_bands(data, c)]) for c in found
             ]
-    atomic_write_json(
-        path,
-        {
-            "inner": {g: {str(t): v for t, v in d.items()} for g, d in out["inner"].items()},
-            "held": {g: {str(t): v for t, v in d.items()} for g, d in out["held"].items()},
-            "held_groups": out["held_groups"],
-        },
-    )
+    atomic_write_json(path, out)
     return out
 
 
@@ -119,20 +103,12 @@ def score_run(recs: dict[int, dict]) -> dict[str, dict[str, dict]]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from _seg_cv import add_run_arguments, run_inputs
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cv-dir", action="append", required=True, type=Path, help="a run: fold<k>/model.pt")
-    ap.add_argument("--cache", required=True, type=Path, help="where each fold's records are kept")
-    ap.add_argument("--folds", default="0,1,2,3,4")
-    ap.add_argument("--data", default=None)
-    ap.add_argument("--threads", type=int, default=1)
+    add_run_arguments(ap)
     a = ap.parse_args(argv)
-
-    from _seg_cv import cv_inputs
-
-    if len({r.name for r in a.cv_dir}) != len(a.cv_dir):
-        ap.error("two --cv-dir share a folder name: records are cached and tabulated by it")
-    data, plan, truth = cv_inputs("seg_bandset_thresholds", a.data, a.cache / "scenes", a.threads)
-    folds = [int(x) for x in a.folds.split(",")]
+    data, plan, truth, folds = run_inputs("seg_bandset_thresholds", ap, a)
     scores = {}
     for run in a.cv_dir:
         scores[run.name] = score_run({f: fold_records(run, f, plan[f], data, truth, a.cache) for f in folds})

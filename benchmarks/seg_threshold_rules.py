@@ -16,12 +16,9 @@ reference; it was itself taken from v6's CV).
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 from pathlib import Path
-
-import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -60,40 +57,31 @@ RULES = {"max": rule_max, "smooth": rule_smooth, "count": rule_count, "fixed 0.9
 
 def fold_records(run: Path, f: int, fold: dict, data: Path, truth: dict, cache: Path) -> dict:
     """{"inner"|"held": {threshold: [scene records]}} of one fold model, from the cache when it is there."""
-    from detect.ships.segment import SegModel, SegSpec, UNet
+    from _seg_cv import fold_model, read_records
+
     from detect.ships.segment_train import detect_cities, records_by_threshold
     from imagery.atomic import atomic_write_json
 
     path = cache / run.name / f"fold{f}.json"
     if path.is_file():
-        return {k: {float(t): v for t, v in d.items()} for k, d in json.loads(path.read_text()).items()}
-    net = UNet()
-    net.load_state_dict(torch.load(run / f"fold{f}" / "model.pt", map_location="cpu", weights_only=True))
-    seg = SegModel(net.eval(), SegSpec(name=f"fold{f}"))
+        return read_records(path)
+    seg = fold_model(run, f)
     out = {}
     for part, cities in (("inner", fold["inner"]), ("held", fold["held_out"])):
         found = detect_cities(seg, data, cities, VARIANTS["default"], truth)
         out[part] = records_by_threshold(found)
-    atomic_write_json(path, {k: {str(t): v for t, v in d.items()} for k, d in out.items()})
+    atomic_write_json(path, out)
     return out
 
 
 def main(argv: list[str] | None = None) -> int:
+    from _seg_cv import add_run_arguments, run_inputs
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--cv-dir", action="append", required=True, type=Path, help="a run: fold<k>/model.pt")
-    ap.add_argument("--cache", required=True, type=Path, help="where each fold's records are kept")
-    ap.add_argument("--folds", default="0,1,2,3,4")
-    ap.add_argument("--data", default=None)
-    ap.add_argument("--threads", type=int, default=1)
+    add_run_arguments(ap)
     ap.add_argument("--misses", action="store_true", help="per city: ships every run finds, and none finds")
     a = ap.parse_args(argv)
-
-    from _seg_cv import cv_inputs
-
-    if len({r.name for r in a.cv_dir}) != len(a.cv_dir):
-        ap.error("two --cv-dir share a folder name: records are cached and tabulated by it")
-    data, plan, truth = cv_inputs("seg_threshold_rules", a.data, a.cache / "scenes", a.threads)
-    folds = [int(x) for x in a.folds.split(",")]
+    data, plan, truth, folds = run_inputs("seg_threshold_rules", ap, a)
     table: dict[str, dict[str, float]] = {r: {} for r in RULES}
     chosen: dict[str, dict[str, list[float]]] = {r: {} for r in RULES}
     for run in a.cv_dir:
