@@ -3,18 +3,7 @@
 
 from __future__ import annotations
 
-
-def _rec(tp: int, n_pred: int, n_truth: int = 10) -> dict:
-    return {
-        "tp": tp,
-        "n_pred": n_pred,
-        "n_truth": n_truth,
-        "truth_len": [100.0] * n_truth,
-        "truth_matched": [i < tp for i in range(n_truth)],
-        "len_err": [0.0] * tp,
-        "ap_scores": [],
-        "ap_hits": [],
-    }
+from tests.detect.ships.records import scene_rec
 
 
 def test_groups_follow_the_bands_the_detector_needs(load_script):
@@ -30,13 +19,13 @@ def test_each_held_out_scene_is_scored_at_its_own_groups_threshold(load_script):
     m = load_script("benchmarks/seg_bandset_thresholds.py")
     # inner cities: full bands are best at 0.9, read as B08 B11 at 0.5, as true colour at 0.9
     inner = {
-        "full": {0.5: [_rec(9, 30)], 0.9: [_rec(8, 9)]},
-        "nir": {0.5: [_rec(8, 10)], 0.9: [_rec(2, 2)]},
-        "rgb": {0.5: [_rec(9, 40)], 0.9: [_rec(6, 8)]},
+        "full": {0.5: [scene_rec(9, 30)], 0.9: [scene_rec(8, 9)]},
+        "nir": {0.5: [scene_rec(8, 10)], 0.9: [scene_rec(2, 2)]},
+        "rgb": {0.5: [scene_rec(9, 40)], 0.9: [scene_rec(6, 8)]},
     }
     # two held-out scenes: a full-band one and a B08 B11 one (the second record of each list)
-    held_default = {0.5: [_rec(9, 20), _rec(7, 9)], 0.9: [_rec(8, 8), _rec(1, 1)]}
-    one_variant = {0.5: [_rec(6, 10), _rec(5, 10)], 0.9: [_rec(2, 2), _rec(1, 1)]}
+    held_default = {0.5: [scene_rec(9, 20), scene_rec(7, 9)], 0.9: [scene_rec(8, 8), scene_rec(1, 1)]}
+    one_variant = {0.5: [scene_rec(6, 10), scene_rec(5, 10)], 0.9: [scene_rec(2, 2), scene_rec(1, 1)]}
     recs = {
         0: {
             "inner": inner,
@@ -58,10 +47,14 @@ def test_each_held_out_scene_is_scored_at_its_own_groups_threshold(load_script):
 
 def test_a_group_no_inner_city_can_be_read_as_keeps_the_full_threshold(load_script):
     m = load_script("benchmarks/seg_bandset_thresholds.py")
-    held = {0.5: [_rec(5, 10)], 0.9: [_rec(4, 4)]}
+    held = {0.5: [scene_rec(5, 10)], 0.9: [scene_rec(4, 4)]}
     recs = {
         0: {
-            "inner": {"full": {0.5: [_rec(9, 30)], 0.9: [_rec(8, 9)]}, "nir": {0.5: [], 0.9: []}, "rgb": {}},
+            "inner": {
+                "full": {0.5: [scene_rec(9, 30)], 0.9: [scene_rec(8, 9)]},
+                "nir": {0.5: [], 0.9: []},
+                "rgb": {},
+            },
             "held": {"default": held, "B08": held, "rgb": held, "rgb8": held},
             "held_groups": ["nir"],
         }
