@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -22,20 +20,13 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))  # _measure, also where the script is imported by path
+
+from _measure import measure, table  # noqa: E402
 
 from detect.ships.segment import SEG_BANDS, SegModel, SegSpec, UNet, encode, onnx_session  # noqa: E402
 
 SIZE = 1000
-
-
-def timed(fn, repeat: int) -> float:
-    fn()  # warm-up: onnxruntime's first run plans its memory, torch's picks kernels
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,8 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     refl = rng.uniform(0.0, 0.3, (len(SEG_BANDS), SIZE, SIZE)).astype(np.float32)
     x = encode(refl, SEG_BANDS)
     print(f"{a.threads} threads, {SIZE} x {SIZE} px, the network only, median of {a.repeat}\n")
-    print("| base | parameters | onnxruntime s | torch s |")
-    print("|---|---|---|---|")
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["XDG_CACHE_HOME"] = tmp  # ONNX exports of untrained weights stay out of the user's cache
         for base in (int(b) for b in a.bases.split(",")):
@@ -59,10 +49,14 @@ def main(argv: list[str] | None = None) -> int:
             spec = SegSpec(name=f"width{base}", base=base, sha256=f"{base:064d}")
             params = sum(p.numel() for p in net.parameters())
             session = onnx_session(net, spec)
-            ort_s = timed(lambda m=SegModel(net, spec, session=session): m.probabilities(x), a.repeat)
-            torch_s = timed(lambda m=SegModel(net, spec): m.probabilities(x), a.repeat)
-            ort_txt = f"{ort_s:.2f}" if session is not None else "n/a"
-            print(f"| {base} | {params / 1e6:.2f} M | {ort_txt} | {torch_s:.2f} |", flush=True)
+
+            def seconds(model: SegModel) -> str:
+                # one warm-up first: onnxruntime's first run plans its memory, torch's picks kernels
+                return f"{measure(lambda: model.probabilities(x), a.repeat).seconds:.2f}"
+
+            ort = seconds(SegModel(net, spec, session=session)) if session is not None else "n/a"
+            rows.append([base, f"{params / 1e6:.2f} M", ort, seconds(SegModel(net, spec))])
+    print(table(["base", "parameters", "onnxruntime s", "torch s"], rows))
     return 0
 
 
