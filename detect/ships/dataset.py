@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -438,9 +437,10 @@ def cities_with_bands(
 
 
 def write_scene(out: Path, **arrays: np.ndarray) -> None:
-    """A prepared training scene ``out`` (.npz, compressed), written whole or not at all; two runs preparing
-    one cache must not collide, so the temporary name carries the process id."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(f".{os.getpid()}.tmp.npz")
-    np.savez_compressed(tmp, **arrays)
-    os.replace(tmp, out)
+    """A prepared training scene ``out`` (.npz, compressed), written whole or not at all
+    (``imagery.atomic.atomic_path``: a temporary name of its own, so two runs preparing one cache never
+    collide)."""
+    from imagery.atomic import atomic_path
+
+    with atomic_path(out) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **arrays)

@@ -15,7 +15,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -36,6 +35,7 @@ from detect.core.rle import decode_rle
 from detect.ships.dataset import SEN2SHIPS_SCALE, available_bands, coco_cities, load_coco, write_scene
 from detect.ships.segment import SEG_BANDS, TRUE_COLOUR, UNet, encode, usable_bands
 from detect.ships.segment import upsample as upsample_array
+from imagery.atomic import atomic_path
 from imagery.errors import InputError
 from imagery.read import TRUE_COLOUR_8BIT_SCALE, find_band_files, open_raster
 
@@ -736,10 +736,10 @@ def _contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 
 def _save(obj: Any, path: Path) -> None:
-    """``torch.save`` to ``path`` through ``<path>.tmp``, so a killed run never leaves a half-written file."""
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    """``torch.save`` to ``path`` through a temporary file beside it (``imagery.atomic.atomic_path``), so a
+    killed run never leaves a half-written file."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def optimiser_step(
