@@ -149,6 +149,10 @@ def main() -> None:
     rows[f"seg, water skipping (--method seg, {seg.model.runtime})"] = timed(
         lambda: len(seg.detect(window)), args.repeat
     )
+    l1c = dataclasses.replace(window, processing_level="L1C")  # the same pixels, called L1C
+    rows[f"seg on an L1C window (dark subtraction, {seg.model.runtime})"] = timed(
+        lambda: len(seg.detect(l1c)), args.repeat
+    )
     b08 = RasterWindow(window.select(("B08",)), ("B08",), window.grid, scene_id=window.scene_id)
     rows[f"seg on B08 only (no water mask, {seg.model.runtime})"] = timed(
         lambda: len(seg.detect(b08)), args.repeat

@@ -11,6 +11,12 @@ measurable: other ships in the chips carry no AIS label. Data: ``--data`` or
 
     python benchmarks/eotdl_recall.py [--data EOTDL] --method auto --method seg --method yolo \
         --method baseline
+
+``--simulate-l1c AOT`` runs the same on copies of the chips given a simulated top-of-atmosphere look
+(``benchmarks/_toa.py``: path reflectance and transmittance of air and of an aerosol layer of that optical
+depth at 550 nm, the sun ``--sun-zenith`` degrees from zenith) and tagged ``PROCESSING_LEVEL`` L1C as
+``harborwatch fetch`` tags an L1C file, so the ship model takes its dark-object subtraction
+(``SegShipDetector(dark="auto")``); ``--tag-level L2A`` tags the same pixels L2A, which it reads as they are.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))  # _toa, also where the script is imported by path
 
 EOTDL_BANDS = ("B01", "B02", "B03", "B04", "B05", "B06", "B07", "B08", "B8A", "B09", "B11", "B12")
 #: The image time: sensing start of the datatake (S2A_MSIL1C_20220812T103031_..._T32UNF); the AIS rows are
@@ -78,12 +85,43 @@ def metres(lon1, lat1, lon2, lat2):
     return np.hypot((lon2 - lon1) * k * math.cos(math.radians(lat1)), (lat2 - lat1) * 110_540.0)
 
 
-def run(root: Path, method: str, min_length: float, radius_m: float, conf: float | None) -> dict:
+def simulated_l1c(chips: list[Path], out: Path, aot: float, sun_zenith: float, level: str) -> list[Path]:
+    """Copies of ``chips`` in ``out`` (same names) given a simulated top-of-atmosphere look
+    (``_toa.atmosphere`` per band, on the stored values, whose scale is 1e-4 reflectance) and tagged
+    ``PROCESSING_LEVEL`` ``level``."""
+    import rasterio
+    from _toa import atmosphere
+
+    out.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for tif in chips:
+        with rasterio.open(tif) as src:
+            dn, profile = src.read().astype(np.float64), src.profile
+        for i, b in enumerate(EOTDL_BANDS):
+            path, t = atmosphere(b, aot, sun_zenith)
+            dn[i] = np.where(dn[i] != 0, path / 1e-4 + t * dn[i], 0)
+        dst_path = out / tif.name
+        with rasterio.open(dst_path, "w", **profile) as dst:
+            dst.write(np.clip(np.round(dn), -32768, 32767).astype(profile["dtype"]))
+            dst.update_tags(PROCESSING_LEVEL=level)
+        paths.append(dst_path)
+    return paths
+
+
+def run(
+    root: Path,
+    method: str,
+    min_length: float,
+    radius_m: float,
+    conf: float | None,
+    inputs: list[Path] | None = None,
+) -> dict:
+    """Recall of ``method`` on the chips (or on ``inputs``, copies of them under the same names)."""
     from detect.detectors import detect_paths
 
     chips = chip_paths(root)
     truths = ais_truths(root, min_length)
-    dets, _ = detect_paths(chips, classes=("ship",), method=method, bands=EOTDL_BANDS, conf=conf)
+    dets, _ = detect_paths(inputs or chips, classes=("ship",), method=method, bands=EOTDL_BANDS, conf=conf)
     by_scene: dict[str, list] = {}
     for d in dets:
         by_scene.setdefault(d.scene, []).append(d)
@@ -119,12 +157,22 @@ def main(argv=None) -> int:
     ap.add_argument("--min-length", type=float, default=40.0)
     ap.add_argument("--radius", type=float, default=60.0)
     ap.add_argument("--conf", type=float)
+    ap.add_argument("--simulate-l1c", type=float, default=None, metavar="AOT")
+    ap.add_argument("--sun-zenith", type=float, default=40.0, help="degrees (Kiel Bay, 12 August, 10:30 UTC)")
+    ap.add_argument("--tag-level", choices=("L1C", "L2A"), default="L1C")
     a = ap.parse_args(argv)
     root = data_dir(a.data)
+    inputs = None
+    if a.simulate_l1c is not None:
+        import tempfile
+
+        tmp = tempfile.TemporaryDirectory(prefix="eotdl-l1c-")
+        inputs = simulated_l1c(chip_paths(root), Path(tmp.name), a.simulate_l1c, a.sun_zenith, a.tag_level)
+        print(f"simulated L1C, aerosol optical depth {a.simulate_l1c:g}, tagged {a.tag_level}\n")
     print(f"| method | AIS ships ≥ {a.min_length:.0f} m | found | recall | < 80 m | 80–150 m | > 150 m |")
     print("|---|---|---|---|---|---|---|")
     for m in a.method or ["auto", "seg", "yolo", "baseline"]:
-        r = run(root, m, a.min_length, a.radius, a.conf)
+        r = run(root, m, a.min_length, a.radius, a.conf, inputs)
         cls = [f"{r[k][0]}/{r[k][1]}" for k in ("0-80", "80-150", "150-up")]
         print(
             f"| {m} | {r['ais_ships']} | {r['found']} | {r['recall']:.2f} | " + " | ".join(cls) + " |",

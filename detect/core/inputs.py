@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -44,16 +45,32 @@ def check_raster_file(path: Path) -> None:
 _LAYER_NAMES = frozenset(S2_BANDS) | CATEGORICAL_LAYERS | {"VV", "VH", "HH", "HV"}
 
 _STAMP_RE = re.compile(r"(?<!\d)(\d{8}T\d{6})(?!\d)")
+#: Processing level in a Sentinel-2 name: ``S2A_MSIL1C_…SAFE``, a granule folder ``L1C_T51SWE_…``.
+_LEVEL_RE = re.compile(r"(?<![A-Za-z0-9])(?:MSI)?(L1C|L2A)(?![A-Za-z0-9])")
 
 
-def file_metadata(path: Path) -> tuple[datetime | None, str | None]:
-    """(acquisition time, scene id) from a raster's tags (``DATETIME``, ``SCENE_ID``, as
-    ``harborwatch fetch`` writes them) or a ``YYYYMMDDTHHMMSS`` stamp in its name; None when unknown."""
+def processing_level(path: Path, tags: dict[str, str]) -> str | None:
+    """``L1C`` or ``L2A`` from a raster's ``PROCESSING_LEVEL`` tag (as ``harborwatch fetch`` writes it) or
+    from the first name on its path that holds one (file, then its folders upwards); None when unknown."""
+    tag = (tags.get("PROCESSING_LEVEL") or "").upper()
+    if tag in ("L1C", "L2A"):
+        return tag
+    for part in (path.name, *(p.name for p in path.parents)):
+        m = _LEVEL_RE.search(part)
+        if m:
+            return m.group(1).upper()
+    return None
+
+
+def file_metadata(path: Path) -> tuple[datetime | None, str | None, str | None]:
+    """(acquisition time, scene id, processing level) from a raster's tags (``DATETIME``, ``SCENE_ID``,
+    ``PROCESSING_LEVEL``, as ``harborwatch fetch`` writes them) or its name (a ``YYYYMMDDTHHMMSS`` stamp,
+    ``MSIL1C``); None when unknown."""
     first = path
     if path.is_dir():
         files = sorted(find_band_files(path).values())
         if not files:
-            return None, None
+            return None, None, None
         first = files[0]
     tags: dict[str, str] = {}
     with contextlib.suppress(RasterioIOError), rasterio.open(first) as src:
@@ -72,7 +89,7 @@ def file_metadata(path: Path) -> tuple[datetime | None, str | None]:
     scene_id = tags.get("SCENE_ID") or None
     if path.is_dir() and scene_id is None:
         scene_id = path.name
-    return acquired, scene_id
+    return acquired, scene_id, processing_level(first.absolute(), tags)
 
 
 def check_input(
@@ -121,15 +138,19 @@ def read_window(
 
     ``bands`` names or selects bands as in ``open_raster``; without it, a band folder is read for
     ``required`` plus whichever ``optional`` bands it has. ``scale`` (reflectance per stored value)
-    overrides the files' tags and the guess. Inputs are checked first (``check_input``).
+    overrides the files' tags and the guess. Inputs are checked first (``check_input``). The window's
+    ``processing_level`` comes from the tags or names (``processing_level``), so the ship model knows an
+    L1C input (``detect.ships.segment.SegShipDetector``'s ``dark``).
     """
     path = Path(path)
     wanted = check_input(path, bands, required=required, optional=optional)
-    acquired, scene_id = file_metadata(path)
+    acquired, scene_id, level = file_metadata(path)
     try:
         window = open_raster(path, wanted, acquired=acquired, scene_id=scene_id, scale=scale)
     except RasterReadError as e:
         raise InputError(str(e)) from None
+    if level and not window.processing_level:
+        window = replace(window, processing_level=level)
     missing = [b for b in required if b not in window.band_names]
     if missing:
         raise MissingBandsError(missing, f"{path} (bands read: {', '.join(window.band_names)})")

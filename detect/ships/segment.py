@@ -27,6 +27,7 @@ from torch import nn
 
 from detect.core.device import check_device
 from detect.core.geometry import Detection, detection_from_pixel_box, mask_corner_points
+from detect.core.haze import subtract_dark
 from detect.core.water import WaterMask, water_mask
 from detect.core.weights import resolve_weights, sha256_file, weights_dir
 from imagery.atomic import atomic_write_json
@@ -119,6 +120,9 @@ class SegSpec:
     min_pixels: int = 3
     #: No ship is longer than ~460 m; longer "hulls" are breakwaters, quays and bridge decks.
     max_length_m: float = 500.0
+    #: Dark level per band of the training scenes (``detect.core.haze``): what dark-object subtraction
+    #: brings a Level-1C scene back to. Empty: no subtraction.
+    dark_reference: dict[str, float] = field(default_factory=dict, compare=False)
     sha256: str = ""
     metrics: dict[str, Any] = field(default_factory=dict, compare=False)
 
@@ -336,6 +340,8 @@ def instances(prob: np.ndarray, spec: SegSpec) -> list[Instance]:
 #: How far (px) from its hull pixels a ship must find open water: one pixel of quay fender or mixed
 #: hull/water pixels between them, and one of NDWI noise.
 WATER_REACH_PX = 2
+#: ``SegShipDetector(dark=...)``: when dark-object subtraction runs.
+DARK_MODES = ("auto", "on", "off")
 
 
 def upsample_factor(res_m: float, gsd_m: float) -> int:
@@ -397,6 +403,8 @@ class SegPass:
     prob: np.ndarray  # (2, H, W): hull, core
     water_core: np.ndarray | None
     hulls: list[Hull]
+    #: What dark-object subtraction took off each band (reflectance); None where it did not run.
+    dark_offsets: dict[str, float] | None = None
 
 
 class SegShipDetector:
@@ -407,8 +415,12 @@ class SegShipDetector:
     water in reach and drop hulls that touch no open water (every ship floats: a hull moored at a quay
     still has water along its other side; roofs and yards inland do not); ``keep_land`` keeps them,
     flagged ``on_land: true``, instead.
-    Each detection names the model and the bands that ran (``model_bands``); lengths come from the hull
-    pixels (``length_source: pixels``).
+    ``dark``: dark-object subtraction (``detect.core.haze``) down to the spec's ``dark_reference`` before the
+    network: ``auto`` on Level-1C (top-of-atmosphere) windows, whose path radiance the L2A-trained model never
+    saw; ``on`` on every window; ``off`` never.
+    Each detection names the model and the bands that ran (``model_bands``) and what the subtraction took
+    off (``dark_offsets``, null where it did not run); lengths come from the hull pixels
+    (``length_source: pixels``).
     """
 
     classes = ("ship",)
@@ -423,7 +435,10 @@ class SegShipDetector:
         device: str = "cpu",
         *,
         keep_land: bool = False,
+        dark: str = "auto",
     ) -> None:
+        if dark not in DARK_MODES:
+            raise ValueError(f"dark must be one of {', '.join(DARK_MODES)}, not {dark!r}")
         if model is None or isinstance(model, str):
             model = SegModel.load(model or DEFAULT_SEG_MODEL, device=device)
         self.model = model
@@ -431,6 +446,7 @@ class SegShipDetector:
         self.conf = self.spec.threshold if conf is None else conf
         self.use_water = water_mask
         self.keep_land = keep_land
+        self.dark = dark
         self.name = f"seg:{self.spec.name}"
         self.last_water: WaterMask | None = None
 
@@ -457,6 +473,11 @@ class SegShipDetector:
         for b in bands:
             refl[SEG_BANDS.index(b)] = window.band(b)
         refl[:, ~window.valid_mask] = 0.0
+        offsets = None
+        if self.dark_applies(window):
+            ref = {b: v for b, v in self.spec.dark_reference.items() if b in bands}
+            refl, offsets = subtract_dark(refl, SEG_BANDS, window.valid_mask, ref)
+            offsets = {b: round(v, 4) for b, v in offsets.items()}
         wm = water_mask(window) if self.use_water else None
         self.last_water = wm
         keep = window.valid_mask
@@ -486,7 +507,13 @@ class SegShipDetector:
                 if on_land and not self.keep_land:
                     continue
             hulls.append(Hull(inst, corners, on_land))
-        return SegPass(bands, grid, refl, prob, water_core, hulls)
+        return SegPass(bands, grid, refl, prob, water_core, hulls, offsets)
+
+    def dark_applies(self, window: RasterWindow) -> bool:
+        """Whether dark-object subtraction runs on ``window`` (``dark`` and its processing level)."""
+        if not self.spec.dark_reference or self.dark == "off":
+            return False
+        return self.dark == "on" or (window.processing_level or "").upper() == "L1C"
 
     def detect(self, window: RasterWindow, *, conf: float | None = None) -> list[Detection]:
         """Ships in ``window`` with score >= ``conf`` (default: the model's threshold)."""
@@ -508,6 +535,7 @@ class SegShipDetector:
                     "on_land": h.on_land,
                     "length_source": "pixels",
                     "model_bands": "+".join(run.bands),
+                    "dark_offsets": run.dark_offsets,
                 },
             )
             for h in run.hulls

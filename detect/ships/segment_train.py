@@ -1037,6 +1037,21 @@ def read_city(data: Path, city: str, bandset: Sequence[str] | None = None, rgb8:
     return window
 
 
+def dark_reference(data: Path, cities: Sequence[str]) -> dict[str, float]:
+    """Median over the sen2ships ``cities`` the detector can read (as read: L2A) of each model band's dark
+    level (``detect.core.haze.dark_levels``): the level dark-object subtraction brings a scene back to."""
+    from detect.core.haze import dark_levels
+
+    levels: dict[str, list[float]] = {}
+    for c in cities:
+        w = read_city(data, c) if (data / c).is_dir() else None
+        if w is None:
+            continue
+        for b, v in dark_levels(w.data, w.band_names, w.valid_mask).items():
+            levels.setdefault(b, []).append(v)
+    return {b: round(float(np.median(levels[b])), 4) for b in SEG_BANDS if b in levels}
+
+
 def detect_cities(
     seg: Any, data: Path, cities: Sequence[str], variant: dict[str, Any], truth: dict[str, list]
 ) -> dict[str, tuple[list, list]]:
@@ -1228,6 +1243,7 @@ def train_final(
         depth=cfg.depth,
         gsd_m=cfg.gsd_m,
         threshold=threshold,
+        dark_reference=dark_reference(data, cities),
         sha256=sha256_file(pt),
         metrics=metrics,
     ).write(pt.with_suffix(".json"))

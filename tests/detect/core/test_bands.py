@@ -75,3 +75,15 @@ def test_unknown_method_or_band_is_refused() -> None:
         normalise(np.zeros((1, 2, 2), np.float32), {"method": "percentile"})
     with pytest.raises(InputError, match="B99"):
         default_normalisation(("B99",))
+
+
+def test_processing_level_comes_from_the_fetch_tag_or_a_sentinel_2_name(tmp_path) -> None:
+    from detect.core.inputs import processing_level
+
+    assert processing_level(tmp_path / "x.tif", {"PROCESSING_LEVEL": "l1c"}) == "L1C"
+    safe = tmp_path / "S2A_MSIL1C_20180521T024551_N0206_R132_T51SWE_20180521T061411.SAFE"
+    granule = safe / "GRANULE" / "L1C_T51SWE_A015181_20180521T024549" / "IMG_DATA" / "T51SWE_B02.jp2"
+    assert processing_level(granule, {}) == "L1C"
+    assert processing_level(tmp_path / "S2B_MSIL2A_20240101T000000_B08.tif", {}) == "L2A"
+    assert processing_level(tmp_path / "harbour_L2Avg" / "scene.tif", {}) is None  # not a level name
+    assert processing_level(tmp_path / "scene.tif", {"PROCESSING_LEVEL": "unknown"}) is None

@@ -789,11 +789,97 @@ def test_shipped_seg_model_stays_quiet_on_open_sea(shipped: SegShipDetector) -> 
 
 SEG_RECALL_FLOOR = 0.25  # the shipped model (v6) finds 3 of 12 at 0.5; 2 or fewer fails
 
+#: Rayleigh path reflectance of a sun 25° from zenith (benchmarks/seg_toa.py, aerosol-free).
+RAYLEIGH = {"B02": 0.058, "B03": 0.034, "B04": 0.017, "B08": 0.007, "B11": 0.0}
+
+
+def _as_l1c(window: RasterWindow, path: dict[str, float]) -> RasterWindow:
+    """``window`` marked Level-1C, with ``path`` reflectance added to each band (a top-of-atmosphere look)."""
+    from dataclasses import replace
+
+    arr = np.array(window.data)
+    for i, b in enumerate(window.band_names):
+        arr[i] += path.get(b, 0.0)
+    return replace(window, data=arr, processing_level="L1C")
+
+
+@needs_weights
+def test_an_l1c_window_has_its_path_light_taken_off_before_the_network(shipped: SegShipDetector) -> None:
+    from detect.core.haze import dark_levels
+
+    window = open_raster(CHIPS / "honolulu_chip.tif")
+    ref = shipped.spec.dark_reference
+    assert set(ref) == set(SEG_BANDS)  # the shipped spec carries its training scenes' dark levels
+    l1c = _as_l1c(window, RAYLEIGH)
+    run = shipped.run(l1c, conf=0.5)
+    before = dark_levels(l1c.data, l1c.band_names, l1c.valid_mask)
+    want = {b: round(before[b] - ref[b], 4) for b in l1c.band_names if before[b] > ref[b]}
+    assert run.dark_offsets == pytest.approx(want, abs=1e-4) and "B02" in want
+    after = dark_levels(run.reflectance, SEG_BANDS, l1c.valid_mask)
+    assert all(after[b] == pytest.approx(ref[b], abs=2e-4) for b in want)  # dark water back at L2A levels
+    dets = shipped.detections(l1c, run)
+    assert recall(dets, honolulu_truths()) >= SEG_RECALL_FLOOR
+    assert all(d.properties["dark_offsets"] == run.dark_offsets for d in dets)
+    # an L2A window is read as it is (auto), unless asked; "off" never subtracts
+    assert shipped.run(window, conf=0.5).dark_offsets is None
+    assert SegShipDetector(shipped.model, dark="on").run(window).dark_offsets is not None
+    assert SegShipDetector(shipped.model, dark="off").run(l1c).dark_offsets is None
+
+
+@needs_weights
+def test_an_l1c_geotiff_is_known_by_its_tag_and_detect_takes_its_path_light_off(tmp_path, capsys) -> None:
+    import rasterio
+
+    from detect.cli import main
+
+    # the real Honolulu chip given a Rayleigh path reflectance, written as ``harborwatch fetch`` tags an L1C
+    with rasterio.open(CHIPS / "honolulu_chip.tif") as src:
+        dn, profile, names = src.read(), src.profile, src.descriptions
+    for i, b in enumerate(names):
+        dn[i] = np.where(dn[i] > 0, dn[i] + round(RAYLEIGH[b] / 1e-4), 0)
+    outs = {}
+    for level in ("L1C", "L2A"):
+        path = tmp_path / f"chip_{level}.tif"
+        with rasterio.open(path, "w", **profile) as dst:
+            dst.write(dn)
+            dst.descriptions = names
+            dst.update_tags(REFLECTANCE_SCALE="0.0001", PROCESSING_LEVEL=level)
+        outs[level] = tmp_path / f"{level}.geojson"
+        with pytest.raises(SystemExit) as e:
+            main(["detect", str(path), "--conf", "0.5", "--out", str(outs[level]), "--json"])
+        assert e.value.code == 0, capsys.readouterr().err
+    l1c = [f["properties"] for f in json.loads(outs["L1C"].read_text())["features"]]
+    l2a = [f["properties"] for f in json.loads(outs["L2A"].read_text())["features"]]
+    assert l1c and all(p["dark_offsets"]["B02"] > 0.04 for p in l1c)  # most of B02's 0.058 taken off
+    assert l2a and all(p["dark_offsets"] is None for p in l2a)  # the same pixels called L2A: read as they are
+
+
+def test_dark_subtraction_needs_a_reference_and_a_known_mode() -> None:
+    from dataclasses import replace
+
+    from affine import Affine
+
+    from imagery.types import Grid
+
+    bare = SegModel(UNet(base=4).eval(), SegSpec(name="bare", base=4))  # no dark_reference
+    grid = Grid("EPSG:32631", Affine(10, 0, 500000, 0, -10, 4000000), 32, 32)
+    data = np.full((2, 32, 32), 0.1, np.float32)
+    l1c = RasterWindow(data=data, band_names=("B03", "B08"), grid=grid, processing_level="L1C")
+    assert SegShipDetector(bare, water_mask=False, dark="on").run(l1c).dark_offsets is None
+    spec = replace(bare.spec, dark_reference={"B08": 0.01})
+    ran = SegShipDetector(SegModel(bare.net, spec), water_mask=False).run(l1c)  # auto on L1C
+    assert ran.dark_offsets == pytest.approx({"B08": 0.09})  # B03 has no reference: left alone
+    with pytest.raises(ValueError, match="auto, on, off"):
+        SegShipDetector(bare, dark="yes")
+
 
 def test_spec_round_trips_and_refuses_other_band_orders(tmp_path):
-    spec = SegSpec(name="x", threshold=0.7, metrics={"cv": {"pooled": {"f1": 0.5}}})
+    spec = SegSpec(
+        name="x", threshold=0.7, dark_reference={"B08": 0.005}, metrics={"cv": {"pooled": {"f1": 0.5}}}
+    )
     spec.write(tmp_path / "x.json")
     assert SegSpec.read(tmp_path / "x.json") == spec
+    assert SegSpec.read(tmp_path / "x.json").dark_reference == {"B08": 0.005}
     d = json.loads((tmp_path / "x.json").read_text())
     d["bands"] = ["B04", "B03", "B02", "B08", "B11"]
     (tmp_path / "y.json").write_text(json.dumps(d))
