@@ -16,7 +16,7 @@ measurable: other ships in the chips carry no AIS label. Data: ``--data`` or
 (``benchmarks/_toa.py``: path reflectance and transmittance of air and of an aerosol layer of that optical
 depth at 550 nm, the sun ``--sun-zenith`` degrees from zenith) and tagged ``PROCESSING_LEVEL`` L1C as
 ``harborwatch fetch`` tags an L1C file, so the ship model takes its dark-object subtraction
-(``SegShipDetector(dark="auto")``); ``--tag-level L2A`` tags the same pixels L2A, which it reads as they are.
+(``SegShipDetector(haze="auto")``); ``--tag-level L2A`` tags the same pixels L2A, which it reads as they are.
 """
 
 from __future__ import annotations

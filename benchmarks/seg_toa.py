@@ -9,7 +9,7 @@ air and of an aerosol layer of optical depth ``--aot`` at 550 nm, two-way diffus
 view, sun ``--sun-zenith`` degrees from zenith). This is a sensitivity test, not a measurement on real L1C.
 Each fold's threshold is chosen on its inner cities as read (L2A), as the shipped model's was, and every
 condition is scored at it.
-Dark-object subtraction runs inside the detector (``SegShipDetector(dark="on")``, which ``auto`` does on
+Dark-object subtraction runs inside the detector (``SegShipDetector(haze="on")``, which ``auto`` does on
 L1C), down to the median dark level of the fold's training cities
 (``detect.ships.segment_train.dark_reference``), as the shipped spec's ``dark_reference`` is over all of
 them. Records are cached in ``--cache``, so a rerun only re-tabulates.
@@ -75,7 +75,7 @@ def fold_records(run: Path, f: int, fold: dict, data: Path, truth: dict, cache: 
         out["reference"] = dark_reference(data, fold["fit"] + fold["inner"])
     seg = SegModel(seg.net, replace(seg.spec, dark_reference=out["reference"]))
     for name, (aot, dark) in todo.items():
-        det = SegShipDetector(seg, conf=0.0, water_mask=True, dark="on" if dark else "off")
+        det = SegShipDetector(seg, conf=0.0, water_mask=True, haze="on" if dark else "off")
         recs = []
         for c in fold["held_out"]:
             w = read_city(data, c)

@@ -140,7 +140,7 @@ def read_window(
     ``required`` plus whichever ``optional`` bands it has. ``scale`` (reflectance per stored value)
     overrides the files' tags and the guess. Inputs are checked first (``check_input``). The window's
     ``processing_level`` comes from the tags or names (``processing_level``), so the ship model knows an
-    L1C input (``detect.ships.segment.SegShipDetector``'s ``dark``).
+    L1C input (``detect.ships.segment.SegShipDetector``'s ``haze``).
     """
     path = Path(path)
     wanted = check_input(path, bands, required=required, optional=optional)

@@ -340,8 +340,8 @@ def instances(prob: np.ndarray, spec: SegSpec) -> list[Instance]:
 #: How far (px) from its hull pixels a ship must find open water: one pixel of quay fender or mixed
 #: hull/water pixels between them, and one of NDWI noise.
 WATER_REACH_PX = 2
-#: ``SegShipDetector(dark=...)``: when dark-object subtraction runs.
-DARK_MODES = ("auto", "on", "off")
+#: ``SegShipDetector(haze=...)``: when dark-object subtraction runs.
+HAZE_MODES = ("auto", "on", "off")
 
 
 def upsample_factor(res_m: float, gsd_m: float) -> int:
@@ -404,7 +404,7 @@ class SegPass:
     water_core: np.ndarray | None
     hulls: list[Hull]
     #: What dark-object subtraction took off each band (reflectance); None where it did not run.
-    dark_offsets: dict[str, float] | None = None
+    haze_offsets: dict[str, float] | None = None
 
 
 class SegShipDetector:
@@ -415,11 +415,12 @@ class SegShipDetector:
     water in reach and drop hulls that touch no open water (every ship floats: a hull moored at a quay
     still has water along its other side; roofs and yards inland do not); ``keep_land`` keeps them,
     flagged ``on_land: true``, instead.
-    ``dark``: dark-object subtraction (``detect.core.haze``) down to the spec's ``dark_reference`` before the
+    ``haze``: dark-object subtraction (``detect.core.haze``) down to the spec's ``dark_reference`` before the
     network: ``auto`` on Level-1C (top-of-atmosphere) windows, whose path radiance the L2A-trained model never
-    saw; ``on`` on every window; ``off`` never.
+    saw; ``on`` on every window; ``off`` never. Where it ran, the detector label says so
+    (``seg:ships-s2-seg[B02+B03+B04+B08;haze-corrected]``), which the run outputs keep.
     Each detection names the model and the bands that ran (``model_bands``) and what the subtraction took
-    off (``dark_offsets``, null where it did not run); lengths come from the hull pixels
+    off (``haze_offsets``, null where it did not run); lengths come from the hull pixels
     (``length_source: pixels``).
     """
 
@@ -435,10 +436,10 @@ class SegShipDetector:
         device: str = "cpu",
         *,
         keep_land: bool = False,
-        dark: str = "auto",
+        haze: str = "auto",
     ) -> None:
-        if dark not in DARK_MODES:
-            raise ValueError(f"dark must be one of {', '.join(DARK_MODES)}, not {dark!r}")
+        if haze not in HAZE_MODES:
+            raise ValueError(f"haze must be one of {', '.join(HAZE_MODES)}, not {haze!r}")
         if model is None or isinstance(model, str):
             model = SegModel.load(model or DEFAULT_SEG_MODEL, device=device)
         self.model = model
@@ -446,7 +447,7 @@ class SegShipDetector:
         self.conf = self.spec.threshold if conf is None else conf
         self.use_water = water_mask
         self.keep_land = keep_land
-        self.dark = dark
+        self.haze = haze
         self.name = f"seg:{self.spec.name}"
         self.last_water: WaterMask | None = None
 
@@ -474,7 +475,7 @@ class SegShipDetector:
             refl[SEG_BANDS.index(b)] = window.band(b)
         refl[:, ~window.valid_mask] = 0.0
         offsets = None
-        if self.dark_applies(window):
+        if self.haze_applies(window):
             ref = {b: v for b, v in self.spec.dark_reference.items() if b in bands}
             refl, offsets = subtract_dark(refl, SEG_BANDS, window.valid_mask, ref)
             offsets = {b: round(v, 4) for b, v in offsets.items()}
@@ -509,11 +510,11 @@ class SegShipDetector:
             hulls.append(Hull(inst, corners, on_land))
         return SegPass(bands, grid, refl, prob, water_core, hulls, offsets)
 
-    def dark_applies(self, window: RasterWindow) -> bool:
-        """Whether dark-object subtraction runs on ``window`` (``dark`` and its processing level)."""
-        if not self.spec.dark_reference or self.dark == "off":
+    def haze_applies(self, window: RasterWindow) -> bool:
+        """Whether dark-object subtraction runs on ``window`` (``haze`` and its processing level)."""
+        if not self.spec.dark_reference or self.haze == "off":
             return False
-        return self.dark == "on" or (window.processing_level or "").upper() == "L1C"
+        return self.haze == "on" or (window.processing_level or "").upper() == "L1C"
 
     def detect(self, window: RasterWindow, *, conf: float | None = None) -> list[Detection]:
         """Ships in ``window`` with score >= ``conf`` (default: the model's threshold)."""
@@ -521,7 +522,7 @@ class SegShipDetector:
 
     def detections(self, window: RasterWindow, run: SegPass) -> list[Detection]:
         """The detections of a pass of ``run`` over ``window``, one per kept hull, in the pass's order."""
-        label = f"{self.name}[{'+'.join(run.bands)}]"
+        label = f"{self.name}[{'+'.join(run.bands)}{'' if run.haze_offsets is None else ';haze-corrected'}]"
         return [
             detection_from_pixel_box(
                 run.grid,
@@ -535,7 +536,7 @@ class SegShipDetector:
                     "on_land": h.on_land,
                     "length_source": "pixels",
                     "model_bands": "+".join(run.bands),
-                    "dark_offsets": run.dark_offsets,
+                    "haze_offsets": run.haze_offsets,
                 },
             )
             for h in run.hulls

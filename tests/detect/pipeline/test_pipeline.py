@@ -27,9 +27,15 @@ DAY = SAMPLE.datetime.date()
 
 
 def _copy_scene(
-    src_dir: Path, dst_root: Path, new_id: str, days_later: int, bands: int | None = None
+    src_dir: Path,
+    dst_root: Path,
+    new_id: str,
+    days_later: int,
+    bands: int | None = None,
+    path_light: dict[str, float] | None = None,
 ) -> None:
-    """A copy of the sample as another acquisition (other id and date), optionally with fewer bands."""
+    """A copy of the sample as another acquisition (other id and date), optionally with fewer bands, or as
+    a Level-1C scene with ``path_light`` (reflectance per band) added where there is data."""
     dst = dst_root / new_id
     dst.mkdir(parents=True)
     meta = json.loads((src_dir / "scene.json").read_text())
@@ -41,6 +47,11 @@ def _copy_scene(
         data = src.read(list(range(1, n + 1)))
         descriptions = src.descriptions[:n]
         tags = src.tags()
+    if path_light:
+        meta["processing_level"] = "L1C"
+        scale = float(tags["REFLECTANCE_SCALE"])
+        for i, b in enumerate(descriptions):
+            data[i] = np.where(data[i] > 0, data[i] + round(path_light[b] / scale), 0)
     meta["bands"] = list(descriptions)
     profile.update(count=n, driver="GTiff")
     with rasterio.open(dst / f"{new_id}.tif", "w", **profile) as out:
@@ -223,6 +234,33 @@ def test_zone_coverage_reaches_the_daily_table(imagery_dir, tmp_path):
     assert set(seen["status"]) == {"partial"}
     assert seen["observed_fraction"].between(0.4, 0.6).all()
     assert seen["cloud_fraction"].between(0.4, 0.6).all()
+
+
+def test_an_l1c_scene_gets_its_haze_taken_off_and_its_outputs_say_so(tmp_path):
+    # the real sample (L2A) and the same pixels as an L1C scene a day later, with a Rayleigh path light
+    # (benchmarks/seg_toa.py, sun 25° from zenith): the ship model subtracts it on the L1C scene only
+    root = tmp_path / "scenes"
+    shutil.copytree(SAMPLE.path.parent, root / SAMPLE.id)
+    rayleigh = {"B02": 0.058, "B03": 0.034, "B04": 0.017, "B08": 0.007}
+    _copy_scene(SAMPLE.path.parent, root, "athens-l1c", 1, path_light=rayleigh)
+    res = pipeline.run(
+        AOI,
+        DAY - timedelta(days=1),
+        DAY + timedelta(days=3),
+        out_dir=tmp_path / "out",
+        source=f"local:{root}",
+        method="seg",
+        progress=False,
+        report=False,
+    )
+    scenes = pd.read_csv(res.paths["scenes_csv"]).set_index("scene")
+    assert scenes.loc["athens-l1c", "processing_level"] == "L1C"
+    dets = pd.read_parquet(res.paths["detections_parquet"])
+    labels = dets.groupby("scene")["detector"].unique()
+    assert list(labels["athens-l1c"]) == ["seg:ships-s2-seg[B02+B03+B04+B08;haze-corrected]"]
+    assert list(labels[SAMPLE.id]) == ["seg:ships-s2-seg[B02+B03+B04+B08]"]
+    n = dets["scene"].value_counts()
+    assert abs(n["athens-l1c"] - n[SAMPLE.id]) <= 0.3 * n[SAMPLE.id]  # about as many ships seen
 
 
 def test_bad_input_is_an_input_error(tmp_path):

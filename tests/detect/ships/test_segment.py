@@ -814,16 +814,16 @@ def test_an_l1c_window_has_its_path_light_taken_off_before_the_network(shipped: 
     run = shipped.run(l1c, conf=0.5)
     before = dark_levels(l1c.data, l1c.band_names, l1c.valid_mask)
     want = {b: round(before[b] - ref[b], 4) for b in l1c.band_names if before[b] > ref[b]}
-    assert run.dark_offsets == pytest.approx(want, abs=1e-4) and "B02" in want
+    assert run.haze_offsets == pytest.approx(want, abs=1e-4) and "B02" in want
     after = dark_levels(run.reflectance, SEG_BANDS, l1c.valid_mask)
     assert all(after[b] == pytest.approx(ref[b], abs=2e-4) for b in want)  # dark water back at L2A levels
     dets = shipped.detections(l1c, run)
     assert recall(dets, honolulu_truths()) >= SEG_RECALL_FLOOR
-    assert all(d.properties["dark_offsets"] == run.dark_offsets for d in dets)
+    assert all(d.properties["haze_offsets"] == run.haze_offsets for d in dets)
     # an L2A window is read as it is (auto), unless asked; "off" never subtracts
-    assert shipped.run(window, conf=0.5).dark_offsets is None
-    assert SegShipDetector(shipped.model, dark="on").run(window).dark_offsets is not None
-    assert SegShipDetector(shipped.model, dark="off").run(l1c).dark_offsets is None
+    assert shipped.run(window, conf=0.5).haze_offsets is None
+    assert SegShipDetector(shipped.model, haze="on").run(window).haze_offsets is not None
+    assert SegShipDetector(shipped.model, haze="off").run(l1c).haze_offsets is None
 
 
 @needs_weights
@@ -850,8 +850,9 @@ def test_an_l1c_geotiff_is_known_by_its_tag_and_detect_takes_its_path_light_off(
         assert e.value.code == 0, capsys.readouterr().err
     l1c = [f["properties"] for f in json.loads(outs["L1C"].read_text())["features"]]
     l2a = [f["properties"] for f in json.loads(outs["L2A"].read_text())["features"]]
-    assert l1c and all(p["dark_offsets"]["B02"] > 0.04 for p in l1c)  # most of B02's 0.058 taken off
-    assert l2a and all(p["dark_offsets"] is None for p in l2a)  # the same pixels called L2A: read as they are
+    assert l1c and all(p["haze_offsets"]["B02"] > 0.04 for p in l1c)  # most of B02's 0.058 taken off
+    assert {p["detector"] for p in l1c} == {"seg:ships-s2-seg[B02+B03+B04+B08;haze-corrected]"}
+    assert l2a and all(p["haze_offsets"] is None for p in l2a)  # the same pixels called L2A: read as they are
 
 
 def test_dark_subtraction_needs_a_reference_and_a_known_mode() -> None:
@@ -865,12 +866,12 @@ def test_dark_subtraction_needs_a_reference_and_a_known_mode() -> None:
     grid = Grid("EPSG:32631", Affine(10, 0, 500000, 0, -10, 4000000), 32, 32)
     data = np.full((2, 32, 32), 0.1, np.float32)
     l1c = RasterWindow(data=data, band_names=("B03", "B08"), grid=grid, processing_level="L1C")
-    assert SegShipDetector(bare, water_mask=False, dark="on").run(l1c).dark_offsets is None
+    assert SegShipDetector(bare, water_mask=False, haze="on").run(l1c).haze_offsets is None
     spec = replace(bare.spec, dark_reference={"B08": 0.01})
     ran = SegShipDetector(SegModel(bare.net, spec), water_mask=False).run(l1c)  # auto on L1C
-    assert ran.dark_offsets == pytest.approx({"B08": 0.09})  # B03 has no reference: left alone
+    assert ran.haze_offsets == pytest.approx({"B08": 0.09})  # B03 has no reference: left alone
     with pytest.raises(ValueError, match="auto, on, off"):
-        SegShipDetector(bare, dark="yes")
+        SegShipDetector(bare, haze="yes")
 
 
 def test_spec_round_trips_and_refuses_other_band_orders(tmp_path):
