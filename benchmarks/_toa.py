@@ -9,8 +9,9 @@ of an aerosol layer, and the two-way diffuse transmittance T:
 - nadir view, the sun ``sun_zenith`` degrees from zenith, scattering angle 180° minus it;
 - transmittance ``exp(-(tau_R / 2 + (1 - 0.8 * omega) * tau_a) / mu)`` on the way down and up.
 
-Single scattering underestimates the path radiance of thick haze, and adjacency effects and glint are left
-out: this makes sensitivity tests, not measurements on real L1C.
+Single scattering underestimates the path radiance of thick haze; ozone and water-vapour absorption, adjacency
+effects and glint are left out, and a diffuse transmittance overstates the contrast a small target keeps: this
+makes sensitivity tests, not measurements on real L1C.
 """
 
 from __future__ import annotations

@@ -45,20 +45,29 @@ def check_raster_file(path: Path) -> None:
 _LAYER_NAMES = frozenset(S2_BANDS) | CATEGORICAL_LAYERS | {"VV", "VH", "HH", "HV"}
 
 _STAMP_RE = re.compile(r"(?<!\d)(\d{8}T\d{6})(?!\d)")
-#: Processing level in a Sentinel-2 name: ``S2A_MSIL1C_…SAFE``, a granule folder ``L1C_T51SWE_…``.
-_LEVEL_RE = re.compile(r"(?<![A-Za-z0-9])(?:MSI)?(L1C|L2A)(?![A-Za-z0-9])")
+#: Processing level in a Sentinel-2 name: a product ``S2A_MSIL1C_…(.SAFE)``, a granule folder
+#: ``L1C_T51SWE_…``, an Earth Search item ``S2B_24MUV_20250731_0_L1C``.
+_LEVEL_RE = re.compile(
+    r"(?:^|_)MSI(L1C|L2A)(?:_|\.|$)|^(L1C|L2A)_T\d{2}[A-Z]{3}_|^S2[A-D]_\d{1,2}[A-Z]{3}_\d{8}_\d+_(L1C|L2A)(?:\.|$)"
+)
+_LEVEL_TAG_RE = re.compile(r"^(?:L|LEVEL-?)(1C|2A)$")
+#: Folders above a file that may name its level (a band inside a SAFE is four below the product).
+_LEVEL_DEPTH = 4
 
 
 def processing_level(path: Path, tags: dict[str, str]) -> str | None:
-    """``L1C`` or ``L2A`` from a raster's ``PROCESSING_LEVEL`` tag (as ``harborwatch fetch`` writes it) or
-    from the first name on its path that holds one (file, then its folders upwards); None when unknown."""
-    tag = (tags.get("PROCESSING_LEVEL") or "").upper()
-    if tag in ("L1C", "L2A"):
-        return tag
-    for part in (path.name, *(p.name for p in path.parents)):
-        m = _LEVEL_RE.search(part)
+    """``L1C`` or ``L2A`` from a raster's ``PROCESSING_LEVEL`` tag (``L1C``, as ``harborwatch fetch`` writes
+    it, or ``Level-1C``) or from a Sentinel-2 name on its path: the file's, then up to four folders above
+    it, up to and including a ``.SAFE`` folder; None when unknown."""
+    m = _LEVEL_TAG_RE.match((tags.get("PROCESSING_LEVEL") or "").strip().upper())
+    if m:
+        return "L" + m.group(1)
+    for part in (path, *list(path.parents)[:_LEVEL_DEPTH]):
+        m = _LEVEL_RE.search(part.name)
         if m:
-            return m.group(1).upper()
+            return next(g for g in m.groups() if g)
+        if part.suffix.upper() == ".SAFE":
+            break
     return None
 
 

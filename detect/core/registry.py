@@ -143,8 +143,9 @@ DEFAULT_WEIGHTS: dict[tuple[str, str], str | tuple[str, ...]] = {
 
 def weights_fingerprint(class_name: str, method: str) -> str | None:
     """The sha256 (from the spec) of the weights ``method`` loads for ``class_name`` (joined with ``+``
-    for a method that may load several); None for detectors without weights or when a spec cannot be
-    read (loading will then say why)."""
+    for a method that may load several), with the spec's ``dark_reference`` where it has one (the haze
+    correction of L1C input); None for detectors without weights or when a spec cannot be read (loading
+    will then say why)."""
     names = DEFAULT_WEIGHTS.get((class_name, method))
     if names is None:
         return None
@@ -158,7 +159,10 @@ def weights_fingerprint(class_name: str, method: str) -> str | None:
             return None
         if not isinstance(spec, dict) or not spec.get("sha256"):
             return None
-        digests.append(str(spec["sha256"]))
+        digest = str(spec["sha256"])
+        if spec.get("dark_reference"):
+            digest += "/dark:" + json.dumps(spec["dark_reference"], sort_keys=True, separators=(",", ":"))
+        digests.append(digest)
     return "+".join(digests)
 
 

@@ -417,8 +417,9 @@ class SegShipDetector:
     flagged ``on_land: true``, instead.
     ``haze``: dark-object subtraction (``detect.core.haze``) down to the spec's ``dark_reference`` before the
     network: ``auto`` on Level-1C (top-of-atmosphere) windows, whose path radiance the L2A-trained model never
-    saw; ``on`` on every window; ``off`` never. Where it ran, the detector label says so
-    (``seg:ships-s2-seg[B02+B03+B04+B08;haze-corrected]``), which the run outputs keep.
+    saw; ``on`` on every window; ``off`` never. Where it took something off, the detector label says so
+    (``seg:ships-s2-seg[B02+B03+B04+B08;haze-corrected]``), which the run outputs keep. The water mask is
+    made from the bands as read (NDWI changes little with haze).
     Each detection names the model and the bands that ran (``model_bands``) and what the subtraction took
     off (``haze_offsets``, null where it did not run); lengths come from the hull pixels
     (``length_source: pixels``).
@@ -522,7 +523,7 @@ class SegShipDetector:
 
     def detections(self, window: RasterWindow, run: SegPass) -> list[Detection]:
         """The detections of a pass of ``run`` over ``window``, one per kept hull, in the pass's order."""
-        label = f"{self.name}[{'+'.join(run.bands)}{'' if run.haze_offsets is None else ';haze-corrected'}]"
+        label = f"{self.name}[{'+'.join(run.bands)}{';haze-corrected' if run.haze_offsets else ''}]"
         return [
             detection_from_pixel_box(
                 run.grid,

@@ -81,9 +81,17 @@ def test_processing_level_comes_from_the_fetch_tag_or_a_sentinel_2_name(tmp_path
     from detect.core.inputs import processing_level
 
     assert processing_level(tmp_path / "x.tif", {"PROCESSING_LEVEL": "l1c"}) == "L1C"
+    assert processing_level(tmp_path / "x.tif", {"PROCESSING_LEVEL": "Level-2A"}) == "L2A"
+    assert processing_level(tmp_path / "scene.tif", {"PROCESSING_LEVEL": "unknown"}) is None
     safe = tmp_path / "S2A_MSIL1C_20180521T024551_N0206_R132_T51SWE_20180521T061411.SAFE"
     granule = safe / "GRANULE" / "L1C_T51SWE_A015181_20180521T024549" / "IMG_DATA" / "T51SWE_B02.jp2"
     assert processing_level(granule, {}) == "L1C"
     assert processing_level(tmp_path / "S2B_MSIL2A_20240101T000000_B08.tif", {}) == "L2A"
-    assert processing_level(tmp_path / "harbour_L2Avg" / "scene.tif", {}) is None  # not a level name
-    assert processing_level(tmp_path / "scene.tif", {"PROCESSING_LEVEL": "unknown"}) is None
+    assert processing_level(tmp_path / "S2B_24MUV_20250731_0_L1C" / "B02.tif", {}) == "L1C"  # Earth Search id
+    # the file's own name wins over its folders'; names that only contain the letters say nothing
+    assert processing_level(tmp_path / "L2A" / "S2A_MSIL1C_x.tif", {}) == "L1C"
+    assert processing_level(tmp_path / "compare-L1C-vs-L2A" / "scene.tif", {}) is None
+    assert processing_level(tmp_path / "harbour_L2Avg" / "scene.tif", {}) is None
+    # no further up than four folders
+    deep = tmp_path / "S2A_MSIL1C_x.SAFE" / "a" / "b" / "c" / "d" / "B02.tif"
+    assert processing_level(deep, {}) is None

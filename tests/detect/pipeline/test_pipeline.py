@@ -48,7 +48,7 @@ def _copy_scene(
         descriptions = src.descriptions[:n]
         tags = src.tags()
     if path_light:
-        meta["processing_level"] = "L1C"
+        meta["processing_level"] = tags["PROCESSING_LEVEL"] = "L1C"
         scale = float(tags["REFLECTANCE_SCALE"])
         for i, b in enumerate(descriptions):
             data[i] = np.where(data[i] > 0, data[i] + round(path_light[b] / scale), 0)
@@ -307,6 +307,20 @@ def test_other_weights_make_another_record_key(tmp_path, monkeypatch):
     retrained = record_key(methods, None, grid, AOI)
     assert retrained["weights"] == {"ship": "0" * 64} and retrained != shipped
     assert record_key({"ship": "baseline"}, None, grid, AOI)["weights"] == {"ship": None}
+
+
+def test_another_haze_reference_makes_another_record_key(tmp_path, monkeypatch):
+    """The seg spec's dark_reference changes what an L1C scene gives, so it is part of the key too."""
+    grid = AOI.grid(10.0)
+    methods = {"ship": "seg"}
+    shipped = record_key(methods, None, grid, AOI)
+    spec = json.loads((Path(pipeline.__file__).parents[2] / "weights" / "ships-s2-seg.json").read_text())
+    assert shipped["weights"]["ship"].startswith(spec["sha256"] + "/dark:")
+    (tmp_path / "ships-s2-seg.json").write_text(json.dumps({**spec, "dark_reference": {"B02": 0.03}}))
+    monkeypatch.setenv("HARBORWATCH_WEIGHTS_DIR", str(tmp_path))
+    assert record_key(methods, None, grid, AOI) != shipped
+    (tmp_path / "ships-s2-seg.json").write_text(json.dumps({**spec, "dark_reference": {}}))
+    assert record_key(methods, None, grid, AOI)["weights"] == {"ship": spec["sha256"]}
 
 
 def test_plan_run_reads_2018_l1c_from_google_cloud_and_checks_classes():

@@ -232,3 +232,11 @@ def test_the_dark_caveat_quotes_the_ais_gates_the_run_used() -> None:
     default = ais_gates_text(asdict(AisParams()))
     assert "20 m across" in default and "30 m + speed × 10 s along" in default and "±30 min" in default
     assert ais_gates_text(asdict(AisParams.legacy())) == "500 m, ±30 min, similar length"
+
+
+def test_the_l1c_caveat_claims_the_haze_correction_only_for_the_model_that_has_it() -> None:
+    from detect.report.blocks import l1c_caveat
+
+    for method in ("auto", "seg"):
+        assert "haze correction" in l1c_caveat(method) and "under 80 m" in l1c_caveat(method)
+    assert "never measured on real L1C" in l1c_caveat("yolo") and "haze" not in l1c_caveat("yolo")

@@ -812,11 +812,15 @@ def test_an_l1c_window_has_its_path_light_taken_off_before_the_network(shipped: 
     assert set(ref) == set(SEG_BANDS)  # the shipped spec carries its training scenes' dark levels
     l1c = _as_l1c(window, RAYLEIGH)
     run = shipped.run(l1c, conf=0.5)
-    before = dark_levels(l1c.data, l1c.band_names, l1c.valid_mask)
-    want = {b: round(before[b] - ref[b], 4) for b in l1c.band_names if before[b] > ref[b]}
-    assert run.haze_offsets == pytest.approx(want, abs=1e-4) and "B02" in want
-    after = dark_levels(run.reflectance, SEG_BANDS, l1c.valid_mask)
-    assert all(after[b] == pytest.approx(ref[b], abs=2e-4) for b in want)  # dark water back at L2A levels
+    # the chip's own (L2A) dark level plus the path light added, less the reference
+    own = dark_levels(window.data, window.band_names, window.valid_mask)
+    want = {b: own[b] + RAYLEIGH[b] - ref[b] for b in window.band_names if own[b] + RAYLEIGH[b] > ref[b]}
+    assert set(want) == {"B02", "B03", "B04", "B08"}
+    assert run.haze_offsets == pytest.approx(want, abs=2e-4)
+    valid = l1c.valid_mask
+    for b in want:  # each band lowered by its own offset, once: back to the L2A pixels plus a constant
+        got = run.reflectance[SEG_BANDS.index(b)][valid]
+        assert np.allclose(got, window.band(b)[valid] + RAYLEIGH[b] - want[b], atol=3e-4)
     dets = shipped.detections(l1c, run)
     assert recall(dets, honolulu_truths()) >= SEG_RECALL_FLOOR
     assert all(d.properties["haze_offsets"] == run.haze_offsets for d in dets)
@@ -868,8 +872,12 @@ def test_dark_subtraction_needs_a_reference_and_a_known_mode() -> None:
     l1c = RasterWindow(data=data, band_names=("B03", "B08"), grid=grid, processing_level="L1C")
     assert SegShipDetector(bare, water_mask=False, haze="on").run(l1c).haze_offsets is None
     spec = replace(bare.spec, dark_reference={"B08": 0.01})
-    ran = SegShipDetector(SegModel(bare.net, spec), water_mask=False).run(l1c)  # auto on L1C
+    det = SegShipDetector(SegModel(bare.net, spec), water_mask=False, conf=0.0)  # auto: runs on L1C
+    ran = det.run(l1c)
     assert ran.haze_offsets == pytest.approx({"B08": 0.09})  # B03 has no reference: left alone
+    clear = RasterWindow(data=data * 0.05, band_names=("B03", "B08"), grid=grid, processing_level="L1C")
+    assert det.run(clear).haze_offsets == {}  # ran, took nothing off (0.005 is under the reference)
+    assert all("haze-corrected" not in d.detector for d in det.detect(clear))
     with pytest.raises(ValueError, match="auto, on, off"):
         SegShipDetector(bare, haze="yes")
 
