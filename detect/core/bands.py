@@ -2,7 +2,9 @@
 
 The mapping is a fixed reflectance range per band with a gamma curve, the same for every scene:
 a per-scene stretch would change a ship's brightness with whatever else is in the window (land,
-cloud), and L1C top-of-atmosphere scenes only shift the levels a little (haze augmentation covers it).
+cloud). L1C top-of-atmosphere scenes are brighter, most in the blue: the YOLO model's haze
+augmentation covers part of that (measured on simulated L1C in weights/ships-s2.md); the segmentation
+model takes the haze off L1C windows first (``detect.core.haze``).
 """
 
 from __future__ import annotations
