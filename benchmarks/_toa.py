@@ -50,6 +50,12 @@ def atmosphere(band: str, aot550: float, sun_zenith: float) -> tuple[float, floa
     return path, math.exp(-depth / mu_s) * math.exp(-depth)
 
 
+def to_toa(rho: np.ndarray, band: str, aot550: float, sun_zenith: float) -> np.ndarray:
+    """Surface reflectance ``rho`` of ``band`` as the top of the atmosphere sees it: ``path + T * rho``."""
+    path, t = atmosphere(band, aot550, sun_zenith)
+    return path + t * rho
+
+
 def simulate_toa(window, aot550: float, sun_zenith: float):
     """``window`` (L2A reflectance) as a simulated L1C: path reflectance added, contrast lowered per band;
     invalid pixels and bands outside ``WAVELENGTH_UM`` unchanged."""
@@ -57,6 +63,5 @@ def simulate_toa(window, aot550: float, sun_zenith: float):
     valid = window.valid_mask
     for i, b in enumerate(window.band_names):
         if b in WAVELENGTH_UM:
-            path, t = atmosphere(b, aot550, sun_zenith)
-            arr[i] = np.where(valid, path + t * arr[i], arr[i])
+            arr[i] = np.where(valid, to_toa(arr[i], b, aot550, sun_zenith), arr[i])
     return replace(window, data=arr, processing_level="L1C")

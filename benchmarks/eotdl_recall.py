@@ -87,10 +87,10 @@ def metres(lon1, lat1, lon2, lat2):
 
 def simulated_l1c(chips: list[Path], out: Path, aot: float, sun_zenith: float, level: str) -> list[Path]:
     """Copies of ``chips`` in ``out`` (same names) given a simulated top-of-atmosphere look
-    (``_toa.atmosphere`` per band, on the stored values, whose scale is 1e-4 reflectance) and tagged
+    (``_toa.to_toa`` per band, on the stored values, whose scale is 1e-4 reflectance) and tagged
     ``PROCESSING_LEVEL`` ``level``."""
     import rasterio
-    from _toa import atmosphere
+    from _toa import to_toa
 
     out.mkdir(parents=True, exist_ok=True)
     paths = []
@@ -98,8 +98,7 @@ def simulated_l1c(chips: list[Path], out: Path, aot: float, sun_zenith: float, l
         with rasterio.open(tif) as src:
             dn, profile = src.read().astype(np.float64), src.profile
         for i, b in enumerate(EOTDL_BANDS):
-            path, t = atmosphere(b, aot, sun_zenith)
-            dn[i] = np.where(dn[i] != 0, path / 1e-4 + t * dn[i], 0)
+            dn[i] = np.where(dn[i] != 0, to_toa(dn[i] * 1e-4, b, aot, sun_zenith) / 1e-4, 0)
         dst_path = out / tif.name
         with rasterio.open(dst_path, "w", **profile) as dst:
             dst.write(np.clip(np.round(dn), -32768, 32767).astype(profile["dtype"]))

@@ -20,6 +20,7 @@ them. Records are cached in ``--cache``, so a rerun only re-tabulates.
 from __future__ import annotations
 
 import argparse
+import functools
 import statistics
 import sys
 from dataclasses import replace
@@ -54,7 +55,6 @@ def fold_records(run: Path, f: int, fold: dict, data: Path, truth: dict, cache: 
     from detect.ships.segment_train import (
         VARIANTS,
         best_threshold,
-        dark_reference,
         detect_cities,
         read_city,
         records_by_threshold,
@@ -72,21 +72,29 @@ def fold_records(run: Path, f: int, fold: dict, data: Path, truth: dict, cache: 
         inner = detect_cities(seg, data, fold["inner"], VARIANTS["default"], truth)
         out["threshold"] = best_threshold(records_by_threshold(inner))[0]
     if "reference" not in out:
-        out["reference"] = dark_reference(data, fold["fit"] + fold["inner"])
+        out["reference"] = fold_reference(data, tuple(fold["fit"] + fold["inner"]))
     seg = SegModel(seg.net, replace(seg.spec, dark_reference=out["reference"]))
+    # each held-out city read once, for every condition (San Francisco's bands cannot be scored: None)
+    windows = [w for w in (read_city(data, c) for c in fold["held_out"]) if w is not None]
     for name, (aot, dark) in todo.items():
         det = SegShipDetector(seg, conf=0.0, water_mask=True, haze="on" if dark else "off")
         recs = []
-        for c in fold["held_out"]:
-            w = read_city(data, c)
-            if w is None:
-                continue
-            if aot is not None:
-                w = simulate_toa(w, aot, a.sun_zenith)
-            recs.append(scene_record(det.detect(w, conf=0.05), truth.get(c, []), out["threshold"]))
+        for w in windows:
+            seen = w if aot is None else simulate_toa(w, aot, a.sun_zenith)
+            recs.append(
+                scene_record(det.detect(seen, conf=0.05), truth.get(w.scene_id, []), out["threshold"])
+            )
         out["held"][name] = recs
         atomic_write_json(path, out)
     return out
+
+
+@functools.cache
+def fold_reference(data: Path, cities: tuple[str, ...]) -> dict[str, float]:
+    """``dark_reference`` of a fold's training cities, computed once per process (the same for every run)."""
+    from detect.ships.segment_train import dark_reference
+
+    return dark_reference(data, cities)
 
 
 def main(argv: list[str] | None = None) -> int:

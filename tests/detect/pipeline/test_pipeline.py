@@ -129,13 +129,13 @@ class CountingDetect:
 
 def _run(imagery_dir: Path, out: Path, steps: pipeline.Steps, **kw) -> pipeline.RunResult:
     kw.setdefault("report", False)  # charts and report are tested in test_report.py
+    kw.setdefault("method", "baseline")
     return pipeline.run(
         AOI,
         DAY - timedelta(days=1),
         DAY + timedelta(days=3),
         out_dir=out,
         source=f"local:{imagery_dir}",
-        method="baseline",
         progress=False,
         steps=steps,
         **kw,
@@ -243,16 +243,7 @@ def test_an_l1c_scene_gets_its_haze_taken_off_and_its_outputs_say_so(tmp_path):
     shutil.copytree(SAMPLE.path.parent, root / SAMPLE.id)
     rayleigh = {"B02": 0.058, "B03": 0.034, "B04": 0.017, "B08": 0.007}
     _copy_scene(SAMPLE.path.parent, root, "athens-l1c", 1, path_light=rayleigh)
-    res = pipeline.run(
-        AOI,
-        DAY - timedelta(days=1),
-        DAY + timedelta(days=3),
-        out_dir=tmp_path / "out",
-        source=f"local:{root}",
-        method="seg",
-        progress=False,
-        report=False,
-    )
+    res = _run(root, tmp_path / "out", pipeline.default_steps(), method="seg")
     scenes = pd.read_csv(res.paths["scenes_csv"]).set_index("scene")
     assert scenes.loc["athens-l1c", "processing_level"] == "L1C"
     dets = pd.read_parquet(res.paths["detections_parquet"])
