@@ -56,6 +56,17 @@ def to_toa(rho: np.ndarray, band: str, aot550: float, sun_zenith: float) -> np.n
     return path + t * rho
 
 
+def simulate_toa_array(data: np.ndarray, bands, aot550: float, sun_zenith: float) -> np.ndarray:
+    """A (bands, H, W) L2A reflectance array as a simulated L1C (``to_toa`` per band); pixels where any
+    band is not finite, and bands outside ``WAVELENGTH_UM``, unchanged."""
+    valid = np.all(np.isfinite(data), axis=0)
+    out = np.array(data, dtype=np.float32, copy=True)
+    for i, b in enumerate(bands):
+        if b in WAVELENGTH_UM:
+            out[i] = np.where(valid, to_toa(out[i], b, aot550, sun_zenith), out[i])
+    return out
+
+
 def simulate_toa(window, aot550: float, sun_zenith: float):
     """``window`` (L2A reflectance) as a simulated L1C: path reflectance added, contrast lowered per band;
     invalid pixels and bands outside ``WAVELENGTH_UM`` unchanged."""

@@ -2,6 +2,7 @@
 trucks per km² of real land without motorways, duplicates per truck, and the S2TD chip's count.
 
     python benchmarks/truck_count_real.py [--data SEN2SHIPS_ROOT] [--legacy] [--json out.json]
+        [--simulate-l1c AOT [--haze off|on]]
 
 ``--legacy`` runs the detector's post-processing as it was before issue 15 (5 × 5 probability peaks, no
 grouping of one vehicle's blobs, no road/contrast/signature tests), for the before/after table. The labels and
@@ -179,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache", default=str(REPO / "work-data" / "trucks"))
     p.add_argument("--legacy", action="store_true", help="the post-processing before issue 15")
     p.add_argument("--json", help="write all numbers here")
+    p.add_argument("--simulate-l1c", type=float, metavar="AOT", help="simulated L1C at this aerosol depth")
+    p.add_argument("--sun-zenith", type=float, default=25.0, help="sun zenith of --simulate-l1c (degrees)")
+    p.add_argument("--haze", choices=("off", "on"), default="off", help="dark-object subtraction first")
     p.add_argument(
         "--write-spec",
         action="store_true",
@@ -200,8 +204,19 @@ def main(argv: list[str] | None = None) -> int:
     mode = "legacy (before issue 15)" if args.legacy else "current"
     print(f"model {det.spec.name}, threshold {det.spec.threshold}, post-processing: {mode}")
 
+    if args.write_spec and args.simulate_l1c is not None:
+        sys.exit("truck_count_real: --write-spec stores the L2A numbers; run it without --simulate-l1c")
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from truck_eval import as_seen
+
+    look = as_seen(args.simulate_l1c, args.sun_zenith, args.haze, det)
+    if args.simulate_l1c is not None:
+        out_l1c = {"aot550": args.simulate_l1c, "sun_zenith": args.sun_zenith, "haze": args.haze}
+        print(
+            f"simulated L1C: aerosol {args.simulate_l1c:g}, sun zenith {args.sun_zenith:g}°, haze {args.haze}"
+        )
     s2td = read_s2td_chip(S2TD_CHIP)
-    s2td_data = s2td.select(TRUCK_BANDS)
+    s2td_data = look(s2td.select(TRUCK_BANDS))
     scenes: dict[str, np.ndarray] = {S2TD_SCENE: s2td_data}
 
     def scene(name: str) -> np.ndarray:
@@ -209,12 +224,14 @@ def main(argv: list[str] | None = None) -> int:
             from imagery.read import open_raster
 
             chip = Path(args.eotdl) / "chips" / f"ship_{name.split(':', 1)[1]}_2022-08-12.tif"
-            scenes[name] = open_raster(chip, bands=list(EOTDL_BANDS), scale=1e-4).select(TRUCK_BANDS)
+            scenes[name] = look(open_raster(chip, bands=list(EOTDL_BANDS), scale=1e-4).select(TRUCK_BANDS))
         elif name not in scenes:
-            scenes[name], _ = load_city(args.data, name, args.cache)
+            scenes[name] = look(load_city(args.data, name, args.cache)[0])
         return scenes[name]
 
     out: dict = {"mode": mode, "labelled": {}, "non_road": {}}
+    if args.simulate_l1c is not None:
+        out["simulated_l1c"] = out_l1c
     print(f"\nLabelled real areas (match within {MATCH_PX} px; 'low' labels ignored)")
     head = ("area", "hand", "dets", "TP", "FP", "FN", "dup", "P", "R", "count err")
     print(

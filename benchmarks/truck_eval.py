@@ -3,8 +3,14 @@ km² on open water and city land with no injected trucks, the count on the S2TD 
 figure docs/figures/trucks-s2td.png.
 
     python benchmarks/truck_eval.py [--data SEN2SHIPS_ROOT] [--json out.json] [--write-spec]
+        [--simulate-l1c AOT [--haze off|on]]
 
 ``--data`` (the sen2ships folder that holds trainval/) defaults to ``$HARBORWATCH_DATA/sen2ships``.
+``--simulate-l1c AOT`` gives every held-out scene, after the trucks are injected, a simulated Level-1C
+(top-of-atmosphere) look (``benchmarks/_toa.py``: path light added, contrast lowered, aerosol optical depth
+AOT at 550 nm, sun ``--sun-zenith`` degrees from zenith), as the detector would see a 2018 scene over China;
+``--haze on`` then runs the detector's dark-object subtraction first (``detect.core.haze``), down to the
+model's ``dark_reference``. The S2TD chip (no known scale) is skipped then.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import argparse
 import json
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +27,7 @@ from scipy import ndimage
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 
 from detect.trucks.detector import (  # noqa: E402
     DEFAULT_MODEL,
@@ -68,6 +76,29 @@ def s2td_motorway_aoi(window):
             ),
         ),
     )
+
+
+def as_seen(aot550: float | None, sun_zenith: float, haze: str, det: TruckDetector):
+    """The function that turns a (4, H, W) L2A array of ``TRUCK_BANDS`` into what the detector is given:
+    itself, or a simulated L1C at aerosol depth ``aot550`` (``_toa``), haze-corrected first where ``haze``
+    is "on" (``detect.core.haze.subtract_dark`` down to the model's ``dark_reference``)."""
+    if aot550 is None:
+        return lambda data: data
+    from _toa import simulate_toa_array
+
+    from detect.core.haze import subtract_dark
+
+    reference = det.spec.dark_reference
+    if haze == "on" and not reference:
+        sys.exit(f"{det.spec.name} has no dark_reference for --haze on")
+
+    def look(data: np.ndarray) -> np.ndarray:
+        toa = simulate_toa_array(data, TRUCK_BANDS, aot550, sun_zenith)
+        if haze == "on":
+            toa, _ = subtract_dark(toa, TRUCK_BANDS, np.all(np.isfinite(data), axis=0), reference)
+        return toa
+
+    return look
 
 
 def water_mask(data: np.ndarray) -> np.ndarray:
@@ -174,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-figure", action="store_true")
     p.add_argument("--yolo", help="also evaluate a YOLO comparison model (.pt with its .json)")
     p.add_argument("--yolo-only", action="store_true", help="with --yolo: skip everything else")
+    p.add_argument("--simulate-l1c", type=float, metavar="AOT", help="simulated L1C at this aerosol depth")
+    p.add_argument("--sun-zenith", type=float, default=25.0, help="sun zenith of --simulate-l1c (degrees)")
+    p.add_argument("--haze", choices=("off", "on"), default="off", help="dark-object subtraction first")
     args = p.parse_args(argv)
     from detect.core.data import data_path
     from imagery.errors import InputError
@@ -187,6 +221,12 @@ def main(argv: list[str] | None = None) -> int:
     thr = det.spec.threshold
     print(f"model {det.spec.name} ({args.weights}), threshold {thr:.2f}")
     out: dict = {"model": det.spec.name, "threshold": thr, "heldout": {}, "clean": {}}
+    look = as_seen(args.simulate_l1c, args.sun_zenith, args.haze, det)
+    if args.simulate_l1c is not None:
+        out["simulated_l1c"] = {"aot550": args.simulate_l1c, "sun_zenith": args.sun_zenith, "haze": args.haze}
+        print(
+            f"simulated L1C: aerosol {args.simulate_l1c:g}, sun zenith {args.sun_zenith:g}°, haze {args.haze}"
+        )
     if args.yolo:
         out["yolo"] = yolo_comparison(args, det)
         if args.yolo_only:
@@ -207,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         res = []
         for k in range(args.rounds):
             scene = simulate_scene(data, city, args.seed + 100 * ci + k, args.trucks, gsd)
+            scene = replace(scene, data=look(scene.data))
             t0 = time.perf_counter()
             prob = det.probability(scene.data)
             cands = candidates_from_probability(scene.data, prob, thr)
@@ -224,6 +265,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{s['heading_err_deg_median']:>10.1f}{s['travel_sense_correct']:>7.3f}"
         )
         # The same scene with no trucks injected: every detection is a false positive or a real vehicle.
+        data = look(data)
         cands = det.candidates(data)
         n_w, a_w, d_w = per_km2(cands, water_mask(data), gsd)
         land = land_mask(data)
@@ -290,9 +332,12 @@ def main(argv: list[str] | None = None) -> int:
             f"{row.get('city_window_n', '-'):>11}{row.get('city_window_per_km2', float('nan')):>7.2f}"
         )
 
-    print("\nS2TD motorway chip (no labels; B04,B03,B02,B08 at a 0–255-like scale)")
     s2td = {}
+    if args.simulate_l1c is None:
+        print("\nS2TD motorway chip (no labels; B04,B03,B02,B08 at a 0–255-like scale)")
     for name, scale in (("1/255 (default)", S2TD_SCALE), ("1/340 (medians matched to Marseille)", 1 / 340)):
+        if args.simulate_l1c is not None:
+            break
         win = read_s2td_chip(S2TD_CHIP, scale=scale)
         cands = det.candidates(win.select(TRUCK_BANDS))
         speeds = [round(c.speed_kmh(win.grid.res_m)) for c in cands]
@@ -310,6 +355,8 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.json:
         atomic_write_json(args.json, out)
+    if args.write_spec and args.simulate_l1c is not None:
+        sys.exit("truck_eval: --write-spec stores the L2A metrics; run it without --simulate-l1c")
     if args.write_spec:
         from detect.core.weights import weights_dir
 

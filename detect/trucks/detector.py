@@ -8,6 +8,7 @@ band offset and are invisible (Fisser et al. 2022, Remote Sensing 14:1595). See 
 from __future__ import annotations
 
 import json
+import logging
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,9 +18,12 @@ import numpy as np
 from scipy import ndimage
 
 from detect.core.geometry import Detection, detection_from_pixel_box, oriented_box
+from detect.core.haze import subtract_dark
 from detect.trucks.sim import BAND_DELAY_S, find_roads, pixel_vector_to_bearing
 from imagery.errors import InputError, ModelError
 from imagery.types import RasterWindow
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from imagery.aoi import Aoi
@@ -261,6 +265,9 @@ class TruckModelSpec:
     sha256: str = ""
     metrics: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
     training: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+    #: Dark level per band of the training scenes (``detect.core.haze``): what dark-object subtraction
+    #: brings a Level-1C scene back to. Empty: no subtraction.
+    dark_reference: dict[str, float] = field(default_factory=dict, hash=False, compare=False)
 
     @classmethod
     def read(cls, path: str | Path) -> TruckModelSpec:
@@ -286,26 +293,61 @@ class TruckModelSpec:
             "sha256": self.sha256,
             "metrics": self.metrics,
             "training": self.training,
+            "dark_reference": self.dark_reference,
         }
 
 
+#: ``TruckDetector(haze=...)``: when dark-object subtraction runs (as for the ship segmentation model).
+HAZE_MODES = ("auto", "on", "off")
+#: Share of a window's valid pixels that must be open water (``water_share``) for the haze correction to
+#: run: on simulated L1C it gained trucks on 256 px windows with at least 1 % water and lost them on windows
+#: without (``benchmarks/truck_l1c_tiles.py``).
+MIN_WATER_SHARE = 0.01
+#: NDWI(B03, B08) above which a pixel counts as open water for ``water_share``.
+WATER_NDWI = 0.3
+
+
+def water_share(data: np.ndarray, valid: np.ndarray) -> float:
+    """Share of ``valid`` pixels of a (4, H, W) ``TRUCK_BANDS`` array whose NDWI(B03, B08) is above
+    ``WATER_NDWI``; 0 when nothing is valid."""
+    if not valid.any():
+        return 0.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ndwi = (data[1] - data[3]) / (data[1] + data[3])
+    return float((np.nan_to_num(ndwi, nan=-1.0) > WATER_NDWI)[valid].mean())
+
+
 class TruckDetector:
-    """Detects moving trucks in a RasterWindow holding B02, B03, B04 and B08 (reflectance 0–1)."""
+    """Detects moving trucks in a RasterWindow holding B02, B03, B04 and B08 (reflectance 0–1).
+
+    ``haze``: dark-object subtraction (``detect.core.haze``) down to the spec's ``dark_reference`` before the
+    features, on Level-1C (top-of-atmosphere) windows (``auto``), always (``on``) or never (``off``), and
+    only on a window with open water (``MIN_WATER_SHARE``): the reference is the dark level of water in the
+    training scenes, and on windows of land alone the subtraction cost trucks (simulated L1C). The model was
+    trained on L2A; the subtraction takes the path light off, not the contrast the air takes away
+    (weights/trucks-s2.md, "Level-1C input"). Where it took something off, the detector label ends in
+    ``[haze-corrected]``; each detection carries ``haze_offsets`` (null where nothing was taken off).
+    """
 
     name = "trucks-s2-gbm"
     classes = ("truck",)
     required_bands = TRUCK_BANDS
 
-    def __init__(self, booster: Any, spec: TruckModelSpec) -> None:
+    def __init__(self, booster: Any, spec: TruckModelSpec, haze: str = "auto") -> None:
         if tuple(spec.feature_names) != FEATURE_NAMES:
             raise ModelError(
                 f"truck model {spec.name} was trained on other features than this code computes; retrain it"
             )
+        if haze not in HAZE_MODES:
+            raise ValueError(f"haze must be one of {', '.join(HAZE_MODES)}, not {haze!r}")
         self.booster = booster
         self.spec = spec
+        self.haze = haze
 
     @classmethod
-    def load(cls, name_or_path: str | Path = DEFAULT_MODEL, device: str | None = None) -> TruckDetector:
+    def load(
+        cls, name_or_path: str | Path = DEFAULT_MODEL, device: str | None = None, haze: str = "auto"
+    ) -> TruckDetector:
         """Load a classifier by name (``<name>.json`` in the weights folder, as for ship models) or by the
         path of its spec JSON. ``device`` is accepted for the registry; the classifier runs on CPU."""
         import lightgbm as lgb
@@ -320,7 +362,7 @@ class TruckDetector:
             raise ModelError(f"truck model weights not found: {model_path}")
         if spec.sha256 and sha256_file(model_path) != spec.sha256:
             raise ModelError(f"truck model {model_path} does not match the sha256 in {spec_path}")
-        return cls(lgb.Booster(model_file=str(model_path)), spec)
+        return cls(lgb.Booster(model_file=str(model_path)), spec, haze=haze)
 
     def probability(self, data: np.ndarray) -> np.ndarray:
         """Per-pixel truck-centre probability (H, W) for (4, H, W) reflectance in TRUCK_BANDS order."""
@@ -346,10 +388,29 @@ class TruckDetector:
                 f"the truck detector needs a {self.spec.gsd_m:g} m grid, got {gsd:g} m; "
                 "read the scene onto its UTM 10 m grid"
             )
-        dets = []
-        for cand in self.candidates(data, conf=conf):
-            dets.append(candidate_to_detection(cand, window, self.name))
-        return dets
+        offsets = None
+        if self.haze_applies(window):
+            valid = window.valid_mask & np.all(np.isfinite(data), axis=0)
+            if water_share(data, valid) >= MIN_WATER_SHARE:
+                data, offsets = subtract_dark(data, self.required_bands, valid, self.spec.dark_reference)
+            else:
+                log.info(
+                    "%s: Level-1C window with under %.0f%% open water: no dark object, read as it is",
+                    window.scene_id or "input",
+                    100 * MIN_WATER_SHARE,
+                )
+        label = f"{self.name}[haze-corrected]" if offsets else self.name
+        haze = {b: round(v, 4) for b, v in offsets.items()} if offsets else None
+        return [
+            candidate_to_detection(cand, window, label).with_properties(haze_offsets=haze)
+            for cand in self.candidates(data, conf=conf)
+        ]
+
+    def haze_applies(self, window: RasterWindow) -> bool:
+        """Whether dark-object subtraction runs on ``window`` (``haze`` and its processing level)."""
+        if not self.spec.dark_reference or self.haze == "off":
+            return False
+        return self.haze == "on" or (window.processing_level or "").upper() == "L1C"
 
 
 def check_reflectance_scale(visible: np.ndarray, context: str) -> None:

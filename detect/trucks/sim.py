@@ -285,3 +285,33 @@ def inject_trucks(
         render_truck(out, band_names, truck, gsd_m)
         trucks.append(truck)
     return out, trucks
+
+
+#: Centre wavelength (µm) of the bands ``add_haze`` knows (Sentinel-2A, rounded).
+HAZE_WAVELENGTH_UM = {"B02": 0.492, "B03": 0.560, "B04": 0.665, "B08": 0.833}
+
+
+def add_haze(data: np.ndarray, band_names: tuple[str, ...], rng: np.random.Generator) -> np.ndarray:
+    """A copy of ``data`` (L2A reflectance) under a random atmosphere, as a Level-1C (top-of-atmosphere)
+    scene or a hazy day shows it: ``path_b + t_b · x`` per band, for training only.
+
+    Path reflectance in B02 0.03–0.16 (Rayleigh alone gives ~0.06 for a sun 25° from zenith, aerosol adds
+    up to ~0.1 more), falling with wavelength as λ^-α, α 0.5–2.5 (white haze to clear, Rayleigh-dominated
+    air); transmittance in B02 0.5–0.95, rising with wavelength as t^((λ/λ_B02)^-β), β 0.5–2. The sum
+    brightens every band, most in the blue, and dims a truck's rainbow. Bands not in
+    ``HAZE_WAVELENGTH_UM``, and pixels where any band is not finite, are returned unchanged.
+    """
+    path_b02 = rng.uniform(0.03, 0.16)
+    t_b02 = rng.uniform(0.5, 0.95)
+    alpha = rng.uniform(0.5, 2.5)
+    beta = rng.uniform(0.5, 2.0)
+    out = np.array(data, dtype=np.float32, copy=True)
+    valid = np.all(np.isfinite(data), axis=0)
+    ref = HAZE_WAVELENGTH_UM["B02"]
+    for i, b in enumerate(band_names):
+        if b in HAZE_WAVELENGTH_UM:
+            rel = HAZE_WAVELENGTH_UM[b] / ref
+            path = path_b02 * rel**-alpha
+            t = t_b02 ** (rel**-beta)
+            out[i] = np.where(valid, path + t * out[i], out[i])
+    return out

@@ -14,7 +14,7 @@ import hashlib
 import logging
 import math
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ from detect.trucks.detector import (
     candidates_from_probability,
     pixel_features,
 )
-from detect.trucks.sim import SimulatedTruck, find_roads, inject_trucks
+from detect.trucks.sim import SimulatedTruck, add_haze, find_roads, inject_trucks
 from imagery.atomic import atomic_path, atomic_write_json
 from imagery.errors import InputError
 from imagery.read import open_raster
@@ -42,6 +42,8 @@ HELDOUT_CITIES = ("marseille", "valencia", "durban")
 #: sen2ships stores reflectance × 65535 (its LICENSE-NOTES); say so rather than let a heuristic guess.
 SEN2SHIPS_SCALE = 1.0 / 65535.0
 MODEL_NAME = "trucks-s2"
+#: Seed stream of the haze draws in ``build_set`` (kept apart from the sampling stream).
+HAZE_STREAM = 7
 
 
 @dataclass(frozen=True, eq=False)
@@ -129,18 +131,48 @@ def build_set(
     n_random: int,
     n_road: int,
     cache_dir: str | Path | None = None,
+    haze: float = 0.0,
 ) -> tuple[np.ndarray, np.ndarray]:
+    """Features and labels of ``rounds`` simulated copies of each city; a share ``haze`` of the copies is
+    seen through a random atmosphere (``detect.trucks.sim.add_haze``), as Level-1C scenes are."""
     xs, ys = [], []
     for ci, city in enumerate(cities):
         data, gsd = load_city(data_root, city, cache_dir)
         for k in range(rounds):
             s = seed + 1000 * ci + k
             scene = simulate_scene(data, city, s, n_trucks, gsd)
+            hz = np.random.default_rng([s, HAZE_STREAM])  # its own stream: haze 0 keeps the old samples
+            hazy = haze > 0 and hz.random() < haze
+            if hazy:
+                scene = replace(scene, data=add_haze(scene.data, TRUCK_BANDS, hz))
             x, y = sample_pixels(scene, np.random.default_rng(s), n_random, n_road)
-            log.info("%s round %d: %d trucks, %d samples", city, k, len(scene.trucks), len(y))
+            log.info(
+                "%s round %d%s: %d trucks, %d samples",
+                city,
+                k,
+                " (hazy)" if hazy else "",
+                len(scene.trucks),
+                len(y),
+            )
             xs.append(x)
             ys.append(y)
     return np.concatenate(xs), np.concatenate(ys)
+
+
+def dark_reference(
+    data_root: str | Path, cities: tuple[str, ...], cache_dir: str | Path | None = None
+) -> dict[str, float]:
+    """Median over ``cities`` (sen2ships L2A, whole scenes) of each band's dark level
+    (``detect.core.haze.dark_levels``): the level dark-object subtraction brings a Level-1C scene back to."""
+    from detect.core.haze import dark_levels
+
+    levels: dict[str, list[float]] = {}
+    for city in cities:
+        data, _ = load_city(data_root, city, cache_dir)
+        valid = np.all(np.isfinite(data), axis=0)
+        for b, v in dark_levels(data, TRUCK_BANDS, valid).items():
+            levels.setdefault(b, []).append(v)
+    return {b: round(float(np.median(levels[b])), 4) for b in TRUCK_BANDS if b in levels}
 
 
 def fit(x: np.ndarray, y: np.ndarray, *, seed: int = 0, num_rounds: int = 300) -> Any:
@@ -515,8 +547,10 @@ def train_truck_model(
     rounds: int = 2,
     n_trucks: int = 400,
     num_rounds: int = 300,
+    haze: float = 0.0,
 ) -> Path:
-    """Fit the truck classifier on simulated trucks in TRAIN_CITIES, choose its threshold on VAL_CITIES
+    """Fit the truck classifier on simulated trucks in TRAIN_CITIES (a share ``haze`` of the copies under
+    a random atmosphere), choose its threshold on VAL_CITIES
     and write ``<MODEL_NAME>.lgbm.txt`` and its spec into ``out_dir``; returns the spec's path.
     ``harborwatch train trucks`` (and ``python -m detect.trucks.train``) calls this."""
     Path(cache_dir).mkdir(parents=True, exist_ok=True)
@@ -530,6 +564,7 @@ def train_truck_model(
         n_random=20000,
         n_road=20000,
         cache_dir=cache_dir,
+        haze=haze,
     )
     log.info("training on %d samples, %d positives", len(y), int(y.sum()))
     booster = fit(x, y, seed=seed, num_rounds=num_rounds)
@@ -543,8 +578,12 @@ def train_truck_model(
         "samples": len(y),
         "positives": int(y.sum()),
         "boosting_rounds": num_rounds,
+        "haze": haze,
     }
-    spec_path = save_model(booster, out_dir, {"threshold": 0.5, "training": training})
+    reference = dark_reference(data_root, TRAIN_CITIES, cache_dir)
+    spec_path = save_model(
+        booster, out_dir, {"threshold": 0.5, "training": training, "dark_reference": reference}
+    )
     detector = TruckDetector.load(spec_path)
     val = []
     for c in VAL_CITIES:
@@ -558,6 +597,7 @@ def train_truck_model(
         {
             "threshold": thr,
             "training": training,
+            "dark_reference": reference,
             "metrics": {"validation": {"cities": list(VAL_CITIES), **table[thr]}},
         },
     )

@@ -199,6 +199,13 @@ def train_cmd(
     "--num-rounds", type=click.IntRange(min=1), default=300, show_default=True, help="Boosting rounds."
 )
 @click.option(
+    "--haze",
+    type=click.FloatRange(0, 1),
+    default=0.0,
+    show_default=True,
+    help="Share of the simulated copies seen through a random atmosphere (as Level-1C scenes are).",
+)
+@click.option(
     "--write-fixtures", metavar="DIR", default=None, help="Only cut the committed test chips into DIR."
 )
 @click.option(
@@ -221,6 +228,7 @@ def trucks_cmd(
     rounds: int,
     n_trucks: int,
     num_rounds: int,
+    haze: float,
     write_fixtures: str | None,
     yolo: str | None,
     yolo_epochs: int,
@@ -250,7 +258,14 @@ def trucks_cmd(
     else:
         written = [
             truck_train.train_truck_model(
-                data, out, cache_dir=cache, seed=seed, rounds=rounds, n_trucks=n_trucks, num_rounds=num_rounds
+                data,
+                out,
+                cache_dir=cache,
+                seed=seed,
+                rounds=rounds,
+                n_trucks=n_trucks,
+                num_rounds=num_rounds,
+                haze=haze,
             )
         ]
     emit({"written": [str(p) for p in written]}, as_json, "\n".join(f"wrote {p}" for p in written))

@@ -33,7 +33,7 @@ def test_train_without_a_target_is_the_ship_model(capsys: pytest.CaptureFixture[
 def test_truck_training_options_are_the_cli_ones(capsys: pytest.CaptureFixture[str]) -> None:
     code, out = run(["train", "trucks", "--help"], capsys)
     assert code == 0
-    for option in ("--num-rounds", "--write-fixtures", "--yolo", "--seed", "--cache"):
+    for option in ("--num-rounds", "--write-fixtures", "--yolo", "--seed", "--cache", "--haze"):
         assert option in out
 
 

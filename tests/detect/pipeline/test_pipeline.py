@@ -383,3 +383,19 @@ def test_corrupt_files_are_failed_scenes_and_the_run_goes_on(tmp_path):
         assert (tmp_path / "run" / name).is_file(), name
     counts = result.daily().set_index("date")["count"]
     assert counts[DAY] == counts[DAY + timedelta(days=3)] > 0
+
+
+def test_trucks_on_an_l1c_scene_are_haze_corrected_and_the_report_says_what_l1c_costs(tmp_path):
+    # the real sample as an L1C scene (Rayleigh path light, as above); trucks only: the truck model takes the
+    # haze off (the port's window has open water), and the report states the truck model's L1C caveat, not
+    # the ship model's
+    from detect.report.blocks import TRUCK_L1C_CAVEAT
+
+    root = tmp_path / "scenes"
+    rayleigh = {"B02": 0.058, "B03": 0.034, "B04": 0.017, "B08": 0.007}
+    _copy_scene(SAMPLE.path.parent, root, "athens-l1c", 1, path_light=rayleigh)
+    res = _run(root, tmp_path / "out", pipeline.default_steps(), classes=("truck",), report=True)
+    dets = pd.read_parquet(res.paths["detections_parquet"])
+    assert len(dets) and set(dets["detector"]) == {"trucks-s2-gbm[haze-corrected]"}
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert TRUCK_L1C_CAVEAT in text and "the ship model was trained on Level-2A" not in text

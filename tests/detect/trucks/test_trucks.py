@@ -18,7 +18,14 @@ from detect.trucks.detector import (
     flag_on_road,
     read_s2td_chip,
 )
-from detect.trucks.sim import SimulatedTruck, draw_roof, find_roads, inject_trucks, render_truck
+from detect.trucks.sim import (
+    SimulatedTruck,
+    add_haze,
+    draw_roof,
+    find_roads,
+    inject_trucks,
+    render_truck,
+)
 from imagery.aoi import Aoi, Zone
 from imagery.errors import MissingBandsError
 from imagery.read import open_raster
@@ -334,3 +341,134 @@ def test_real_labels_lie_in_inspected_areas_and_each_set_has_its_trucks(fixtures
     counted = [r for r in rows if r["confidence"] != "low"]
     assert sum(r["scene"] not in kept_back_scenes for r in counted) == 9  # design set
     assert sum(r["scene"] in kept_back_scenes for r in counted) == 3  # kept back
+
+
+def test_training_haze_brightens_blue_most_and_dims_a_trucks_rainbow(city):
+    # One white truck on the real Marseille chip, then the same pixels through random atmospheres: the dark
+    # pixels of the visible bands get brighter (path light), most in the blue (the city's NIR has no dark
+    # pixels: there the loss through the air can outweigh the path light); the truck's excess over the
+    # road drops (contrast through the air); a pixel with a missing band stays as it was.
+    rng = np.random.default_rng(3)
+    clean, trucks = inject_trucks(city.data, city.band_names, rng, 1, speed_kmh=80.0, roof_kind="white")
+    clean[0, 0, 0] = np.nan
+    r, c = round(trucks[0].row), round(trucks[0].col)
+
+    def excess(a: np.ndarray) -> np.ndarray:
+        return a[:, r - 2 : r + 3, c - 2 : c + 3].max(axis=(1, 2)) - np.nanmedian(a, axis=(1, 2))
+
+    for seed in range(5):
+        hazy = add_haze(clean, city.band_names, np.random.default_rng(seed))
+        gain = np.nanpercentile(hazy, 1, axis=(1, 2)) - np.nanpercentile(clean, 1, axis=(1, 2))
+        assert np.all(gain[:3] > 0) and gain[0] == gain.max(), gain
+        assert np.all(excess(hazy)[:3] < excess(clean)[:3])
+        assert np.isnan(hazy[0, 0, 0]) and np.array_equal(hazy[1:, 0, 0], clean[1:, 0, 0])
+
+
+#: Rayleigh path reflectance of a sun 25° from zenith (benchmarks/_toa.py, aerosol-free).
+RAYLEIGH = {"B02": 0.058, "B03": 0.034, "B04": 0.017, "B08": 0.007}
+
+
+def _road_and_water(city: RasterWindow, fixtures_dir) -> tuple[np.ndarray, list]:
+    """The real Marseille city chip with 20 rows of the real Marseille open-water chip along its bottom (a
+    bridge AOI has its river; 16 % water) and 8 white trucks at 85 km/h on its roads."""
+    water = open_raster(fixtures_dir / "trucks" / "marseille-water.tif").data
+    arr = city.data.copy()
+    arr[:, 108:, :96] = water[:, :20, :]
+    arr[:, 108:, 96:] = water[:, 20:40, :32]
+    data, trucks = inject_trucks(
+        arr,
+        city.band_names,
+        np.random.default_rng(11),
+        8,
+        min_separation_px=10,
+        speed_kmh=85.0,
+        roof_kind="white",
+    )
+    assert len(trucks) == 8
+    return data, trucks
+
+
+def _found(dets, window: RasterWindow, trucks) -> int:
+    n = 0
+    for t in trucks:
+        d = [math.hypot(*np.subtract(_pixel_of(window, x.lon, x.lat), (t.row, t.col))) for x in dets]
+        n += int(bool(d) and min(d) <= 2.0)
+    return n
+
+
+def _as_l1c(window: RasterWindow, data: np.ndarray, level: str = "L1C") -> RasterWindow:
+    arr = data.copy()
+    for i, b in enumerate(window.band_names):
+        arr[i] += RAYLEIGH[b]
+    return replace(window, data=arr, processing_level=level)
+
+
+def test_an_l1c_window_with_water_has_its_path_light_taken_off_and_keeps_its_trucks(
+    detector, city, fixtures_dir
+):
+    from detect.core.haze import dark_levels
+
+    data, trucks = _road_and_water(city, fixtures_dir)
+    l2a = replace(city, data=data)
+    l1c = _as_l1c(city, data)
+    ref = detector.spec.dark_reference
+    assert set(ref) == set(TRUCK_BANDS)  # the shipped spec carries its training scenes' dark levels
+    dets = detector.detect(l1c)
+    # the window's own (L2A) dark level plus the path light added, less the reference
+    own = dark_levels(data, city.band_names, np.all(np.isfinite(data), axis=0))
+    want = {b: own[b] + RAYLEIGH[b] - ref[b] for b in TRUCK_BANDS}
+    assert all(v > 0 for v in want.values())
+    assert dets and all(d.properties["haze_offsets"] == pytest.approx(want, abs=2e-4) for d in dets)
+    assert {d.detector for d in dets} == {"trucks-s2-gbm[haze-corrected]"}
+    as_l2a = detector.detect(l2a)
+    uncorrected = TruckDetector(detector.booster, detector.spec, haze="off").detect(l1c)
+    # L2A finds 5 of 8; the path light alone costs 2 of them; taken off, the L2A level is back
+    assert _found(dets, l1c, trucks) >= max(_found(as_l2a, l2a, trucks), 5)
+    assert _found(uncorrected, l1c, trucks) < _found(dets, l1c, trucks)
+    assert all(d.properties["haze_offsets"] is None and d.detector == "trucks-s2-gbm" for d in uncorrected)
+    # L2A is read as it is (auto) unless asked
+    assert all(d.properties["haze_offsets"] is None for d in as_l2a)
+    forced = TruckDetector(detector.booster, detector.spec, haze="on").detect(l2a)
+    assert forced and all(d.properties["haze_offsets"] for d in forced)
+    with pytest.raises(ValueError, match="haze must be one of"):
+        TruckDetector(detector.booster, detector.spec, haze="yes")
+
+
+def test_an_l1c_window_of_land_alone_is_read_as_it_is(detector, city):
+    # No open water, so no dark object to measure the haze by: on simulated L1C the subtraction lost trucks
+    # on such windows (benchmarks/truck_l1c_tiles.py), so the detector leaves them as they are.
+    rng = np.random.default_rng(11)
+    data, _ = inject_trucks(city.data, city.band_names, rng, 8, min_separation_px=10, speed_kmh=85.0)
+    l1c = _as_l1c(city, data)
+    dets = detector.detect(l1c)
+    off = TruckDetector(detector.booster, detector.spec, haze="off").detect(l1c)
+    assert dets and [d.properties for d in dets] == [d.properties for d in off]
+    assert all(d.properties["haze_offsets"] is None and d.detector == "trucks-s2-gbm" for d in dets)
+
+
+def test_detect_cli_takes_the_haze_off_a_file_tagged_l1c_only(tmp_path, city, fixtures_dir, capsys):
+    import json
+
+    import rasterio
+
+    from detect.cli import main
+
+    data, _ = _road_and_water(city, fixtures_dir)
+    with rasterio.open(fixtures_dir / "trucks" / "marseille-city.tif") as src:
+        profile = src.profile
+    props = {}
+    for level in ("L1C", "L2A"):
+        path = tmp_path / f"bridge_{level}.tif"
+        dn = np.round(_as_l1c(city, data).data / 1e-4).astype("uint16")  # the same pixels, two levels
+        with rasterio.open(path, "w", **profile) as dst:
+            dst.write(dn)
+            dst.descriptions = TRUCK_BANDS
+            dst.update_tags(REFLECTANCE_SCALE="0.0001", PROCESSING_LEVEL=level)
+        out = tmp_path / f"{level}.geojson"
+        with pytest.raises(SystemExit) as e:
+            main(["detect", str(path), "--classes", "truck", "--out", str(out), "--json"])
+        assert e.value.code == 0, capsys.readouterr().err
+        props[level] = [f["properties"] for f in json.loads(out.read_text())["features"]]
+    assert props["L1C"] and all(p["haze_offsets"]["B02"] > 0.05 for p in props["L1C"])
+    assert {p["detector"] for p in props["L1C"]} == {"trucks-s2-gbm[haze-corrected]"}
+    assert props["L2A"] and all(p["haze_offsets"] is None for p in props["L2A"])
