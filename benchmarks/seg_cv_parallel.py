@@ -6,9 +6,11 @@ where the CLI keeps torch's default). It only trains: score the folds
 afterwards, where the sen2ships files are, with ``benchmarks/seg_cv_rescore.py --step STEPS`` and tabulate
 them with ``benchmarks/ship_cv_seg.py``.
 
-An arm is one run of the recipe: ``NAME[:seed=N][:eotdl][:quay=P][:base=W]`` (``quay=P``: that share of the
-pasted hulls berthed along a quay, ``--quay-paste`` of the CLI, in every stage; ``base=W``: the U-Net's width,
-``--base``, 16 by default; score it with ``seg_cv_rescore.py --base W``). Two seeds of each arm, for instance,
+An arm is one run of the recipe: ``NAME[:seed=N][:eotdl][:quay=P][:haze=P][:base=W]`` (``quay=P``: that
+share of the pasted hulls berthed along a quay, ``--quay-paste`` of the CLI, in every stage; ``haze=P``: that
+share of crops under thin haze, ``--haze``, in every stage, for Level-1C input (score its L1C side with
+``seg_toa.py``, and rescore with ``seg_cv_rescore.py --haze P``); ``base=W``: the U-Net's width, ``--base``,
+16 by default; score it with ``seg_cv_rescore.py --base W``). Two seeds of each arm, for instance,
 give the lever and the spread between runs of one recipe in one sitting:
 
     python benchmarks/seg_cv_parallel.py --cache RUNS/seg/scenes --out RUNS/par --device cuda:0 \\
@@ -40,23 +42,26 @@ sys.path.insert(0, str(REPO))
 
 
 def parse_arm(text: str) -> dict:
-    """``NAME[:seed=N][:eotdl][:quay=P][:base=W]`` → {"name", "seed", "eotdl", "quay", "base"}."""
+    """``NAME[:seed=N][:eotdl][:quay=P][:haze=P][:base=W]`` → {"name", "seed", "eotdl", "quay", "haze",
+    "base"}."""
     name, *opts = text.split(":")
-    arm = {"name": name, "seed": 0, "eotdl": False, "quay": 0.0, "base": 16}
+    arm = {"name": name, "seed": 0, "eotdl": False, "quay": 0.0, "haze": 0.0, "base": 16}
     for o in opts:
+        key = o.split("=", 1)[0]
         if o == "eotdl":
             arm["eotdl"] = True
         elif o.startswith("seed=") and o[5:].isdigit():
             arm["seed"] = int(o[5:])
         elif o.startswith("base=") and o[5:].isdigit() and 4 <= int(o[5:]) <= 64:
             arm["base"] = int(o[5:])
-        elif o.startswith("quay="):
+        elif key in ("quay", "haze") and "=" in o:
+            value = o.split("=", 1)[1]
             try:
-                arm["quay"] = float(o[5:])
+                arm[key] = float(value)
             except ValueError:
-                arm["quay"] = -1.0
-            if not 0 <= arm["quay"] <= 1:
-                raise SystemExit(f"seg_cv_parallel: quay= is a share from 0 to 1, not {o[5:]!r} in {text!r}")
+                arm[key] = -1.0
+            if not 0 <= arm[key] <= 1:
+                raise SystemExit(f"seg_cv_parallel: {key}= is a share from 0 to 1, not {value!r} in {text!r}")
         else:
             raise SystemExit(f"seg_cv_parallel: unknown arm option {o!r} in {text!r}")
     if not name.replace("-", "").replace("_", "").isalnum():
@@ -89,6 +94,7 @@ def stage_config(a: argparse.Namespace, arm: dict, i: int, ends: list[int]):
         seed=arm["seed"],
         eotdl=arm["eotdl"],
         p_quay=arm.get("quay", 0.0),
+        p_haze=arm.get("haze", 0.0),
         base=arm.get("base", 16),
     )
 
@@ -179,7 +185,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cache", required=True, type=Path, help="prepared scenes (<city>.npz, eotdl.npz)")
     ap.add_argument("--out", required=True, type=Path, help="run folder: <arm>/fold<k>/, <arm>/final/")
-    ap.add_argument("--arm", action="append", default=[], help="NAME[:seed=N][:eotdl][:quay=P][:base=W]")
+    ap.add_argument(
+        "--arm", action="append", default=[], help="NAME[:seed=N][:eotdl][:quay=P][:haze=P][:base=W]"
+    )
     ap.add_argument("--final", action="append", default=[], help="also train this arm's final model")
     ap.add_argument("--folds", default="0,1,2,3,4")
     ap.add_argument("--k", type=int, default=5)

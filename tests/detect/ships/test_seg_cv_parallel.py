@@ -20,10 +20,12 @@ FIXTURES = ROOT / "tests" / "fixtures"
 
 def test_arms_and_stages_follow_the_gpu_script(load_script):
     m = load_script("benchmarks/seg_cv_parallel.py")
-    assert m.parse_arm("e1:seed=1:eotdl") == {"name": "e1", "seed": 1, "eotdl": True, "quay": 0.0, "base": 16}
-    assert m.parse_arm("ctl") == {"name": "ctl", "seed": 0, "eotdl": False, "quay": 0.0, "base": 16}
+    plain = {"eotdl": False, "quay": 0.0, "haze": 0.0, "base": 16}
+    assert m.parse_arm("e1:seed=1:eotdl") == {**plain, "name": "e1", "seed": 1, "eotdl": True}
+    assert m.parse_arm("ctl") == {**plain, "name": "ctl", "seed": 0}
     assert m.parse_arm("q2:seed=2:quay=0.5")["quay"] == 0.5
-    assert m.parse_arm("w:base=24:seed=1") == {"name": "w", "seed": 1, "eotdl": False, "quay": 0, "base": 24}
+    assert m.parse_arm("h1:haze=0.3:seed=1") == {**plain, "name": "h1", "seed": 1, "haze": 0.3}
+    assert m.parse_arm("w:base=24:seed=1") == {**plain, "name": "w", "seed": 1, "base": 24}
     for bad in ("base=2", "base=w", "base=99"):
         with pytest.raises(SystemExit, match="unknown arm option"):
             m.parse_arm(f"x:{bad}")
@@ -32,8 +34,11 @@ def test_arms_and_stages_follow_the_gpu_script(load_script):
     with pytest.raises(SystemExit, match="unknown arm option"):
         m.parse_arm("x:seed=two")
     for bad in ("1.5", "half", "-0.1"):
-        with pytest.raises(SystemExit, match="share from 0 to 1"):
-            m.parse_arm(f"x:quay={bad}")
+        for key in ("quay", "haze"):
+            with pytest.raises(SystemExit, match="share from 0 to 1"):
+                m.parse_arm(f"x:{key}={bad}")
+    with pytest.raises(SystemExit, match="unknown arm option"):
+        m.parse_arm("x:haze")
     assert m.stages(7200, 1200) == [2400, 6000, 7200]  # as benchmarks/seg_cv_gpu.sh
     assert m.stages(2400, 1200) == [2400]
     with pytest.raises(SystemExit):
@@ -52,7 +57,8 @@ def test_stage_configs_add_repaint_wakes_then_hard_negatives(load_script):
     assert [c.steps for c in cfgs] == [4, 6, 8]
     assert [(c.p_colour, c.p_wake, c.p_hard) for c in cfgs] == [(0, 0, 0), (0.5, 0.5, 0), (0.5, 0.5, 0.2)]
     assert all(c.p_paste == 0.5 and c.seed == 3 and c.eotdl and c.cycle == 2 for c in cfgs)
-    assert all(c.p_quay == 0 for c in cfgs)
+    assert all(c.p_quay == 0 and c.p_haze == 0 for c in cfgs)
+    assert [m.stage_config(a, m.parse_arm("h:haze=0.3"), i, [4, 6, 8]).p_haze for i in range(3)] == [0.3] * 3
     quay = m.parse_arm("q:quay=0.5")
     assert [m.stage_config(a, quay, i, [4, 6, 8]).p_quay for i in range(3)] == [0.5, 0.5, 0.5]
     assert all(c.base == 16 for c in cfgs)
