@@ -209,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
     sys.path.insert(0, str(REPO / "benchmarks"))
     from truck_eval import as_seen
 
+    if args.haze == "on" and args.simulate_l1c is None:
+        sys.exit("truck_count_real: --haze on is for --simulate-l1c (the scenes are read as they are)")
     look = as_seen(args.simulate_l1c, args.sun_zenith, args.haze, det)
     if args.simulate_l1c is not None:
         out_l1c = {"aot550": args.simulate_l1c, "sun_zenith": args.sun_zenith, "haze": args.haze}

@@ -221,6 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     thr = det.spec.threshold
     print(f"model {det.spec.name} ({args.weights}), threshold {thr:.2f}")
     out: dict = {"model": det.spec.name, "threshold": thr, "heldout": {}, "clean": {}}
+    if args.haze == "on" and args.simulate_l1c is None:
+        sys.exit("truck_eval: --haze on is for --simulate-l1c (the L2A scenes are read as they are)")
     look = as_seen(args.simulate_l1c, args.sun_zenith, args.haze, det)
     if args.simulate_l1c is not None:
         out["simulated_l1c"] = {"aot550": args.simulate_l1c, "sun_zenith": args.sun_zenith, "haze": args.haze}

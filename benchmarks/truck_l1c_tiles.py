@@ -6,7 +6,7 @@ alone. Windows are split by whether ``--min-water`` of their pixels are open wat
 the subtraction's reference is the dark level of the training scenes, which is set by water, and a window of
 land only has no such dark object. (The detector's own rule, ``MIN_WATER_SHARE``, came from this table.)
 
-    python benchmarks/truck_l1c_tiles.py [--aot 0.5] [--tile 256] [--json out.json]
+    python benchmarks/truck_l1c_tiles.py [--aot 0.5] [--tile 256] [--cities a,b] [--json out.json]
 """
 
 from __future__ import annotations
@@ -46,6 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=100)
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--trucks", type=int, default=300)
+    p.add_argument("--cities", default=",".join(HELDOUT_CITIES), help="sen2ships cities (default: held out)")
     p.add_argument("--json")
     args = p.parse_args(argv)
     from detect.core.data import data_path
@@ -61,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         sys.exit(f"truck_l1c_tiles: {det.spec.name} has no dark_reference")
     results: dict[tuple[str, str], list] = {}
     windows = {"water": 0, "dry": 0}
-    for ci, city in enumerate(HELDOUT_CITIES):
+    for ci, city in enumerate(args.cities.split(",")):
         data, gsd = load_city(args.data, city, args.cache)
         h, w = data.shape[1:]
         for k in range(args.rounds):

@@ -326,7 +326,8 @@ class TruckDetector:
     training scenes, and on windows of land alone the subtraction cost trucks (simulated L1C). The model was
     trained on L2A; the subtraction takes the path light off, not the contrast the air takes away
     (weights/trucks-s2.md, "Level-1C input"). Where it took something off, the detector label ends in
-    ``[haze-corrected]``; each detection carries ``haze_offsets`` (null where nothing was taken off).
+    ``[haze-corrected]``; each detection carries ``haze_offsets`` (what was taken off per band, ``{}`` where
+    it ran and took nothing off, null where it did not run), as the ship model's do.
     """
 
     name = "trucks-s2-gbm"
@@ -388,19 +389,19 @@ class TruckDetector:
                 f"the truck detector needs a {self.spec.gsd_m:g} m grid, got {gsd:g} m; "
                 "read the scene onto its UTM 10 m grid"
             )
-        offsets = None
+        haze = None
         if self.haze_applies(window):
             valid = window.valid_mask & np.all(np.isfinite(data), axis=0)
             if water_share(data, valid) >= MIN_WATER_SHARE:
                 data, offsets = subtract_dark(data, self.required_bands, valid, self.spec.dark_reference)
+                haze = {b: round(v, 4) for b, v in offsets.items()}
             else:
                 log.info(
-                    "%s: Level-1C window with under %.0f%% open water: no dark object, read as it is",
+                    "%s: under %.0f%% open water, so no dark object to measure haze by: read as it is",
                     window.scene_id or "input",
                     100 * MIN_WATER_SHARE,
                 )
-        label = f"{self.name}[haze-corrected]" if offsets else self.name
-        haze = {b: round(v, 4) for b, v in offsets.items()} if offsets else None
+        label = f"{self.name}[haze-corrected]" if haze else self.name
         return [
             candidate_to_detection(cand, window, label).with_properties(haze_offsets=haze)
             for cand in self.candidates(data, conf=conf)

@@ -296,10 +296,11 @@ def add_haze(data: np.ndarray, band_names: tuple[str, ...], rng: np.random.Gener
     scene or a hazy day shows it: ``path_b + t_b · x`` per band, for training only.
 
     Path reflectance in B02 0.03–0.16 (Rayleigh alone gives ~0.06 for a sun 25° from zenith, aerosol adds
-    up to ~0.1 more), falling with wavelength as λ^-α, α 0.5–2.5 (white haze to clear, Rayleigh-dominated
-    air); transmittance in B02 0.5–0.95, rising with wavelength as t^((λ/λ_B02)^-β), β 0.5–2. The sum
-    brightens every band, most in the blue, and dims a truck's rainbow. Bands not in
-    ``HAZE_WAVELENGTH_UM``, and pixels where any band is not finite, are returned unchanged.
+    up to ~0.1 more), falling with wavelength as λ^-α, α 0.5–2.5 (white haze to bluer air; Rayleigh alone
+    falls as λ^-4, so clear air is steeper than this range); transmittance in B02 0.5–0.95, rising with
+    wavelength as t^((λ/λ_B02)^-β), β 0.5–2. The sum brightens dark pixels, most in the blue, and dims a
+    truck's rainbow. Bands not in ``HAZE_WAVELENGTH_UM``, and pixels where any band is not finite, are
+    returned unchanged. Measured as a training lever and not kept (weights/trucks-s2.md).
     """
     path_b02 = rng.uniform(0.03, 0.16)
     t_b02 = rng.uniform(0.5, 0.95)

@@ -472,3 +472,22 @@ def test_detect_cli_takes_the_haze_off_a_file_tagged_l1c_only(tmp_path, city, fi
     assert props["L1C"] and all(p["haze_offsets"]["B02"] > 0.05 for p in props["L1C"])
     assert {p["detector"] for p in props["L1C"]} == {"trucks-s2-gbm[haze-corrected]"}
     assert props["L2A"] and all(p["haze_offsets"] is None for p in props["L2A"])
+
+
+def test_water_share_counts_open_water_among_valid_pixels_only(detector, city, fixtures_dir):
+    from detect.trucks.detector import MIN_WATER_SHARE, water_share
+
+    data, _ = _road_and_water(city, fixtures_dir)
+    valid = np.all(np.isfinite(data), axis=0)
+    assert water_share(data, valid) == pytest.approx(20 * 128 / 128**2, abs=0.01)  # the 20 rows of sea
+    holed = data.copy()
+    holed[:, :64] = np.nan  # half the chip missing: the sea is a larger share of what is left
+    assert water_share(holed, np.all(np.isfinite(holed), axis=0)) == pytest.approx(
+        2 * 20 * 128 / 128**2, abs=0.02
+    )
+    assert water_share(data, np.zeros_like(valid)) == 0.0
+    assert water_share(city.data, city.valid_mask) < MIN_WATER_SHARE  # the city chip alone: no water
+    # an L1C window with water whose dark levels are already under the reference: ran, took nothing off
+    dim = replace(city, data=data * 0.5, processing_level="L1C")
+    dets = detector.detect(dim, conf=0.5)
+    assert dets and all(d.properties["haze_offsets"] == {} and d.detector == "trucks-s2-gbm" for d in dets)
