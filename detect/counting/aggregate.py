@@ -69,6 +69,7 @@ SCENE_COLUMNS = (
     "cloud_fraction",
     "valid_fraction",
     "observed_fraction",
+    "dark_b02",
     "status",
     "reason",
     "n_detections",
@@ -313,7 +314,7 @@ def scenes_table(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     """Scenes as a DataFrame; a row without ``sensor`` is Sentinel-1 if its level is GRD, else Sentinel-2."""
     df = pd.DataFrame(list(rows), columns=list(SCENE_COLUMNS))
     df["datetime"] = pd.to_datetime(df["datetime"], utc=True)
-    for c in ("cloud_cover", "cloud_fraction", "valid_fraction", "observed_fraction"):
+    for c in ("cloud_cover", "cloud_fraction", "valid_fraction", "observed_fraction", "dark_b02"):
         df[c] = pd.to_numeric(df[c]).astype(float)
     df["n_detections"] = pd.to_numeric(df["n_detections"]).astype("Int64")
     df["ais_fixes"] = pd.to_numeric(df["ais_fixes"]).astype("Int64")

@@ -43,6 +43,21 @@ def scene_bands(scene: Scene, detector: Sequence[str]) -> tuple[str, ...]:
     return tuple(bands)
 
 
+def dark_b02(window: Any, valid: np.ndarray, cloud: np.ndarray | None) -> float | None:
+    """A scene's haze index: B02's dark level (``detect.core.haze.dark_levels``, the 0.5th percentile) over
+    the window's valid, cloud-free pixels, as reflectance; None without B02 or a clear pixel. Clear L2A
+    water sits at ~0.005–0.03; L1C adds the air's path light (~0.06 for a sun 25° from zenith), haze more.
+    Compare it between scenes of one processing level: the ship and truck models find fewer targets the
+    higher it is (weights/trucks-s2.md and weights/ships-s2-seg.md, "Level-1C input")."""
+    from detect.core.haze import dark_levels
+
+    if "B02" not in window.band_names:
+        return None
+    clear = valid if cloud is None else valid & ~cloud
+    level = dark_levels(window.band("B02")[None], ("B02",), clear).get("B02")
+    return None if level is None else round(level, 4)
+
+
 def process_scene(
     scene: Scene,
     *,
@@ -107,6 +122,7 @@ def process_scene(
             cloud_fraction=finite_or(screen.cloud_fraction),
             valid_fraction=finite_or(screen.valid_fraction, window.valid_fraction),
             observed_fraction=cov_all["observed_fraction"],
+            dark_b02=None if sensor == "S1" else dark_b02(window, valid, cloud),
             status=str(screen.status),
             reason=screen_reason(screen),
             coverage=coverage,

@@ -346,7 +346,8 @@ TRUCK_L1C_CAVEAT = (
     "of held-out cities it found 17-47 % fewer of the simulated trucks than on L2A (aerosol optical depth "
     "0.1-1.0), and 11-42 % fewer with the haze correction it applies where a window has open water. So a "
     "hazier day counts fewer trucks, and L1C days (all of 2018 outside Europe) are not comparable one to "
-    "one with L2A days: compare L1C days with each other, and clear days with clear days."
+    "one with L2A days: compare L1C days with each other, and clear days with clear days (`dark_b02` in "
+    "scenes.csv is a haze index per scene)."
 )
 
 

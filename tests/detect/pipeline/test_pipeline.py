@@ -252,6 +252,10 @@ def test_an_l1c_scene_gets_its_haze_taken_off_and_its_outputs_say_so(tmp_path):
     assert list(labels[SAMPLE.id]) == ["seg:ships-s2-seg[B02+B03+B04+B08]"]
     n = dets["scene"].value_counts()
     assert abs(n["athens-l1c"] - n[SAMPLE.id]) <= 0.3 * n[SAMPLE.id]  # about as many ships seen
+    # the haze index: B02's dark level, raised by exactly the path light added (one DN of rounding)
+    dark = scenes["dark_b02"]
+    assert 0.0 < dark[SAMPLE.id] < 0.05
+    assert dark["athens-l1c"] - dark[SAMPLE.id] == pytest.approx(rayleigh["B02"], abs=2e-4)
 
 
 def test_bad_input_is_an_input_error(tmp_path):
