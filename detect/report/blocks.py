@@ -179,6 +179,13 @@ def report_blocks(
                 else ""
             )
             + (
+                " `dark_b02` is the haze index of the scene that counted (B02's dark level; Level-1C scenes "
+                "read about 0.06 higher than Level-2A): the hazier the scene, the fewer trucks and small "
+                "ships the models find, so compare days of similar haze."
+                if (scenes["processing_level"] == "L1C").any() or (daily["class"] == "truck").any()
+                else ""
+            )
+            + (
                 " `sensor` says which satellite counted the day: S2 when it saw the zone clearly, else S1 "
                 "(hollow bars in the chart); S1 and S2 have different detection limits."
                 if "S1" in sensors
@@ -206,6 +213,15 @@ def report_blocks(
     table = daily[[c for c in cols if c in DAILY_COLUMNS]].copy()
     for c in ("observed_fraction", "cloud_fraction"):
         table[c] = table[c].map(lambda v: "" if pd.isna(v) else f"{v:.2f}")
+    l1c = (scenes["processing_level"] == "L1C").any()
+    if (l1c or (daily["class"] == "truck").any()) and "dark_b02" in scenes:
+        # the haze index of the scene that counted: hazier days count fewer trucks (and small ships)
+        haze = scenes.drop_duplicates("scene").set_index("scene")["dark_b02"]
+        table.insert(
+            table.columns.get_loc("status"),
+            "dark_b02",
+            table["scene"].map(lambda sc: "" if pd.isna(haze.get(sc)) else f"{haze[sc]:.3f}"),
+        )
     if "count_uncertainty" in table:
         table["count_uncertainty"] = table["count_uncertainty"].map(lambda v: "" if pd.isna(v) else f"±{v:g}")
     for c in ("count", "dark_count"):

@@ -403,3 +403,6 @@ def test_trucks_on_an_l1c_scene_are_haze_corrected_and_the_report_says_what_l1c_
     assert len(dets) and set(dets["detector"]) == {"trucks-s2-gbm[haze-corrected]"}
     text = (tmp_path / "out" / "report.md").read_text()
     assert TRUCK_L1C_CAVEAT in text and "the ship model was trained on Level-2A" not in text
+    # the daily table shows the haze index of the scene that counted: the sample's B02 dark level + 0.058
+    dark = pd.read_csv(res.paths["scenes_csv"]).set_index("scene").at["athens-l1c", "dark_b02"]
+    assert dark > 0.058 and f"| {dark:.3f} |" in text and "`dark_b02` is the haze index" in text
