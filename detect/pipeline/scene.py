@@ -45,15 +45,17 @@ def scene_bands(scene: Scene, detector: Sequence[str]) -> tuple[str, ...]:
 
 def dark_b02(window: Any, valid: np.ndarray, cloud: np.ndarray | None) -> float | None:
     """A scene's haze index: B02's dark level (``detect.core.haze.dark_levels``, the 0.5th percentile) over
-    the window's valid, cloud-free pixels, as reflectance; None without B02 or a clear pixel. Clear L2A
-    water sits at ~0.005–0.03; L1C adds the air's path light (~0.06 for a sun 25° from zenith), haze more.
-    Compare it between scenes of one processing level: the ship and truck models find fewer targets the
-    higher it is (weights/trucks-s2.md and weights/ships-s2-seg.md, "Level-1C input")."""
+    the window's valid, cloud-free pixels, as reflectance; None without B02 or a clear pixel. It measures haze
+    where the darkest pixels are clear water (~0.005–0.03 in L2A); L1C adds the air's path light, at least
+    ~0.06 (Rayleigh, sun 20–25° from zenith), more with aerosol or a lower sun, so within L1C it also follows
+    the season. On a window without water it is the darkest land (shadows), and turbid water or glint raise
+    it too. Compare it between scenes of one AOI and one processing level (weights/trucks-s2.md and
+    weights/ships-s2-seg.md, "Level-1C input")."""
     from detect.core.haze import dark_levels
 
     if "B02" not in window.band_names:
         return None
-    clear = valid if cloud is None else valid & ~cloud
+    clear = valid if cloud is None else valid & ~np.asarray(cloud, dtype=bool)
     level = dark_levels(window.band("B02")[None], ("B02",), clear).get("B02")
     return None if level is None else round(level, 4)
 

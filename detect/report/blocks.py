@@ -179,9 +179,10 @@ def report_blocks(
                 else ""
             )
             + (
-                " `dark_b02` is the haze index of the scene that counted (B02's dark level; Level-1C scenes "
-                "read about 0.06 higher than Level-2A): the hazier the scene, the fewer trucks and small "
-                "ships the models find, so compare days of similar haze."
+                " `dark_b02` is a haze index of the scene that counted: B02's dark level, which follows haze "
+                "where the darkest pixels are clear water (Level-1C scenes read at least ~0.06 higher than "
+                "Level-2A, more with haze or a low sun). On simulated L1C, more haze cost the truck model "
+                "trucks and the ship model small ships, so compare days of similar haze and level."
                 if (scenes["processing_level"] == "L1C").any() or (daily["class"] == "truck").any()
                 else ""
             )
@@ -217,10 +218,14 @@ def report_blocks(
     if (l1c or (daily["class"] == "truck").any()) and "dark_b02" in scenes:
         # the haze index of the scene that counted: hazier days count fewer trucks (and small ships)
         haze = scenes.drop_duplicates("scene").set_index("scene")["dark_b02"]
+        seen = daily["status"].to_numpy() != "unobserved"
         table.insert(
             table.columns.get_loc("status"),
             "dark_b02",
-            table["scene"].map(lambda sc: "" if pd.isna(haze.get(sc)) else f"{haze[sc]:.3f}"),
+            [
+                f"{haze[sc]:.3f}" if ok and not pd.isna(haze.get(sc)) else ""
+                for sc, ok in zip(table["scene"], seen, strict=True)
+            ],
         )
     if "count_uncertainty" in table:
         table["count_uncertainty"] = table["count_uncertainty"].map(lambda v: "" if pd.isna(v) else f"±{v:g}")

@@ -390,19 +390,28 @@ def test_corrupt_files_are_failed_scenes_and_the_run_goes_on(tmp_path):
 
 
 def test_trucks_on_an_l1c_scene_are_haze_corrected_and_the_report_says_what_l1c_costs(tmp_path):
-    # the real sample as an L1C scene (Rayleigh path light, as above); trucks only: the truck model takes the
-    # haze off (the port's window has open water), and the report states the truck model's L1C caveat, not
-    # the ship model's
+    # the real sample (L2A) and the same pixels as an L1C scene a day later (Rayleigh path light, as above);
+    # trucks only: the truck model takes the haze off the L1C scene (the port's window has open water), the
+    # report states the truck model's L1C caveat, not the ship model's, and its daily table gives each
+    # observed day the haze index of the scene that counted it
     from detect.report.blocks import TRUCK_L1C_CAVEAT
 
     root = tmp_path / "scenes"
+    shutil.copytree(SAMPLE.path.parent, root / SAMPLE.id)
     rayleigh = {"B02": 0.058, "B03": 0.034, "B04": 0.017, "B08": 0.007}
     _copy_scene(SAMPLE.path.parent, root, "athens-l1c", 1, path_light=rayleigh)
     res = _run(root, tmp_path / "out", pipeline.default_steps(), classes=("truck",), report=True)
     dets = pd.read_parquet(res.paths["detections_parquet"])
-    assert len(dets) and set(dets["detector"]) == {"trucks-s2-gbm[haze-corrected]"}
+    labels = dets.groupby("scene")["detector"].unique()
+    assert list(labels["athens-l1c"]) == ["trucks-s2-gbm[haze-corrected]"]
+    assert list(labels[SAMPLE.id]) == ["trucks-s2-gbm"]
     text = (tmp_path / "out" / "report.md").read_text()
     assert TRUCK_L1C_CAVEAT in text and "the ship model was trained on Level-2A" not in text
-    # the daily table shows the haze index of the scene that counted: the sample's B02 dark level + 0.058
-    dark = pd.read_csv(res.paths["scenes_csv"]).set_index("scene").at["athens-l1c", "dark_b02"]
-    assert dark > 0.058 and f"| {dark:.3f} |" in text and "`dark_b02` is the haze index" in text
+    dark = pd.read_csv(res.paths["scenes_csv"]).set_index("scene")["dark_b02"]
+    rows = [r.split("|") for r in text.splitlines() if r.startswith("| 20")]  # the daily table's rows
+    head = next(r.split("|") for r in text.splitlines() if r.startswith("| date |"))
+    col, scol = head.index(" dark_b02 "), head.index(" scene ")
+    shown = {r[scol].strip(): r[col].strip() for r in rows if r[scol].strip()}
+    assert shown == {sc: f"{dark[sc]:.3f}" for sc in (SAMPLE.id, "athens-l1c")}
+    assert all(r[col].strip() == "" for r in rows if not r[scol].strip())  # unobserved days: no index
+    assert "`dark_b02` is a haze index" in text
