@@ -56,10 +56,13 @@ def to_toa(rho: np.ndarray, band: str, aot550: float, sun_zenith: float) -> np.n
     return path + t * rho
 
 
-def simulate_toa_array(data: np.ndarray, bands, aot550: float, sun_zenith: float) -> np.ndarray:
-    """A (bands, H, W) L2A reflectance array as a simulated L1C (``to_toa`` per band); pixels where any
-    band is not finite, and bands outside ``WAVELENGTH_UM``, unchanged."""
-    valid = np.all(np.isfinite(data), axis=0)
+def simulate_toa_array(
+    data: np.ndarray, bands, aot550: float, sun_zenith: float, valid: np.ndarray | None = None
+) -> np.ndarray:
+    """A (bands, H, W) L2A reflectance array as a simulated L1C (``to_toa`` per band); pixels off ``valid``
+    (default: where any band is not finite), and bands outside ``WAVELENGTH_UM``, unchanged."""
+    if valid is None:
+        valid = np.all(np.isfinite(data), axis=0)
     out = np.array(data, dtype=np.float32, copy=True)
     for i, b in enumerate(bands):
         if b in WAVELENGTH_UM:
@@ -70,9 +73,5 @@ def simulate_toa_array(data: np.ndarray, bands, aot550: float, sun_zenith: float
 def simulate_toa(window, aot550: float, sun_zenith: float):
     """``window`` (L2A reflectance) as a simulated L1C: path reflectance added, contrast lowered per band;
     invalid pixels and bands outside ``WAVELENGTH_UM`` unchanged."""
-    arr = np.array(window.data, dtype=np.float32, copy=True)
-    valid = window.valid_mask
-    for i, b in enumerate(window.band_names):
-        if b in WAVELENGTH_UM:
-            arr[i] = np.where(valid, to_toa(arr[i], b, aot550, sun_zenith), arr[i])
+    arr = simulate_toa_array(window.data, window.band_names, aot550, sun_zenith, window.valid_mask)
     return replace(window, data=arr, processing_level="L1C")

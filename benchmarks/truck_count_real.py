@@ -171,6 +171,9 @@ def add(a: dict, b: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    from truck_eval import add_l1c_arguments, l1c_look
+
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default=None, help="sen2ships root (default $HARBORWATCH_DATA/sen2ships)")
     p.add_argument(
@@ -180,9 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cache", default=str(REPO / "work-data" / "trucks"))
     p.add_argument("--legacy", action="store_true", help="the post-processing before issue 15")
     p.add_argument("--json", help="write all numbers here")
-    p.add_argument("--simulate-l1c", type=float, metavar="AOT", help="simulated L1C at this aerosol depth")
-    p.add_argument("--sun-zenith", type=float, default=25.0, help="sun zenith of --simulate-l1c (degrees)")
-    p.add_argument("--haze", choices=("off", "on"), default="off", help="dark-object subtraction first")
+    add_l1c_arguments(p)
     p.add_argument(
         "--write-spec",
         action="store_true",
@@ -206,17 +207,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if args.write_spec and args.simulate_l1c is not None:
         sys.exit("truck_count_real: --write-spec stores the L2A numbers; run it without --simulate-l1c")
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    from truck_eval import as_seen
-
-    if args.haze == "on" and args.simulate_l1c is None:
-        sys.exit("truck_count_real: --haze on is for --simulate-l1c (the scenes are read as they are)")
-    look = as_seen(args.simulate_l1c, args.sun_zenith, args.haze, det)
-    if args.simulate_l1c is not None:
-        out_l1c = {"aot550": args.simulate_l1c, "sun_zenith": args.sun_zenith, "haze": args.haze}
-        print(
-            f"simulated L1C: aerosol {args.simulate_l1c:g}, sun zenith {args.sun_zenith:g}°, haze {args.haze}"
-        )
+    look, l1c = l1c_look("truck_count_real", args, det)
     s2td = read_s2td_chip(S2TD_CHIP)
     s2td_data = look(s2td.select(TRUCK_BANDS))
     scenes: dict[str, np.ndarray] = {S2TD_SCENE: s2td_data}
@@ -232,8 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         return scenes[name]
 
     out: dict = {"mode": mode, "labelled": {}, "non_road": {}}
-    if args.simulate_l1c is not None:
-        out["simulated_l1c"] = out_l1c
+    if l1c:
+        out["simulated_l1c"] = l1c
     print(f"\nLabelled real areas (match within {MATCH_PX} px; 'low' labels ignored)")
     head = ("area", "hand", "dets", "TP", "FP", "FN", "dup", "P", "R", "count err")
     print(

@@ -21,6 +21,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy import ndimage
@@ -99,6 +100,25 @@ def as_seen(aot550: float | None, sun_zenith: float, haze: str, det: TruckDetect
         return toa
 
     return look
+
+
+def add_l1c_arguments(p: argparse.ArgumentParser) -> None:
+    """The simulated-L1C options ``truck_eval.py`` and ``truck_count_real.py`` share."""
+    p.add_argument("--simulate-l1c", type=float, metavar="AOT", help="simulated L1C at this aerosol depth")
+    p.add_argument("--sun-zenith", type=float, default=25.0, help="sun zenith of --simulate-l1c (degrees)")
+    p.add_argument("--haze", choices=("off", "on"), default="off", help="dark-object subtraction first")
+
+
+def l1c_look(script: str, args: argparse.Namespace, det: TruckDetector) -> tuple[Any, dict | None]:
+    """(``as_seen`` for ``add_l1c_arguments``' options, the settings to record, None without
+    ``--simulate-l1c``); exits on ``--haze on`` without ``--simulate-l1c``, and says what it simulates."""
+    if args.haze == "on" and args.simulate_l1c is None:
+        sys.exit(f"{script}: --haze on is for --simulate-l1c (the scenes are read as they are)")
+    look = as_seen(args.simulate_l1c, args.sun_zenith, args.haze, det)
+    if args.simulate_l1c is None:
+        return look, None
+    print(f"simulated L1C: aerosol {args.simulate_l1c:g}, sun zenith {args.sun_zenith:g}°, haze {args.haze}")
+    return look, {"aot550": args.simulate_l1c, "sun_zenith": args.sun_zenith, "haze": args.haze}
 
 
 def water_mask(data: np.ndarray) -> np.ndarray:
@@ -205,9 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-figure", action="store_true")
     p.add_argument("--yolo", help="also evaluate a YOLO comparison model (.pt with its .json)")
     p.add_argument("--yolo-only", action="store_true", help="with --yolo: skip everything else")
-    p.add_argument("--simulate-l1c", type=float, metavar="AOT", help="simulated L1C at this aerosol depth")
-    p.add_argument("--sun-zenith", type=float, default=25.0, help="sun zenith of --simulate-l1c (degrees)")
-    p.add_argument("--haze", choices=("off", "on"), default="off", help="dark-object subtraction first")
+    add_l1c_arguments(p)
     args = p.parse_args(argv)
     from detect.core.data import data_path
     from imagery.errors import InputError
@@ -221,14 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     thr = det.spec.threshold
     print(f"model {det.spec.name} ({args.weights}), threshold {thr:.2f}")
     out: dict = {"model": det.spec.name, "threshold": thr, "heldout": {}, "clean": {}}
-    if args.haze == "on" and args.simulate_l1c is None:
-        sys.exit("truck_eval: --haze on is for --simulate-l1c (the L2A scenes are read as they are)")
-    look = as_seen(args.simulate_l1c, args.sun_zenith, args.haze, det)
-    if args.simulate_l1c is not None:
-        out["simulated_l1c"] = {"aot550": args.simulate_l1c, "sun_zenith": args.sun_zenith, "haze": args.haze}
-        print(
-            f"simulated L1C: aerosol {args.simulate_l1c:g}, sun zenith {args.sun_zenith:g}°, haze {args.haze}"
-        )
+    look, l1c = l1c_look("truck_eval", args, det)
+    if l1c:
+        out["simulated_l1c"] = l1c
     if args.yolo:
         out["yolo"] = yolo_comparison(args, det)
         if args.yolo_only:

@@ -18,6 +18,23 @@ import numpy as np
 
 #: Percentile of a window's valid pixels that defines its dark level.
 DARK_PERCENTILE = 0.5
+#: A detector's ``haze`` setting: subtract on Level-1C windows (``auto``), on every window (``on``), never.
+HAZE_MODES = ("auto", "on", "off")
+
+
+def check_haze_mode(mode: str) -> str:
+    """``mode`` if it is one of ``HAZE_MODES``, else ValueError."""
+    if mode not in HAZE_MODES:
+        raise ValueError(f"haze must be one of {', '.join(HAZE_MODES)}, not {mode!r}")
+    return mode
+
+
+def haze_applies(mode: str, reference: Mapping[str, float], processing_level: str | None) -> bool:
+    """Whether a detector with ``haze`` ``mode`` and a spec's ``reference`` subtracts on a window of
+    ``processing_level``: never without a reference or when off; always when on; on L1C when auto."""
+    if not reference or mode == "off":
+        return False
+    return mode == "on" or (processing_level or "").upper() == "L1C"
 
 
 def dark_levels(

@@ -123,6 +123,10 @@ def report_blocks(
     first_rows = all_rows[all_rows["class"] == first_class]
     seen = first_rows[first_rows["status"] != "unobserved"]
     s1_days = sorted(seen.loc[seen["sensor"] == "S1", "date"]) if "sensor" in seen else []
+    l1c = bool((scenes["processing_level"] == "L1C").any())
+    trucks = bool((daily["class"] == "truck").any())
+    # the haze index beside the daily counts: where L1C or trucks make haze matter (weights' "Level-1C input")
+    show_haze = (l1c or trucks) and "dark_b02" in scenes
     ais = parameters.get("ais")
     b.append(
         (
@@ -183,7 +187,7 @@ def report_blocks(
                 "where the darkest pixels are clear water (Level-1C scenes read at least ~0.06 higher than "
                 "Level-2A, more with haze or a low sun). On simulated L1C, more haze cost the truck model "
                 "trucks and the ship model small ships, so compare days of similar haze and level."
-                if (scenes["processing_level"] == "L1C").any() or (daily["class"] == "truck").any()
+                if show_haze
                 else ""
             )
             + (
@@ -200,7 +204,7 @@ def report_blocks(
         "zone",
         "class",
         "count",
-        *(["count_uncertainty"] if (daily["class"] == "truck").any() else []),
+        *(["count_uncertainty"] if trucks else []),
         "count_lt50m",
         "count_50_150m",
         "count_gt150m",
@@ -214,17 +218,15 @@ def report_blocks(
     table = daily[[c for c in cols if c in DAILY_COLUMNS]].copy()
     for c in ("observed_fraction", "cloud_fraction"):
         table[c] = table[c].map(lambda v: "" if pd.isna(v) else f"{v:.2f}")
-    l1c = (scenes["processing_level"] == "L1C").any()
-    if (l1c or (daily["class"] == "truck").any()) and "dark_b02" in scenes:
-        # the haze index of the scene that counted: hazier days count fewer trucks (and small ships)
+    if show_haze:  # the haze index of the scene that counted
         haze = scenes.drop_duplicates("scene").set_index("scene")["dark_b02"]
-        seen = daily["status"].to_numpy() != "unobserved"
+        observed = daily["status"].to_numpy() != "unobserved"
         table.insert(
             table.columns.get_loc("status"),
             "dark_b02",
             [
                 f"{haze[sc]:.3f}" if ok and not pd.isna(haze.get(sc)) else ""
-                for sc, ok in zip(table["scene"], seen, strict=True)
+                for sc, ok in zip(table["scene"], observed, strict=True)
             ],
         )
     if "count_uncertainty" in table:
@@ -307,7 +309,7 @@ def report_blocks(
         caveats += S1_CAVEATS
     if ais:
         caveats += [c.format(gates=ais_gates_text(ais.get("params") or {})) for c in AIS_CAVEATS]
-    if (scenes["processing_level"] == "L1C").any():
+    if l1c:
         classes = parameters.get("classes", ["ship"])
         if model.weights and "ship" in classes:
             caveats.append(l1c_caveat(model.method))

@@ -27,7 +27,7 @@ from torch import nn
 
 from detect.core.device import check_device
 from detect.core.geometry import Detection, detection_from_pixel_box, mask_corner_points
-from detect.core.haze import subtract_dark
+from detect.core.haze import check_haze_mode, haze_applies, subtract_dark
 from detect.core.water import WaterMask, water_mask
 from detect.core.weights import resolve_weights, sha256_file, weights_dir
 from imagery.atomic import atomic_write_json
@@ -340,8 +340,6 @@ def instances(prob: np.ndarray, spec: SegSpec) -> list[Instance]:
 #: How far (px) from its hull pixels a ship must find open water: one pixel of quay fender or mixed
 #: hull/water pixels between them, and one of NDWI noise.
 WATER_REACH_PX = 2
-#: ``SegShipDetector(haze=...)``: when dark-object subtraction runs.
-HAZE_MODES = ("auto", "on", "off")
 
 
 def upsample_factor(res_m: float, gsd_m: float) -> int:
@@ -439,8 +437,7 @@ class SegShipDetector:
         keep_land: bool = False,
         haze: str = "auto",
     ) -> None:
-        if haze not in HAZE_MODES:
-            raise ValueError(f"haze must be one of {', '.join(HAZE_MODES)}, not {haze!r}")
+        check_haze_mode(haze)
         if model is None or isinstance(model, str):
             model = SegModel.load(model or DEFAULT_SEG_MODEL, device=device)
         self.model = model
@@ -513,9 +510,7 @@ class SegShipDetector:
 
     def haze_applies(self, window: RasterWindow) -> bool:
         """Whether dark-object subtraction runs on ``window`` (``haze`` and its processing level)."""
-        if not self.spec.dark_reference or self.haze == "off":
-            return False
-        return self.haze == "on" or (window.processing_level or "").upper() == "L1C"
+        return haze_applies(self.haze, self.spec.dark_reference, window.processing_level)
 
     def detect(self, window: RasterWindow, *, conf: float | None = None) -> list[Detection]:
         """Ships in ``window`` with score >= ``conf`` (default: the model's threshold)."""

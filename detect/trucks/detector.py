@@ -18,7 +18,7 @@ import numpy as np
 from scipy import ndimage
 
 from detect.core.geometry import Detection, detection_from_pixel_box, oriented_box
-from detect.core.haze import subtract_dark
+from detect.core.haze import check_haze_mode, haze_applies, subtract_dark
 from detect.trucks.sim import BAND_DELAY_S, find_roads, pixel_vector_to_bearing
 from imagery.errors import InputError, ModelError
 from imagery.types import RasterWindow
@@ -297,8 +297,6 @@ class TruckModelSpec:
         }
 
 
-#: ``TruckDetector(haze=...)``: when dark-object subtraction runs (as for the ship segmentation model).
-HAZE_MODES = ("auto", "on", "off")
 #: Share of a window's valid pixels that must be open water (``water_share``) for the haze correction to
 #: run: on simulated L1C it gained trucks on 256 px windows with at least 1 % water and lost them on windows
 #: without (``benchmarks/truck_l1c_tiles.py``).
@@ -339,11 +337,9 @@ class TruckDetector:
             raise ModelError(
                 f"truck model {spec.name} was trained on other features than this code computes; retrain it"
             )
-        if haze not in HAZE_MODES:
-            raise ValueError(f"haze must be one of {', '.join(HAZE_MODES)}, not {haze!r}")
         self.booster = booster
         self.spec = spec
-        self.haze = haze
+        self.haze = check_haze_mode(haze)
 
     @classmethod
     def load(
@@ -409,9 +405,7 @@ class TruckDetector:
 
     def haze_applies(self, window: RasterWindow) -> bool:
         """Whether dark-object subtraction runs on ``window`` (``haze`` and its processing level)."""
-        if not self.spec.dark_reference or self.haze == "off":
-            return False
-        return self.haze == "on" or (window.processing_level or "").upper() == "L1C"
+        return haze_applies(self.haze, self.spec.dark_reference, window.processing_level)
 
 
 def check_reflectance_scale(visible: np.ndarray, context: str) -> None:
