@@ -26,6 +26,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from detect.core.water import ndwi_array  # noqa: E402
 from detect.trucks.detector import (  # noqa: E402
     TRUCK_BANDS,
     TruckDetector,
@@ -115,9 +116,7 @@ def detections_in_window(det, data, window, legacy):
 
 def land_mask(data: np.ndarray) -> np.ndarray:
     """Land, bridge decks included: NDWI(B03, B08) < 0 (moving ships on water make rainbows too)."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ndwi = (data[1] - data[3]) / (data[1] + data[3])
-    return np.nan_to_num(ndwi, nan=1.0) < 0.0
+    return np.nan_to_num(ndwi_array(data[1], data[3]), nan=1.0) < 0.0
 
 
 def on_land(dets: list[tuple], data: np.ndarray) -> list[tuple]:

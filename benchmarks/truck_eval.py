@@ -30,6 +30,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
 
+from detect.core.water import ndwi_array  # noqa: E402
 from detect.trucks.detector import (  # noqa: E402
     DEFAULT_MODEL,
     S2TD_SCALE,
@@ -123,16 +124,13 @@ def l1c_look(script: str, args: argparse.Namespace, det: TruckDetector) -> tuple
 
 def water_mask(data: np.ndarray) -> np.ndarray:
     """Open water: NDWI(B03, B08) > 0.3, eroded 3 px so shorelines and quays are not counted."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ndwi = (data[1] - data[3]) / (data[1] + data[3])
-    return ndimage.binary_erosion(np.nan_to_num(ndwi) > 0.3, iterations=3)
+    return ndimage.binary_erosion(np.nan_to_num(ndwi_array(data[1], data[3])) > 0.3, iterations=3)
 
 
 def land_mask(data: np.ndarray) -> np.ndarray:
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ndwi = (data[1] - data[3]) / (data[1] + data[3])
     valid = np.all(np.isfinite(data), axis=0)
-    return ndimage.binary_erosion(valid & (np.nan_to_num(ndwi, nan=1.0) < 0.0), iterations=3)
+    ndwi = np.nan_to_num(ndwi_array(data[1], data[3]), nan=1.0)
+    return ndimage.binary_erosion(valid & (ndwi < 0.0), iterations=3)
 
 
 def per_km2(cands, mask: np.ndarray, gsd_m: float) -> tuple[int, float, float]:

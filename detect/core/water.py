@@ -51,12 +51,16 @@ class WaterMask:
         return out
 
 
+def ndwi_array(green: np.ndarray, nir: np.ndarray) -> np.ndarray:
+    """McFeeters NDWI = (green − nir) / (green + nir) of two reflectance arrays (B03, B08), without warnings;
+    NaN (0/0) or ±inf where the sum is 0, for the caller to map."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return (green - nir) / (green + nir)
+
+
 def ndwi(window: RasterWindow) -> np.ndarray:
     """McFeeters NDWI = (B03 − B08) / (B03 + B08); NaN where invalid."""
-    g = window.band("B03").astype(np.float32)
-    n = window.band("B08").astype(np.float32)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = (g - n) / (g + n)
+    out = ndwi_array(window.band("B03").astype(np.float32), window.band("B08").astype(np.float32))
     out[~np.isfinite(out)] = np.nan
     return out
 

@@ -24,6 +24,7 @@ from shapely.geometry import Polygon, box
 from detect.core.bands import normalise
 from detect.core.geometry import mask_corner_points
 from detect.core.rle import decode_rle
+from detect.core.water import ndwi_array
 from imagery.atomic import atomic_write_bytes, atomic_write_json, atomic_write_text
 from imagery.errors import InputError, MissingBandsError
 from imagery.read import find_band_files, open_raster
@@ -232,10 +233,7 @@ def water_fraction(window: RasterWindow) -> np.ndarray | None:
     """Per-pixel water (NDWI > 0 from B03/B08), or None when the scene lacks them."""
     if not all(b in window.band_names for b in _WATER_BANDS):
         return None
-    g, n = window.band("B03"), window.band("B08")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ndwi = (g - n) / (g + n)
-    return np.nan_to_num(ndwi, nan=-1.0) > 0.0
+    return np.nan_to_num(ndwi_array(window.band("B03"), window.band("B08")), nan=-1.0) > 0.0
 
 
 def photometric_jitter(reflectance: np.ndarray, bands: Sequence[str], rng: random.Random) -> np.ndarray:

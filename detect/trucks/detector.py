@@ -19,6 +19,7 @@ from scipy import ndimage
 
 from detect.core.geometry import Detection, detection_from_pixel_box, oriented_box
 from detect.core.haze import check_haze_mode, haze_applies, subtract_dark
+from detect.core.water import ndwi_array
 from detect.trucks.sim import BAND_DELAY_S, find_roads, pixel_vector_to_bearing
 from imagery.errors import InputError, ModelError
 from imagery.types import RasterWindow
@@ -310,9 +311,7 @@ def water_share(data: np.ndarray, valid: np.ndarray) -> float:
     ``WATER_NDWI``; 0 when nothing is valid."""
     if not valid.any():
         return 0.0
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ndwi = (data[1] - data[3]) / (data[1] + data[3])
-    return float((np.nan_to_num(ndwi, nan=-1.0) > WATER_NDWI)[valid].mean())
+    return float((np.nan_to_num(ndwi_array(data[1], data[3]), nan=-1.0) > WATER_NDWI)[valid].mean())
 
 
 class TruckDetector:

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import ndimage
 
+from detect.core.water import ndwi_array
 from imagery.errors import InputError
 
 #: Acquisition delay of each 10 m band after B02, seconds. B04 − B02 = 1.005 s (also used, rounded to
@@ -131,10 +132,9 @@ def find_roads(
 
     with np.errstate(invalid="ignore", divide="ignore"):
         ndvi = (b08 - b04) / (b08 + b04)
-        ndwi = (b03 - b08) / (b03 + b08)
     vis = (b02 + b03 + b04) / 3.0
     linear = lam_big > np.maximum(2.5 * np.abs(lam_small), min_valley)
-    mask = linear & (ndvi < 0.3) & (ndwi < 0.0) & (vis > 0.03) & (vis < 0.25)
+    mask = linear & (ndvi < 0.3) & (ndwi_array(b03, b08) < 0.0) & (vis > 0.03) & (vis < 0.25)
     mask &= np.all(np.isfinite(data), axis=0)
     return RoadMap(mask=mask, axis_deg=axis, strength=lam_big.astype(np.float32))
 
