@@ -16,6 +16,17 @@ give the lever and the spread between runs of one recipe in one sitting:
     python benchmarks/seg_cv_parallel.py --cache RUNS/seg/scenes --out RUNS/par --device cuda:0 \\
         --arm ctl0:seed=0 --arm ctl1:seed=1 --arm eot0:seed=0:eotdl --arm eot1:seed=1:eotdl --final eot0
 
+**Paired arms** share everything up to a step and differ after it: train a stem arm to a stage end with
+``--stop-at`` (6,000: the end of the repaint-and-wakes stage), then arms with ``from=STEM`` start from the
+stem's checkpoints of each job (weights, optimiser and random states) and train only what is left, e.g. the
+last cycle with and without a lever:
+
+    python benchmarks/seg_cv_parallel.py --cache C --out R --arm s0:seed=0 --stop-at 6000
+    python benchmarks/seg_cv_parallel.py --cache C --out R --arm c0:seed=0:from=s0 \\
+        --arm h0:seed=0:haze=0.3:from=s0
+
+Their difference is then the lever's in that cycle, without the spread of whole runs (sd 0.022 pooled F1).
+
 Every process checkpoints (``train`` resumes): a rerun with the same ``--out`` continues. ``--deadline S``
 stops the workers after S seconds; ``--pack DIR`` then writes one tar per arm into DIR (more, ``<arm>.1.tar``
 and on, where one would pass 15 MiB) with each fold's latest cycle-end weights and log
@@ -42,14 +53,16 @@ sys.path.insert(0, str(REPO))
 
 
 def parse_arm(text: str) -> dict:
-    """``NAME[:seed=N][:eotdl][:quay=P][:haze=P][:base=W]`` → {"name", "seed", "eotdl", "quay", "haze",
-    "base"}."""
+    """``NAME[:seed=N][:eotdl][:quay=P][:haze=P][:base=W][:from=ARM]`` → {"name", "seed", "eotdl", "quay",
+    "haze", "base", "from"}."""
     name, *opts = text.split(":")
-    arm = {"name": name, "seed": 0, "eotdl": False, "quay": 0.0, "haze": 0.0, "base": 16}
+    arm = {"name": name, "seed": 0, "eotdl": False, "quay": 0.0, "haze": 0.0, "base": 16, "from": None}
     for o in opts:
         key = o.split("=", 1)[0]
         if o == "eotdl":
             arm["eotdl"] = True
+        elif o.startswith("from=") and o[5:]:
+            arm["from"] = o[5:]
         elif o.startswith("seed=") and o[5:].isdigit():
             arm["seed"] = int(o[5:])
         elif o.startswith("base=") and o[5:].isdigit() and 4 <= int(o[5:]) <= 64:
@@ -77,6 +90,34 @@ def stages(steps: int, cycle: int) -> list[int]:
     if steps % cycle:
         raise SystemExit(f"seg_cv_parallel: --steps {steps} is not a whole number of cycles ({cycle})")
     return [2 * cycle, steps - cycle, steps] if steps >= 4 * cycle else [steps]
+
+
+def stop_at(ends: list[int], step: int | None) -> list[int]:
+    """The stage ends to train when stopping after ``step`` (None: all); ``step`` must be one of them."""
+    if step is None:
+        return ends
+    if step not in ends:
+        raise SystemExit(
+            f"seg_cv_parallel: --stop-at {step} is not a stage end ({', '.join(map(str, ends))})"
+        )
+    return ends[: ends.index(step) + 1]
+
+
+def branch(out: Path, arm: dict, job: str) -> None:
+    """Start ``job`` of an arm with ``from=STEM`` from the stem's checkpoint, cycle-end weights and hard
+    negatives (once: a job that has its own checkpoint resumes from it)."""
+    import shutil
+
+    here, stem = job_dir(out, arm["name"], job), job_dir(out, arm["from"], job)
+    if (here / "checkpoint.pt").is_file():
+        return
+    if not (stem / "checkpoint.pt").is_file():
+        raise SystemExit(f"seg_cv_parallel: {arm['name']} starts from {stem}, which has no checkpoint.pt")
+    here.mkdir(parents=True, exist_ok=True)
+    for p in [*sorted(stem.glob("cycle-[0-9]*.pt")), stem / "hard_negatives.json", stem / "checkpoint.pt"]:
+        if p.is_file():  # the checkpoint last: a job killed while copying copies again
+            shutil.copy2(p, here / f".{p.name}.part")
+            os.replace(here / f".{p.name}.part", here / p.name)
 
 
 def stage_config(a: argparse.Namespace, arm: dict, i: int, ends: list[int]):
@@ -129,8 +170,10 @@ def worker(a: argparse.Namespace, arm: dict, job: str) -> int:
     fit = fit + (["eotdl"] if arm["eotdl"] else [])
     out = job_dir(a.out, arm["name"], job)
     ends = stages(a.steps, a.cycle)
+    if arm["from"]:
+        branch(a.out, arm, job)
     t0 = time.time()
-    for i in range(len(ends)):
+    for i in range(len(stop_at(ends, a.stop_at))):
         ts = time.time()
         train(a.cache, fit, out, stage_config(a, arm, i, ends), device=a.device, progress=print)
         print(f"{arm['name']} {job}: stage to step {ends[i]} took {time.time() - ts:.1f} s", flush=True)
@@ -186,13 +229,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", required=True, type=Path, help="prepared scenes (<city>.npz, eotdl.npz)")
     ap.add_argument("--out", required=True, type=Path, help="run folder: <arm>/fold<k>/, <arm>/final/")
     ap.add_argument(
-        "--arm", action="append", default=[], help="NAME[:seed=N][:eotdl][:quay=P][:haze=P][:base=W]"
+        "--arm",
+        action="append",
+        default=[],
+        help="NAME[:seed=N][:eotdl][:quay=P][:haze=P][:base=W][:from=ARM]",
     )
     ap.add_argument("--final", action="append", default=[], help="also train this arm's final model")
     ap.add_argument("--folds", default="0,1,2,3,4")
     ap.add_argument("--k", type=int, default=5)
     ap.add_argument("--steps", type=int, default=7200)
     ap.add_argument("--cycle", type=int, default=1200)
+    ap.add_argument("--stop-at", type=int, default=None, help="train only up to this stage end (a stem)")
     ap.add_argument("--paste", type=float, default=0.5)
     ap.add_argument("--hull-colour", type=float, default=0.5)
     ap.add_argument("--wakes", type=float, default=0.5)
@@ -218,7 +265,10 @@ def main(argv: list[str] | None = None) -> int:
     folds = a.folds.split(",")
     if not all(f.isdigit() and int(f) < a.k for f in folds):
         ap.error(f"--folds {a.folds}: fold numbers are 0 to {a.k - 1} (--k {a.k})")
-    stages(a.steps, a.cycle)
+    stop_at(stages(a.steps, a.cycle), a.stop_at)
+    for arm in arms:
+        if arm["from"] and (arm["from"] == arm["name"] or not (a.out / arm["from"]).is_dir()):
+            ap.error(f"{arm['name']}: from={arm['from']} names no earlier arm under {a.out}")
     if any(arm["eotdl"] for arm in arms) and not (a.cache / "eotdl.npz").is_file():
         ap.error(f"an arm trains with eotdl, and {a.cache}/eotdl.npz is not there")
     fold_cities(a.cache, a.k)

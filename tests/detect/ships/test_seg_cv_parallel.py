@@ -20,12 +20,13 @@ FIXTURES = ROOT / "tests" / "fixtures"
 
 def test_arms_and_stages_follow_the_gpu_script(load_script):
     m = load_script("benchmarks/seg_cv_parallel.py")
-    plain = {"eotdl": False, "quay": 0.0, "haze": 0.0, "base": 16}
+    plain = {"eotdl": False, "quay": 0.0, "haze": 0.0, "base": 16, "from": None}
     assert m.parse_arm("e1:seed=1:eotdl") == {**plain, "name": "e1", "seed": 1, "eotdl": True}
     assert m.parse_arm("ctl") == {**plain, "name": "ctl", "seed": 0}
     assert m.parse_arm("q2:seed=2:quay=0.5")["quay"] == 0.5
     assert m.parse_arm("h1:haze=0.3:seed=1") == {**plain, "name": "h1", "seed": 1, "haze": 0.3}
     assert m.parse_arm("w:base=24:seed=1") == {**plain, "name": "w", "seed": 1, "base": 24}
+    assert m.parse_arm("h:from=s0:haze=0.3") == {**plain, "name": "h", "seed": 0, "haze": 0.3, "from": "s0"}
     for bad in ("base=2", "base=w", "base=99"):
         with pytest.raises(SystemExit, match="unknown arm option"):
             m.parse_arm(f"x:{bad}")
@@ -45,6 +46,10 @@ def test_arms_and_stages_follow_the_gpu_script(load_script):
         m.stages(1000, 300)
     with pytest.raises(SystemExit, match="at least 1"):
         m.stages(7200, 0)
+    assert m.stop_at([2400, 6000, 7200], 6000) == [2400, 6000]
+    assert m.stop_at([2400, 6000, 7200], None) == [2400, 6000, 7200]
+    with pytest.raises(SystemExit, match="not a stage end"):
+        m.stop_at([2400, 6000, 7200], 5000)
 
 
 def test_stage_configs_add_repaint_wakes_then_hard_negatives(load_script):
@@ -171,3 +176,45 @@ def test_packing_splits_an_arm_whose_tar_would_pass_the_limit(tmp_path, load_scr
 
     assert names[1] == files("final", "fold0")
     assert names[0] == files("fold1", "fold2")
+
+
+def test_paired_arms_start_from_the_stem_and_train_only_what_is_left(tmp_path, load_script, capsys):
+    cache = _six_cities(tmp_path)
+    m = load_script("benchmarks/seg_cv_parallel.py")
+    out = tmp_path / "run"
+    common = [
+        "--cache",
+        str(cache),
+        "--out",
+        str(out),
+        "--folds",
+        "0",
+        "--k",
+        "3",
+        "--steps",
+        "4",
+        "--cycle",
+        "1",
+    ]
+    with pytest.raises(SystemExit):  # a branch needs its stem first
+        m.main([*common, "--arm", "c:from=s"])
+    assert "names no earlier arm" in capsys.readouterr().err
+    assert m.main([*common, "--arm", "s", "--stop-at", "3"]) == 0  # stages end at 2, 3, 4: stop after 3
+    stem = out / "s" / "fold0"
+    assert torch.load(stem / "checkpoint.pt", weights_only=False)["step"] == 3
+    assert not (stem / "cycle-000004.pt").exists() and not (stem / "hard_negatives.json").exists()
+    assert m.main([*common, "--arm", "c:from=s", "--arm", "h:haze=0.5:from=s"]) == 0
+    weights = {}
+    for arm in ("c", "h"):
+        d = out / arm / "fold0"
+        for kept in ("cycle-000002.pt", "cycle-000003.pt"):  # the stem's, copied as they were
+            assert (d / kept).read_bytes() == (stem / kept).read_bytes()
+        log = (d / "train.log").read_text()
+        assert "fold0: step 4/4 loss" in log and "step 3/" not in log  # only the last stage trained
+        assert json.loads((d / "hard_negatives.json").read_text())["step"] == 3  # mined from the stem's end
+        weights[arm] = torch.load(d / "cycle-000004.pt", weights_only=True)
+    assert torch.load(stem / "checkpoint.pt", weights_only=False)["step"] == 3  # the stem is left as it was
+    assert any(not torch.equal(weights["c"][k], weights["h"][k]) for k in weights["c"])  # the lever differs
+    # a rerun resumes each branch from its own checkpoint, not from the stem's
+    assert m.main([*common, "--arm", "c:from=s"]) == 0
+    assert (out / "c" / "fold0" / "train.log").read_text().count("fold0: step 4/4 loss") == 1
