@@ -6,10 +6,12 @@ where the CLI keeps torch's default). It only trains: score the folds
 afterwards, where the sen2ships files are, with ``benchmarks/seg_cv_rescore.py --step STEPS`` and tabulate
 them with ``benchmarks/ship_cv_seg.py``.
 
-An arm is one run of the recipe: ``NAME[:seed=N][:eotdl][:quay=P][:haze=P][:base=W]`` (``quay=P``: that
+An arm is one run of the recipe: ``NAME[:seed=N][:eotdl][:quay=P][:haze=P][:hard=P][:base=W][:from=ARM]``
+(``quay=P``: that
 share of the pasted hulls berthed along a quay, ``--quay-paste`` of the CLI, in every stage; ``haze=P``: that
 share of crops under thin haze, ``--haze``, in every stage, for Level-1C input (score its L1C side with
-``seg_toa.py``, and rescore with ``seg_cv_rescore.py --haze P``); ``base=W``: the U-Net's width, ``--base``,
+``seg_toa.py``, and rescore with ``seg_cv_rescore.py --haze P``); ``hard=P``: that share of crops on hard
+negatives in the last stage instead of ``--hard-negatives``; ``base=W``: the U-Net's width, ``--base``,
 16 by default; score it with ``seg_cv_rescore.py --base W``). Two seeds of each arm, for instance,
 give the lever and the spread between runs of one recipe in one sitting:
 
@@ -53,10 +55,11 @@ sys.path.insert(0, str(REPO))
 
 
 def parse_arm(text: str) -> dict:
-    """``NAME[:seed=N][:eotdl][:quay=P][:haze=P][:base=W][:from=ARM]`` → {"name", "seed", "eotdl", "quay",
-    "haze", "base", "from"}."""
+    """``NAME[:seed=N][:eotdl][:quay=P][:haze=P][:hard=P][:base=W][:from=ARM]`` → {"name", "seed", "eotdl",
+    "quay", "haze", "hard" (None: ``--hard-negatives``), "base", "from"}."""
     name, *opts = text.split(":")
-    arm = {"name": name, "seed": 0, "eotdl": False, "quay": 0.0, "haze": 0.0, "base": 16, "from": None}
+    arm = {"name": name, "seed": 0, "eotdl": False, "quay": 0.0, "haze": 0.0, "hard": None, "base": 16}
+    arm["from"] = None
     for o in opts:
         key = o.split("=", 1)[0]
         if o == "eotdl":
@@ -67,7 +70,7 @@ def parse_arm(text: str) -> dict:
             arm["seed"] = int(o[5:])
         elif o.startswith("base=") and o[5:].isdigit() and 4 <= int(o[5:]) <= 64:
             arm["base"] = int(o[5:])
-        elif key in ("quay", "haze") and "=" in o:
+        elif key in ("quay", "haze", "hard") and "=" in o:
             value = o.split("=", 1)[1]
             try:
                 arm[key] = float(value)
@@ -124,13 +127,14 @@ def stage_config(a: argparse.Namespace, arm: dict, i: int, ends: list[int]):
     from detect.ships.segment_train import SegTrainConfig
 
     one = len(ends) == 1
+    hard = a.hard_negatives if arm.get("hard") is None else arm["hard"]
     return SegTrainConfig(
         steps=ends[i],
         cycle=a.cycle,
         p_paste=a.paste,
         p_colour=a.hull_colour if (i > 0 or one) else 0.0,
         p_wake=a.wakes if (i > 0 or one) else 0.0,
-        p_hard=a.hard_negatives if (i == len(ends) - 1 and not one) else 0.0,
+        p_hard=hard if (i == len(ends) - 1 and not one) else 0.0,
         precision=a.precision,
         seed=arm["seed"],
         eotdl=arm["eotdl"],
@@ -232,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
         "--arm",
         action="append",
         default=[],
-        help="NAME[:seed=N][:eotdl][:quay=P][:haze=P][:base=W][:from=ARM]",
+        help="NAME[:seed=N][:eotdl][:quay=P][:haze=P][:hard=P][:base=W][:from=ARM]",
     )
     ap.add_argument("--final", action="append", default=[], help="also train this arm's final model")
     ap.add_argument("--folds", default="0,1,2,3,4")

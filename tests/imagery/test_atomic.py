@@ -18,7 +18,7 @@ def test_writes_and_leaves_no_temporary_file(tmp_path):
 
 
 def test_a_temporary_file_the_system_refuses_is_named_as_the_target(tmp_path, monkeypatch):
-    # as the system raises it: the temporary name mkstemp tried (root ignores permissions, so it is made to fail)
+    # as the system raises it, naming the temporary file mkstemp tried (root ignores permissions: forced)
     def refuse(prefix, suffix, dir):
         raise PermissionError(errno.EACCES, "Permission denied", f"{dir}/{prefix}abc{suffix}")
 

@@ -20,7 +20,7 @@ FIXTURES = ROOT / "tests" / "fixtures"
 
 def test_arms_and_stages_follow_the_gpu_script(load_script):
     m = load_script("benchmarks/seg_cv_parallel.py")
-    plain = {"eotdl": False, "quay": 0.0, "haze": 0.0, "base": 16, "from": None}
+    plain = {"eotdl": False, "quay": 0.0, "haze": 0.0, "hard": None, "base": 16, "from": None}
     assert m.parse_arm("e1:seed=1:eotdl") == {**plain, "name": "e1", "seed": 1, "eotdl": True}
     assert m.parse_arm("ctl") == {**plain, "name": "ctl", "seed": 0}
     assert m.parse_arm("q2:seed=2:quay=0.5")["quay"] == 0.5
@@ -35,7 +35,7 @@ def test_arms_and_stages_follow_the_gpu_script(load_script):
     with pytest.raises(SystemExit, match="unknown arm option"):
         m.parse_arm("x:seed=two")
     for bad in ("1.5", "half", "-0.1"):
-        for key in ("quay", "haze"):
+        for key in ("quay", "haze", "hard"):
             with pytest.raises(SystemExit, match="share from 0 to 1"):
                 m.parse_arm(f"x:{key}={bad}")
     with pytest.raises(SystemExit, match="unknown arm option"):
@@ -64,6 +64,9 @@ def test_stage_configs_add_repaint_wakes_then_hard_negatives(load_script):
     assert all(c.p_paste == 0.5 and c.seed == 3 and c.eotdl and c.cycle == 2 for c in cfgs)
     assert all(c.p_quay == 0 and c.p_haze == 0 for c in cfgs)
     assert [m.stage_config(a, m.parse_arm("h:haze=0.3"), i, [4, 6, 8]).p_haze for i in range(3)] == [0.3] * 3
+    more = m.parse_arm("n:hard=0.4")  # the hard-negative share of the last stage, instead of --hard-negatives
+    assert [m.stage_config(a, more, i, [4, 6, 8]).p_hard for i in range(3)] == [0, 0, 0.4]
+    assert m.stage_config(a, m.parse_arm("n:hard=0"), 2, [4, 6, 8]).p_hard == 0
     quay = m.parse_arm("q:quay=0.5")
     assert [m.stage_config(a, quay, i, [4, 6, 8]).p_quay for i in range(3)] == [0.5, 0.5, 0.5]
     assert all(c.base == 16 for c in cfgs)
