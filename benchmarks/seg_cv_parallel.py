@@ -107,9 +107,14 @@ def stop_at(ends: list[int], step: int | None) -> list[int]:
 
 
 def branch(out: Path, arm: dict, job: str) -> None:
-    """Start ``job`` of an arm with ``from=STEM`` from the stem's checkpoint, cycle-end weights and hard
-    negatives (once: a job that has its own checkpoint resumes from it)."""
+    """Start ``job`` of an arm with ``from=STEM`` from the stem's checkpoint (weights, optimiser), cycle-end
+    weights and hard negatives, with random states drawn afresh from the arm's seed and the stem's step: arms
+    of one seed draw the same crops from there (paired), another seed gives the spread of what is left alone.
+    Once: a job that has its own checkpoint resumes from it."""
+    import random
     import shutil
+
+    import torch
 
     here, stem = job_dir(out, arm["name"], job), job_dir(out, arm["from"], job)
     if (here / "checkpoint.pt").is_file():
@@ -117,10 +122,41 @@ def branch(out: Path, arm: dict, job: str) -> None:
     if not (stem / "checkpoint.pt").is_file():
         raise SystemExit(f"seg_cv_parallel: {arm['name']} starts from {stem}, which has no checkpoint.pt")
     here.mkdir(parents=True, exist_ok=True)
-    for p in [*sorted(stem.glob("cycle-[0-9]*.pt")), stem / "hard_negatives.json", stem / "checkpoint.pt"]:
-        if p.is_file():  # the checkpoint last: a job killed while copying copies again
+    for p in [*sorted(stem.glob("cycle-[0-9]*.pt")), stem / "hard_negatives.json"]:
+        if p.is_file():
             shutil.copy2(p, here / f".{p.name}.part")
             os.replace(here / f".{p.name}.part", here / p.name)
+    st = torch.load(stem / "checkpoint.pt", map_location="cpu", weights_only=False)
+    draw = arm["seed"] * 1_000_003 + int(st["step"])
+    st["rng"] = random.Random(draw).getstate()
+    st["torch_rng"] = torch.Generator().manual_seed(draw).get_state()
+    torch.save(st, here / ".checkpoint.pt.part")  # the checkpoint last: a job killed before it copies again
+    os.replace(here / ".checkpoint.pt.part", here / "checkpoint.pt")
+
+
+def mine_for_branches(a: argparse.Namespace, arm: dict, job: str) -> None:
+    """Mine the hard negatives of ``job``'s last stage once, from the checkpoint of ``arm``'s stem, into the
+    stem's folder, so that every arm branching there copies them instead of mining the same ones (mining
+    depends only on the weights). Nothing to do where the stem has them, was not stopped at a stage end before
+    the last stage, or ``arm`` trains no hard negatives."""
+    import torch
+
+    from detect.ships.segment import UNet
+    from detect.ships.segment_train import TrainingScenes, use_hard_negatives
+
+    d, ends = job_dir(a.out, arm["from"], job), stages(a.steps, a.cycle)
+    cfg = stage_config(a, arm, len(ends) - 1, ends)
+    if cfg.p_hard <= 0 or (d / "hard_negatives.json").is_file() or not (d / "checkpoint.pt").is_file():
+        return
+    st = torch.load(d / "checkpoint.pt", map_location="cpu", weights_only=False)
+    if int(st["step"]) not in ends[:-1]:
+        return
+    cities, plan = fold_cities(a.cache, a.k)
+    fit = cities if job == "final" else plan[int(job)]["fit"]
+    model = UNet(base=arm["base"])
+    model.load_state_dict(st["model"])
+    scenes = TrainingScenes(a.cache, fit + (["eotdl"] if arm["eotdl"] else []))
+    use_hard_negatives(model.to(a.device).eval(), scenes, d, int(st["step"]), cfg, a.device)
 
 
 def stage_config(a: argparse.Namespace, arm: dict, i: int, ends: list[int]):
@@ -278,6 +314,9 @@ def main(argv: list[str] | None = None) -> int:
     fold_cities(a.cache, a.k)
     jobs = [(arm["name"], f) for arm in arms for f in folds]
     jobs += [(name, "final") for name in a.final]
+    for name, job in jobs:  # once per stem and job: the first branch mines, the others find the file
+        if by_name[name]["from"]:
+            mine_for_branches(a, by_name[name], job)
     procs = {}
     start = time.time()
     env = {**os.environ, "OMP_NUM_THREADS": str(a.threads), "PYTHONUNBUFFERED": "1"}

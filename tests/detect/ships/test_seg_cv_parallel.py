@@ -206,18 +206,27 @@ def test_paired_arms_start_from_the_stem_and_train_only_what_is_left(tmp_path, l
     stem = out / "s" / "fold0"
     assert torch.load(stem / "checkpoint.pt", weights_only=False)["step"] == 3
     assert not (stem / "cycle-000004.pt").exists() and not (stem / "hard_negatives.json").exists()
-    assert m.main([*common, "--arm", "c:from=s", "--arm", "h:haze=0.5:from=s"]) == 0
+    arms = ["c:from=s", "d:from=s", "e:seed=1:from=s", "h:haze=0.5:from=s"]
+    assert m.main([*common, *(x for arm in arms for x in ("--arm", arm))]) == 0
+    mined = json.loads((stem / "hard_negatives.json").read_text())  # mined once, into the stem's folder
+    assert mined["step"] == 3
     weights = {}
-    for arm in ("c", "h"):
+    for arm in ("c", "d", "e", "h"):
         d = out / arm / "fold0"
         for kept in ("cycle-000002.pt", "cycle-000003.pt"):  # the stem's, copied as they were
             assert (d / kept).read_bytes() == (stem / kept).read_bytes()
         log = (d / "train.log").read_text()
         assert "fold0: step 4/4 loss" in log and "step 3/" not in log  # only the last stage trained
-        assert json.loads((d / "hard_negatives.json").read_text())["step"] == 3  # mined from the stem's end
+        assert json.loads((d / "hard_negatives.json").read_text()) == mined
         weights[arm] = torch.load(d / "cycle-000004.pt", weights_only=True)
-    assert torch.load(stem / "checkpoint.pt", weights_only=False)["step"] == 3  # the stem is left as it was
-    assert any(not torch.equal(weights["c"][k], weights["h"][k]) for k in weights["c"])  # the lever differs
+    assert torch.load(stem / "checkpoint.pt", weights_only=False)["step"] == 3  # the stem trains no further
+
+    def same(x: str, y: str) -> bool:
+        return all(torch.equal(weights[x][k], weights[y][k]) for k in weights[x])
+
+    assert same("c", "d")  # one seed: the same crops from the branch point, so the same weights
+    assert not same("c", "e")  # another seed: other crops
+    assert not same("c", "h")  # the lever
     # a rerun resumes each branch from its own checkpoint, not from the stem's
     assert m.main([*common, "--arm", "c:from=s"]) == 0
     assert (out / "c" / "fold0" / "train.log").read_text().count("fold0: step 4/4 loss") == 1
