@@ -27,7 +27,9 @@ last cycle with and without a lever:
     python benchmarks/seg_cv_parallel.py --cache C --out R --arm c0:seed=0:from=s0 \\
         --arm h0:seed=0:haze=0.3:from=s0
 
-Their difference is then the lever's in that cycle, without the spread of whole runs (sd 0.022 pooled F1).
+A branch is a sixth of a whole run, but it does not remove the noise: in session 18 two control branches of
+one stem (crops of seed 0 and 1) differed by 0.015 pooled F1 and by up to 0.11 in one fold, as whole runs do
+(sd 0.022). Compare a lever over several crop seeds of its branch and of the control (see the ship card).
 
 Every process checkpoints (``train`` resumes): a rerun with the same ``--out`` continues. ``--deadline S``
 stops the workers after S seconds; ``--pack DIR`` then writes one tar per arm into DIR (more, ``<arm>.1.tar``
