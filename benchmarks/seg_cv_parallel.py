@@ -7,8 +7,8 @@ afterwards, where the sen2ships files are, with ``benchmarks/seg_cv_rescore.py -
 them with ``benchmarks/ship_cv_seg.py``.
 
 An arm is one run of the recipe: ``NAME[:seed=N][:eotdl][:quay=P][:haze=P][:hard=P][:base=W][:from=ARM]``
-(``quay=P``: that
-share of the pasted hulls berthed along a quay, ``--quay-paste`` of the CLI, in every stage; ``haze=P``: that
+(``quay=P``: that share of the pasted hulls berthed along a quay, ``--quay-paste`` of the CLI, in every stage;
+``haze=P``: that
 share of crops under thin haze, ``--haze``, in every stage, for Level-1C input (score its L1C side with
 ``seg_toa.py``, and rescore with ``seg_cv_rescore.py --haze P``); ``hard=P``: that share of crops on hard
 negatives in the last stage instead of ``--hard-negatives``; ``base=W``: the U-Net's width, ``--base``,
@@ -20,8 +20,9 @@ give the lever and the spread between runs of one recipe in one sitting:
 
 **Paired arms** share everything up to a step and differ after it: train a stem arm to a stage end with
 ``--stop-at`` (6,000: the end of the repaint-and-wakes stage), then arms with ``from=STEM`` start from the
-stem's checkpoints of each job (weights, optimiser and random states) and train only what is left, e.g. the
-last cycle with and without a lever:
+stem's checkpoint of each job (weights and optimiser; crops drawn from the arm's own seed from there, so
+arms of one seed draw the same ones) and train only what is left, e.g. the last cycle with and without
+a lever:
 
     python benchmarks/seg_cv_parallel.py --cache C --out R --arm s0:seed=0 --stop-at 6000
     python benchmarks/seg_cv_parallel.py --cache C --out R --arm c0:seed=0:from=s0 \\
@@ -60,8 +61,16 @@ def parse_arm(text: str) -> dict:
     """``NAME[:seed=N][:eotdl][:quay=P][:haze=P][:hard=P][:base=W][:from=ARM]`` → {"name", "seed", "eotdl",
     "quay", "haze", "hard" (None: ``--hard-negatives``), "base", "from"}."""
     name, *opts = text.split(":")
-    arm = {"name": name, "seed": 0, "eotdl": False, "quay": 0.0, "haze": 0.0, "hard": None, "base": 16}
-    arm["from"] = None
+    arm = {
+        "name": name,
+        "seed": 0,
+        "eotdl": False,
+        "quay": 0.0,
+        "haze": 0.0,
+        "hard": None,
+        "base": 16,
+        "from": None,
+    }
     for o in opts:
         key = o.split("=", 1)[0]
         if o == "eotdl":
