@@ -1,18 +1,25 @@
 """Score other weights of trained cross-validation folds (``harborwatch train ships-seg``) exactly as training
 scores a fold, into ``result.json`` files that ``benchmarks/ship_cv_seg.py`` tabulates: each fold's weights at
-the end of an earlier learning-rate cycle (``--step``), or the mean of its last K cycle ends (``--average K``,
-batch norm re-estimated on the fold's training cities, as ``--average-cycles`` does in training). Each fold's
-threshold is chosen again on its own two inner cities.
+the end of an earlier learning-rate cycle (``--step``), the mean of its last K cycle ends (``--average K``,
+batch norm re-estimated on the fold's training cities, as ``--average-cycles`` does in training), or the mean
+of its weights at ``--step`` and those of other runs' same fold (``--soup RUN``, repeated: a "model soup" of
+branches that ``benchmarks/seg_cv_parallel.py`` trained from one stem with ``from=``; batch norm re-estimated
+likewise). Each fold's threshold is chosen again on its own two inner cities.
 
     python benchmarks/seg_cv_rescore.py --cv-dir RUNS/seg --out RUNS/seg-at2400 --step 2400
     python benchmarks/seg_cv_rescore.py --cv-dir RUNS/seg --out RUNS/seg-avg3 --step 7200 --average 3 \\
         --cycle 1200 [--paste 0.5 --hull-colour 0.5 --wakes 0.5] [--folds 0,1] [--data SEN2SHIPS_TRAINVAL]
+    python benchmarks/seg_cv_rescore.py --cv-dir RUNS/c0 --soup RUNS/c1 --soup RUNS/c2 --out RUNS/soup3 \
+        --step 7200 [--variants default]
     python benchmarks/ship_cv_seg.py --cv-dir RUNS/seg-avg3 --cv-dir RUNS/seg --markdown
 
 The folds need the ``cycle-<step>.pt`` files that training keeps at each cycle's end. Finished folds in
 ``--out`` are kept (a rerun resumes); ``--average`` keeps its averaged weights beside the fold's as
 ``model-avg<K>-<step>-<key>.pt`` (the key: a digest of the recipe given here), so give the run's own
-augmentation shares, grid, crop and seed.
+augmentation shares, grid, crop and seed. ``--soup`` keeps each fold's mean weights as
+``OUT/fold<k>/model.pt`` (read again on a rerun), so scripts that take a run's fold models can read a soup.
+``--variants default`` scores only the shipped detector's row (every band a scene has), about half the time
+of all five band-set rows.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -33,6 +41,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", required=True, type=Path, help="where fold<k>/result.json go")
     ap.add_argument("--step", type=int, required=True, help="the cycle end to score (its step)")
     ap.add_argument("--average", type=int, default=1, help="mean of the last K cycle ends up to --step")
+    ap.add_argument(
+        "--soup",
+        action="append",
+        type=Path,
+        default=[],
+        help="another run (a branch of the same stem): its fold weights at --step join the mean",
+    )
+    ap.add_argument(
+        "--variants", default=None, help="comma-separated rows to score (default: all of VARIANTS)"
+    )
     ap.add_argument("--cycle", type=int, default=1200, help="the run's --restart-every")
     ap.add_argument("--paste", type=float, default=0.5, help="crops for batch-norm statistics: as trained")
     ap.add_argument("--hull-colour", type=float, default=0.5)
@@ -52,10 +70,15 @@ def main(argv: list[str] | None = None) -> int:
     from _seg_cv import cv_inputs
 
     from detect.ships.segment import SegModel, SegSpec, UNet
-    from detect.ships.segment_train import SegTrainConfig, averaged_model, pool, score_fold
+    from detect.ships.segment_train import VARIANTS, SegTrainConfig, averaged_model, pool, score_fold
     from imagery.atomic import atomic_write_json
     from imagery.errors import InputError
 
+    if a.soup and a.average > 1:
+        ap.error("--soup and --average are two different means: give one")
+    variants = a.variants.split(",") if a.variants else None
+    if variants and (set(variants) - set(VARIANTS) or "default" not in variants):
+        ap.error(f"--variants: a comma-separated subset of {', '.join(VARIANTS)} that includes default")
     cache = a.cv_dir / "scenes"
     data, plan, truth = cv_inputs("seg_cv_rescore", a.data, cache, a.threads)
     cfg = SegTrainConfig(
@@ -82,6 +105,8 @@ def main(argv: list[str] | None = None) -> int:
         try:
             if a.average > 1:
                 net = averaged_model(cache, plan[f]["fit"] + extra, fd, cfg)
+            elif a.soup:
+                net = souped(a, f, cache, plan[f]["fit"] + extra, cfg)
             else:
                 path = fd / f"cycle-{a.step:06d}.pt"
                 if not path.is_file():
@@ -91,11 +116,36 @@ def main(argv: list[str] | None = None) -> int:
         except InputError as e:
             sys.exit(f"seg_cv_rescore: {e}")
         seg = SegModel(net.eval(), SegSpec(name=f"fold{f}", base=a.base, gsd_m=cfg.gsd_m))
-        res = score_fold(seg, data, plan[f], truth)
+        res = score_fold(seg, data, plan[f], truth, variants=variants)
         atomic_write_json(res_path, res)
         s = pool(list(res["variants"]["default"].values()))
         print(f"fold {f}: threshold {res['threshold']} P {s['precision']} R {s['recall']} F1 {s['f1']}")
     return 0
+
+
+def souped(a: argparse.Namespace, f: int, cache: Path, cities: list[str], cfg: Any) -> torch.nn.Module:
+    """Fold ``f``'s soup: the mean of ``--cv-dir``'s and every ``--soup`` run's ``cycle-<step>.pt``, batch
+    norm re-estimated on ``cities``; kept as ``--out``'s ``fold<f>/model.pt``, read from there on a rerun."""
+    from detect.ships.segment import UNet
+    from detect.ships.segment_train import mean_model
+    from imagery.atomic import atomic_path
+    from imagery.errors import InputError
+
+    kept = a.out / f"fold{f}" / "model.pt"
+    if kept.is_file():
+        net = UNet(base=a.base)
+        net.load_state_dict(torch.load(kept, map_location="cpu", weights_only=True))
+        return net
+    weights = [run / f"fold{f}" / f"cycle-{a.step:06d}.pt" for run in [a.cv_dir, *a.soup]]
+    missing = [str(p) for p in weights if not p.is_file()]
+    if missing:
+        raise InputError(f"{', '.join(missing)} not found (branches trained to step {a.step}?)")
+    net = mean_model(weights, cache, cities, cfg)
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(kept) as tmp:
+        torch.save({k: v.contiguous() for k, v in net.state_dict().items()}, tmp)
+    print(f"fold {f}: mean of {len(weights)} runs' weights at step {a.step}, batch norm re-estimated")
+    return net
 
 
 if __name__ == "__main__":

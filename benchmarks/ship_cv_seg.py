@@ -142,6 +142,8 @@ def main(argv: list[str] | None = None) -> int:
         label = f"{cv_dir.name} (folds {', '.join(r['fold'][4:] for r in results)})"
         for variant in VARIANTS:
             recs = {c: rec for r in results for c, rec in r["variants"].get(variant, {}).items()}
+            if not recs:  # a run scored with fewer rows (seg_cv_rescore.py --variants)
+                continue
             rows.append({"run": label, "rows": variant, **pool(list(recs.values()))})
             if variant == "default":
                 rows.append(

@@ -911,13 +911,25 @@ def averaged_model(
     ends = [p for p, n in at.items() if n <= cfg.steps and n % cfg.cycle == 0][-k:]
     if len(ends) < k:
         raise InputError(f"{out}: {len(ends)} cycle-end weights to average, {k} asked for")
-    states = [torch.load(p, map_location="cpu", weights_only=True) for p in ends]
-    model.load_state_dict(average_states(states))
-    scenes = TrainingScenes(cache, cities, upsample=cfg.upsample, ignore_unlabelled=cfg.ignore_unlabelled)
-    recalibrate_bn(model.to(device), scenes, cfg, device)
+    model = mean_model(ends, cache, cities, cfg, device)
     _save(_contiguous(model.state_dict()), path)
     log.info("%s: mean of %s, batch norm re-estimated", path, ", ".join(p.name for p in ends))
     return model
+
+
+def mean_model(
+    weights: Sequence[Path], cache: Path, cities: Sequence[str], cfg: SegTrainConfig, device: str = "cpu"
+) -> UNet:
+    """The element-wise mean of the state dicts in ``weights`` (one architecture, ``cfg.base`` and
+    ``cfg.depth``), batch norm re-estimated on ``cities`` (``recalibrate_bn``), in eval mode. The weights are
+    a run's cycle ends (``averaged_model``) or the same fold's models of branches trained from one
+    checkpoint (a "model soup", ``benchmarks/seg_cv_rescore.py --soup``)."""
+    model = UNet(base=cfg.base, depth=cfg.depth)
+    model.load_state_dict(
+        average_states([torch.load(p, map_location="cpu", weights_only=True) for p in weights])
+    )
+    scenes = TrainingScenes(cache, cities, upsample=cfg.upsample, ignore_unlabelled=cfg.ignore_unlabelled)
+    return recalibrate_bn(model.to(device), scenes, cfg, device)
 
 
 # ---------------------------------------------------------------------------------- cross-validation
@@ -1108,13 +1120,19 @@ def score_fold(
     truth: dict[str, list],
     progress: Callable[[str], None] | None = None,
     label: str = "fold",
+    variants: Sequence[str] | None = None,
 ) -> dict[str, Any]:
-    """One fold's result: its threshold chosen on its inner cities, then every ``VARIANTS`` entry scored on
-    its held-out cities at that threshold (what ``result.json`` holds)."""
+    """One fold's result: its threshold chosen on its inner cities, then every ``VARIANTS`` entry (or those
+    named in ``variants``) scored on its held-out cities at that threshold (what ``result.json`` holds)."""
+    unknown = set(variants or ()) - set(VARIANTS)
+    if unknown:
+        raise ValueError(f"unknown variants {sorted(unknown)}; known: {', '.join(VARIANTS)}")
     inner = detect_cities(seg, data, fold["inner"], VARIANTS["default"], truth)
     threshold, inner_f1 = best_threshold(records_by_threshold(inner))
     res = {**fold, "threshold": threshold, "inner_f1": inner_f1, "variants": {}}
     for name, variant in VARIANTS.items():
+        if variants is not None and name not in variants:
+            continue
         found = detect_cities(seg, data, fold["held_out"], variant, truth)
         res["variants"][name] = {c: scene_record(p, tr, threshold) for c, (p, tr) in found.items()}
         if progress:
@@ -1224,21 +1242,37 @@ def train_final(
 ) -> Path:
     """Train on every city; write ``<name>.pt`` and its spec (threshold: the median of the folds' inner
     thresholds, metrics: the CV summary) under ``out/final``. Returns the .pt path."""
-    from detect.core.weights import sha256_file
-    from detect.ships.segment import SegSpec
-
     cache = out / "scenes"
     cities = prepare(data, cache) + extra_scenes(cfg, eotdl, cache)
     model = train(cache, cities, out / "final", cfg, device=device, progress=progress)
     if cfg.average > 1:
         model = averaged_model(cache, cities, out / "final", cfg, device=device)
+    return write_model(model, out / "final" / f"{name}.pt", data, cities, cfg, summary)
+
+
+def write_model(
+    model: UNet,
+    pt: Path,
+    data: Path,
+    cities: Sequence[str],
+    cfg: SegTrainConfig,
+    summary: dict[str, Any] | None,
+    training: dict[str, Any] | None = None,
+) -> Path:
+    """Write ``model``'s weights to ``pt`` and its spec beside it (``.json``, named by ``pt``'s stem):
+    threshold the median of the CV folds' inner thresholds in ``summary`` (0.5 without one), the dark
+    reference of ``cities``, the sha256, and metrics from ``summary`` (``card_metrics``) with ``training``
+    added to their training block."""
+    from detect.core.weights import sha256_file
+    from detect.ships.segment import SegSpec
+
     thresholds = list((summary or {}).get("thresholds", {}).values())
     threshold = float(np.median(thresholds)) if thresholds else 0.5
-    pt = out / "final" / f"{name}.pt"
     _save(_contiguous(model.state_dict()), pt)
     metrics = card_metrics(summary or {}, cities, cfg)
+    metrics["training"].update(training or {})
     SegSpec(
-        name=name,
+        name=pt.stem,
         base=cfg.base,
         depth=cfg.depth,
         gsd_m=cfg.gsd_m,

@@ -1,0 +1,92 @@
+"""The segmentation model as a model soup: the element-wise mean of the final (all-city) models of branches of
+one stem, batch norm re-estimated on every city, written with its spec. The branches are arms with
+``from=STEM`` that ``seg_cv_parallel.py`` trained with ``--final ARM``; the spec's threshold is the median of
+the soup's CV fold thresholds and its metrics that CV's summary (``seg_cv_rescore.py --soup`` over the same
+arms' folds, every row scored), as ``harborwatch train ships-seg`` writes a trained model's spec.
+
+    python benchmarks/seg_cv_parallel.py --cache SCENES --out RUN --arm s0:seed=0 --final s0 --stop-at 6000
+    python benchmarks/seg_cv_parallel.py --cache SCENES --out RUN --arm c0:seed=0:from=s0 \\
+        --arm c1:seed=1:from=s0 --final c0 --final c1
+    python benchmarks/seg_cv_rescore.py --cv-dir RUN/c0 --soup RUN/c1 --out RUN/soup --step 7200
+    python benchmarks/seg_soup_final.py --cache SCENES --run RUN --arms c0,c1 --cv RUN/soup \\
+        --out OUT/ships-s2-seg.pt [--step 7200] [--precision bf16] [--data SEN2SHIPS_TRAINVAL]
+
+Give the recipe the branches trained with (augmentation shares, precision): they are recorded in the spec and
+draw the batch-norm crops.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cache", required=True, type=Path, help="the prepared scenes the branches trained on")
+    ap.add_argument("--run", required=True, type=Path, help="seg_cv_parallel's --out: <arm>/final/")
+    ap.add_argument("--arms", required=True, help="comma-separated branches whose final models are averaged")
+    ap.add_argument("--cv", required=True, type=Path, help="the soup's CV (seg_cv_rescore.py --soup --out)")
+    ap.add_argument("--out", required=True, type=Path, help="the model file to write (<name>.pt)")
+    ap.add_argument("--step", type=int, default=7200, help="the branches' last cycle end")
+    ap.add_argument("--cycle", type=int, default=1200)
+    ap.add_argument("--paste", type=float, default=0.5)
+    ap.add_argument("--hull-colour", type=float, default=0.5)
+    ap.add_argument("--wakes", type=float, default=0.5)
+    ap.add_argument("--hard-negatives", type=float, default=0.2)
+    ap.add_argument("--precision", default="fp32", help="the branches' training precision (recorded)")
+    ap.add_argument("--seed", type=int, default=0, help="draws the batch-norm crops")
+    ap.add_argument("--data", default=None)
+    ap.add_argument("--threads", type=int, default=2)
+    a = ap.parse_args(argv)
+
+    from _seg_cv import cv_inputs
+
+    from detect.core.weights import sha256_file
+    from detect.ships.segment_train import VARIANTS, SegTrainConfig, mean_model, summarise, write_model
+
+    arms = [x for x in a.arms.split(",") if x]
+    weights = [a.run / arm / "final" / f"cycle-{a.step:06d}.pt" for arm in arms]
+    missing = [str(p) for p in weights if not p.is_file()]
+    if missing:
+        sys.exit(f"seg_soup_final: {', '.join(missing)} not found (seg_cv_parallel.py --final ARM)")
+    if len(weights) < 2:
+        ap.error("--arms: a soup needs two branches or more")
+    data, plan, _ = cv_inputs("seg_soup_final", a.data, a.cache, a.threads)
+    summary = summarise(a.cv, plan)
+    if summary["folds_done"] != list(range(len(plan))):
+        sys.exit(f"seg_soup_final: {a.cv} has folds {summary['folds_done']} scored, not all {len(plan)}")
+    unscored = [v for v in VARIANTS if not summary[v]["cities"]]
+    if unscored:
+        sys.exit(f"seg_soup_final: {a.cv} has no {', '.join(unscored)} rows (score it without --variants)")
+    cities = sorted(p.stem for p in a.cache.glob("*.npz") if p.stem != "eotdl" and ".tmp" not in p.name)
+    cfg = SegTrainConfig(
+        steps=a.step,
+        cycle=a.cycle,
+        p_paste=a.paste,
+        p_colour=a.hull_colour,
+        p_wake=a.wakes,
+        p_hard=a.hard_negatives,
+        precision=a.precision,
+        seed=a.seed,
+    )
+    model = mean_model(weights, a.cache, cities, cfg)
+    soup = {
+        "soup": {
+            "of": [f"{arm}/final/{p.name}" for arm, p in zip(arms, weights, strict=True)],
+            "sha256": [sha256_file(p) for p in weights],
+            "batch_norm": "re-estimated on 100 batches of training crops of every city",
+        }
+    }
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    pt = write_model(model, a.out, data, cities, cfg, summary, training=soup)
+    print(f"{pt}: mean of {len(weights)} final models; spec {pt.with_suffix('.json')}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
