@@ -4,7 +4,9 @@
 # per fold). Made for a machine with a CUDA GPU and this project installed (`pip install -e .`); the recipe of
 # weights/ships-s2-seg.md (v6), in its three stages: copy-paste for the first two 1,200-step cycles, then
 # repainted hulls and wakes up to the fifth, then a last cycle with hard negatives. Each stage continues the
-# last one's checkpoints and scores the folds again (--rescore); the table is the last stage's.
+# last one's checkpoints and scores the folds again (--rescore); the table is the last stage's. The shipped
+# v7 is a soup of two last-cycle branches of this recipe (seg_cv_parallel.py with from=, then
+# seg_cv_rescore.py --soup and seg_soup_final.py; the card's "Model soups" gives the commands).
 #
 #   HARBORWATCH_DATA=/path/to/data bash benchmarks/seg_cv_gpu.sh [OUT]            # default OUT: runs/seg-cv
 #   STEPS=12000 CYCLE=1200 bash benchmarks/seg_cv_gpu.sh runs/seg-long              # longer (lever d)
