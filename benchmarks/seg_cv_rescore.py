@@ -9,7 +9,7 @@ likewise). Each fold's threshold is chosen again on its own two inner cities.
     python benchmarks/seg_cv_rescore.py --cv-dir RUNS/seg --out RUNS/seg-at2400 --step 2400
     python benchmarks/seg_cv_rescore.py --cv-dir RUNS/seg --out RUNS/seg-avg3 --step 7200 --average 3 \\
         --cycle 1200 [--paste 0.5 --hull-colour 0.5 --wakes 0.5] [--folds 0,1] [--data SEN2SHIPS_TRAINVAL]
-    python benchmarks/seg_cv_rescore.py --cv-dir RUNS/c0 --soup RUNS/c1 --soup RUNS/c2 --out RUNS/soup3 \
+    python benchmarks/seg_cv_rescore.py --cv-dir RUNS/c0 --soup RUNS/c1 --soup RUNS/c2 --out RUNS/soup3 \\
         --step 7200 [--variants default]
     python benchmarks/ship_cv_seg.py --cv-dir RUNS/seg-avg3 --cv-dir RUNS/seg --markdown
 
@@ -17,7 +17,8 @@ The folds need the ``cycle-<step>.pt`` files that training keeps at each cycle's
 ``--out`` are kept (a rerun resumes); ``--average`` keeps its averaged weights beside the fold's as
 ``model-avg<K>-<step>-<key>.pt`` (the key: a digest of the recipe given here), so give the run's own
 augmentation shares, grid, crop and seed. ``--soup`` keeps each fold's mean weights as
-``OUT/fold<k>/model.pt`` (read again on a rerun), so scripts that take a run's fold models can read a soup.
+``OUT/fold<k>/model.pt`` (read again on a rerun of the same runs and step; ``soup.json`` beside it names
+them), so scripts that take a run's fold models can read a soup.
 ``--variants default`` scores only the shipped detector's row (every band a scene has), about half the time
 of all five band-set rows.
 """
@@ -25,6 +26,7 @@ of all five band-set rows.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -128,20 +130,31 @@ def souped(a: argparse.Namespace, f: int, cache: Path, cities: list[str], cfg: A
     norm re-estimated on ``cities``; kept as ``--out``'s ``fold<f>/model.pt``, read from there on a rerun."""
     from detect.ships.segment import UNet
     from detect.ships.segment_train import mean_model
-    from imagery.atomic import atomic_path
+    from imagery.atomic import atomic_path, atomic_write_json
     from imagery.errors import InputError
 
     kept = a.out / f"fold{f}" / "model.pt"
+    weights = [run / f"fold{f}" / f"cycle-{a.step:06d}.pt" for run in [a.cv_dir, *a.soup]]
+    recipe = {"of": [str(p.resolve()) for p in weights]}
     if kept.is_file():
+        was = (
+            json.loads((kept.parent / "soup.json").read_text())
+            if (kept.parent / "soup.json").is_file()
+            else {}
+        )
+        if was != recipe:
+            raise InputError(
+                f"{kept} is the mean of other weights ({kept.parent / 'soup.json'}): use another --out"
+            )
         net = UNet(base=a.base)
         net.load_state_dict(torch.load(kept, map_location="cpu", weights_only=True))
         return net
-    weights = [run / f"fold{f}" / f"cycle-{a.step:06d}.pt" for run in [a.cv_dir, *a.soup]]
     missing = [str(p) for p in weights if not p.is_file()]
     if missing:
         raise InputError(f"{', '.join(missing)} not found (branches trained to step {a.step}?)")
     net = mean_model(weights, cache, cities, cfg)
     kept.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(kept.parent / "soup.json", recipe)
     with atomic_path(kept) as tmp:
         torch.save({k: v.contiguous() for k, v in net.state_dict().items()}, tmp)
     print(f"fold {f}: mean of {len(weights)} runs' weights at step {a.step}, batch norm re-estimated")

@@ -81,6 +81,10 @@ def test_a_soup_is_the_mean_of_the_branches_weights_with_batch_norm_re_estimated
     seg, variants = scored[1]
     assert variants is None  # every row by default
     assert all(torch.equal(v, kept[k]) for k, v in seg.net.state_dict().items())
+    # the kept soup belongs to its runs: other runs into the same --out are refused, not scored as this soup
+    (out / "fold0" / "result.json").unlink()
+    with pytest.raises(SystemExit, match="is the mean of other weights"):
+        m.main([*args[:4], "--out", str(out), "--step", "4", "--folds", "0"])
 
 
 def test_a_soup_refuses_missing_branches_and_other_means(tmp_path, load_script, monkeypatch, capsys):
