@@ -78,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if a.soup and a.average > 1:
         ap.error("--soup and --average are two different means: give one")
+    runs = [a.cv_dir, *a.soup]
+    if len({r.resolve() for r in runs}) != len(runs):
+        ap.error("--soup: a run is given twice (with --cv-dir or another --soup)")
     variants = a.variants.split(",") if a.variants else None
     if variants and (set(variants) - set(VARIANTS) or "default" not in variants):
         ap.error(f"--variants: a comma-separated subset of {', '.join(VARIANTS)} that includes default")
@@ -101,8 +104,10 @@ def main(argv: list[str] | None = None) -> int:
     extra = ["eotdl"] if a.eotdl else []
     for f in (int(x) for x in a.folds.split(",")):
         res_path = a.out / f"fold{f}" / "result.json"
-        if res_path.is_file():
-            continue
+        if res_path.is_file() and set(json.loads(res_path.read_text())["variants"]) >= set(
+            variants or VARIANTS
+        ):
+            continue  # scored before with every row asked for now
         fd = a.cv_dir / f"fold{f}"
         try:
             if a.average > 1:
@@ -135,30 +140,43 @@ def souped(a: argparse.Namespace, f: int, cache: Path, cities: list[str], cfg: A
 
     kept = a.out / f"fold{f}" / "model.pt"
     weights = [run / f"fold{f}" / f"cycle-{a.step:06d}.pt" for run in [a.cv_dir, *a.soup]]
-    recipe = {"of": [str(p.resolve()) for p in weights]}
+    missing = [str(p) for p in weights if not p.is_file()]
+    if missing:
+        raise InputError(f"{', '.join(missing)} not found (branches trained to step {a.step}?)")
+    recipe = soup_record(weights, cities, cfg)
     if kept.is_file():
-        was = (
-            json.loads((kept.parent / "soup.json").read_text())
-            if (kept.parent / "soup.json").is_file()
-            else {}
-        )
-        if was != recipe:
+        rec = kept.parent / "soup.json"
+        was = json.loads(rec.read_text()) if rec.is_file() else {}
+        if {k: was.get(k) for k in SOUP_KEYS} != {k: recipe[k] for k in SOUP_KEYS}:
             raise InputError(
-                f"{kept} is the mean of other weights ({kept.parent / 'soup.json'}): use another --out"
+                f"{kept} is the mean of other weights or batch-norm crops ({rec}): use another --out"
             )
         net = UNet(base=a.base)
         net.load_state_dict(torch.load(kept, map_location="cpu", weights_only=True))
         return net
-    missing = [str(p) for p in weights if not p.is_file()]
-    if missing:
-        raise InputError(f"{', '.join(missing)} not found (branches trained to step {a.step}?)")
     net = mean_model(weights, cache, cities, cfg)
     kept.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(kept.parent / "soup.json", recipe)
-    with atomic_path(kept) as tmp:
-        torch.save({k: v.contiguous() for k, v in net.state_dict().items()}, tmp)
+    with atomic_path(kept) as tmp, open(tmp, "wb") as fh:
+        torch.save({k: v.contiguous() for k, v in net.state_dict().items()}, fh)
     print(f"fold {f}: mean of {len(weights)} runs' weights at step {a.step}, batch norm re-estimated")
     return net
+
+
+#: What makes a kept soup the one asked for: its ingredients' contents and its batch-norm crops.
+SOUP_KEYS = ("sha256", "batch_norm")
+
+
+def soup_record(weights: list[Path], cities: list[str], cfg: Any) -> dict[str, Any]:
+    """``soup.json``: the ingredients (paths, sha256, in order) and what drew the batch-norm crops."""
+    from detect.core.weights import sha256_file
+
+    drawn = {n: v for n, v in cfg.__dict__.items() if n not in ("checkpoint_every", "precision", "steps")}
+    return {
+        "of": [str(p) for p in weights],
+        "sha256": [sha256_file(p) for p in weights],
+        "batch_norm": {"cities": sorted(cities), "config": drawn},
+    }
 
 
 if __name__ == "__main__":

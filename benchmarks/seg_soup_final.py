@@ -12,12 +12,14 @@ arms' folds, every row scored), as ``harborwatch train ships-seg`` writes a trai
         --out OUT/ships-s2-seg.pt [--step 7200] [--precision bf16] [--data SEN2SHIPS_TRAINVAL]
 
 Give the recipe the branches trained with (augmentation shares, precision): they are recorded in the spec and
-draw the batch-norm crops.
+draw the batch-norm crops. ``--cv`` is refused unless every fold's ``soup.json`` names the same branches'
+weights at ``--step`` (by sha256) and every fold's ``result.json`` has every row (``VARIANTS``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -47,9 +49,18 @@ def main(argv: list[str] | None = None) -> int:
     from _seg_cv import cv_inputs
 
     from detect.core.weights import sha256_file
-    from detect.ships.segment_train import VARIANTS, SegTrainConfig, mean_model, summarise, write_model
+    from detect.ships.segment_train import (
+        BN_BATCHES,
+        VARIANTS,
+        SegTrainConfig,
+        mean_model,
+        summarise,
+        write_model,
+    )
 
     arms = [x for x in a.arms.split(",") if x]
+    if len(set(arms)) != len(arms):
+        ap.error("--arms: a branch is named twice")
     weights = [a.run / arm / "final" / f"cycle-{a.step:06d}.pt" for arm in arms]
     missing = [str(p) for p in weights if not p.is_file()]
     if missing:
@@ -60,9 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     summary = summarise(a.cv, plan)
     if summary["folds_done"] != list(range(len(plan))):
         sys.exit(f"seg_soup_final: {a.cv} has folds {summary['folds_done']} scored, not all {len(plan)}")
-    unscored = [v for v in VARIANTS if not summary[v]["cities"]]
-    if unscored:
-        sys.exit(f"seg_soup_final: {a.cv} has no {', '.join(unscored)} rows (score it without --variants)")
+    for k in range(len(plan)):
+        problem = fold_problem(
+            a.cv / f"fold{k}", [a.run / arm / f"fold{k}" for arm in arms], a.step, VARIANTS
+        )
+        if problem:
+            sys.exit(f"seg_soup_final: {a.cv / f'fold{k}'}: {problem}")
     cities = sorted(p.stem for p in a.cache.glob("*.npz") if p.stem != "eotdl" and ".tmp" not in p.name)
     cfg = SegTrainConfig(
         steps=a.step,
@@ -79,13 +93,33 @@ def main(argv: list[str] | None = None) -> int:
         "soup": {
             "of": [f"{arm}/final/{p.name}" for arm, p in zip(arms, weights, strict=True)],
             "sha256": [sha256_file(p) for p in weights],
-            "batch_norm": "re-estimated on 100 batches of training crops of every city",
+            "batch_norm": f"re-estimated on {BN_BATCHES} batches of training crops of every city",
         }
     }
     a.out.parent.mkdir(parents=True, exist_ok=True)
     pt = write_model(model, a.out, data, cities, cfg, summary, training=soup)
     print(f"{pt}: mean of {len(weights)} final models; spec {pt.with_suffix('.json')}")
     return 0
+
+
+def fold_problem(scored: Path, branches: list[Path], step: int, rows) -> str | None:
+    """Why a soup CV's fold cannot stand for the soup of ``branches`` (their ``cycle-<step>.pt``): its
+    ``soup.json`` (``seg_cv_rescore.py --soup``) names other weights, or its ``result.json`` lacks one of
+    ``rows``. None when it can."""
+    from detect.core.weights import sha256_file
+
+    rec = scored / "soup.json"
+    if not rec.is_file():
+        return "no soup.json: not scored by seg_cv_rescore.py --soup"
+    want = sorted(
+        sha256_file(b / f"cycle-{step:06d}.pt") for b in branches if (b / f"cycle-{step:06d}.pt").is_file()
+    )
+    if len(want) != len(branches) or sorted(json.loads(rec.read_text()).get("sha256", [])) != want:
+        return f"its soup is not of these branches' folds at step {step} (soup.json)"
+    missing = [r for r in rows if r not in json.loads((scored / "result.json").read_text())["variants"]]
+    if missing:
+        return f"no {', '.join(missing)} rows (score it without --variants)"
+    return None
 
 
 if __name__ == "__main__":

@@ -737,9 +737,10 @@ def _contiguous(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
 def _save(obj: Any, path: Path) -> None:
     """``torch.save`` to ``path`` through a temporary file beside it (``imagery.atomic.atomic_path``), so a
-    killed run never leaves a half-written file."""
-    with atomic_path(path) as tmp:
-        torch.save(obj, tmp)
+    killed run never leaves a half-written file. Written through an open file, so the archive inside is not
+    named after the temporary file: the same tensors give the same bytes, and the same sha256."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(obj, f)
 
 
 def optimiser_step(
