@@ -33,6 +33,22 @@ def cv_inputs(
     return root, plan, truth
 
 
+def add_recipe_arguments(ap: argparse.ArgumentParser) -> None:
+    """The augmentation recipe a trained run used (v6's by default), for scripts that re-estimate batch norm
+    on its crops (drawn as it trained) and record it: ``recipe_config`` makes the config."""
+    ap.add_argument("--cycle", type=int, default=1200, help="the run's --restart-every")
+    ap.add_argument("--paste", type=float, default=0.5, help="crops for batch-norm statistics: as trained")
+    ap.add_argument("--hull-colour", type=float, default=0.5)
+    ap.add_argument("--wakes", type=float, default=0.5)
+
+
+def recipe_config(a: argparse.Namespace, **fields: Any) -> Any:
+    """A ``SegTrainConfig`` of ``add_recipe_arguments``' options, with ``fields`` for the rest."""
+    from detect.ships.segment_train import SegTrainConfig
+
+    return SegTrainConfig(cycle=a.cycle, p_paste=a.paste, p_colour=a.hull_colour, p_wake=a.wakes, **fields)
+
+
 def add_run_arguments(ap: argparse.ArgumentParser) -> None:
     """The options of a script that compares trained runs through per-fold records cached in ``--cache``."""
     ap.add_argument("--cv-dir", action="append", required=True, type=Path, help="a run: fold<k>/model.pt")

@@ -38,6 +38,8 @@ sys.path.insert(0, str(REPO))
 
 
 def main(argv: list[str] | None = None) -> int:
+    from _seg_cv import add_recipe_arguments, cv_inputs, recipe_config
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cv-dir", required=True, type=Path, help="a trained run: scenes/ and fold<k>/")
     ap.add_argument("--out", required=True, type=Path, help="where fold<k>/result.json go")
@@ -53,10 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--variants", default=None, help="comma-separated rows to score (default: all of VARIANTS)"
     )
-    ap.add_argument("--cycle", type=int, default=1200, help="the run's --restart-every")
-    ap.add_argument("--paste", type=float, default=0.5, help="crops for batch-norm statistics: as trained")
-    ap.add_argument("--hull-colour", type=float, default=0.5)
-    ap.add_argument("--wakes", type=float, default=0.5)
+    add_recipe_arguments(ap)
     ap.add_argument("--quay-paste", type=float, default=0.0)
     ap.add_argument("--haze", type=float, default=0.0)
     ap.add_argument("--eotdl", action="store_true", help="the run trained with --eotdl")
@@ -69,10 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args(argv)
 
-    from _seg_cv import cv_inputs
-
     from detect.ships.segment import SegModel, SegSpec, UNet
-    from detect.ships.segment_train import VARIANTS, SegTrainConfig, averaged_model, pool, score_fold
+    from detect.ships.segment_train import VARIANTS, averaged_model, pool, score_fold
     from imagery.atomic import atomic_write_json
     from imagery.errors import InputError
 
@@ -86,13 +83,10 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"--variants: a comma-separated subset of {', '.join(VARIANTS)} that includes default")
     cache = a.cv_dir / "scenes"
     data, plan, truth = cv_inputs("seg_cv_rescore", a.data, cache, a.threads)
-    cfg = SegTrainConfig(
+    cfg = recipe_config(
+        a,
         steps=a.step,
-        cycle=a.cycle,
         base=a.base,
-        p_paste=a.paste,
-        p_colour=a.hull_colour,
-        p_wake=a.wakes,
         p_quay=a.quay_paste,
         p_haze=a.haze,
         upsample=a.upsample,
@@ -134,8 +128,8 @@ def souped(a: argparse.Namespace, f: int, cache: Path, cities: list[str], cfg: A
     """Fold ``f``'s soup: the mean of ``--cv-dir``'s and every ``--soup`` run's ``cycle-<step>.pt``, batch
     norm re-estimated on ``cities``; kept as ``--out``'s ``fold<f>/model.pt``, read from there on a rerun."""
     from detect.ships.segment import UNet
-    from detect.ships.segment_train import mean_model
-    from imagery.atomic import atomic_path, atomic_write_json
+    from detect.ships.segment_train import mean_model, save_weights
+    from imagery.atomic import atomic_write_json
     from imagery.errors import InputError
 
     kept = a.out / f"fold{f}" / "model.pt"
@@ -157,8 +151,7 @@ def souped(a: argparse.Namespace, f: int, cache: Path, cities: list[str], cfg: A
     net = mean_model(weights, cache, cities, cfg)
     kept.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json(kept.parent / "soup.json", recipe)
-    with atomic_path(kept) as tmp, open(tmp, "wb") as fh:
-        torch.save({k: v.contiguous() for k, v in net.state_dict().items()}, fh)
+    save_weights(net, kept)
     print(f"fold {f}: mean of {len(weights)} runs' weights at step {a.step}, batch norm re-estimated")
     return net
 

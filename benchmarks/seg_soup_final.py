@@ -28,6 +28,8 @@ sys.path.insert(0, str(REPO))
 
 
 def main(argv: list[str] | None = None) -> int:
+    from _seg_cv import add_recipe_arguments, cv_inputs, recipe_config
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cache", required=True, type=Path, help="the prepared scenes the branches trained on")
     ap.add_argument("--run", required=True, type=Path, help="seg_cv_parallel's --out: <arm>/final/")
@@ -35,10 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cv", required=True, type=Path, help="the soup's CV (seg_cv_rescore.py --soup --out)")
     ap.add_argument("--out", required=True, type=Path, help="the model file to write (<name>.pt)")
     ap.add_argument("--step", type=int, default=7200, help="the branches' last cycle end")
-    ap.add_argument("--cycle", type=int, default=1200)
-    ap.add_argument("--paste", type=float, default=0.5)
-    ap.add_argument("--hull-colour", type=float, default=0.5)
-    ap.add_argument("--wakes", type=float, default=0.5)
+    add_recipe_arguments(ap)
     ap.add_argument("--hard-negatives", type=float, default=0.2)
     ap.add_argument("--precision", default="fp32", help="the branches' training precision (recorded)")
     ap.add_argument("--seed", type=int, default=0, help="draws the batch-norm crops")
@@ -46,13 +45,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args(argv)
 
-    from _seg_cv import cv_inputs
-
     from detect.core.weights import sha256_file
     from detect.ships.segment_train import (
         BN_BATCHES,
         VARIANTS,
-        SegTrainConfig,
         mean_model,
         summarise,
         write_model,
@@ -77,13 +73,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         if problem:
             sys.exit(f"seg_soup_final: {a.cv / f'fold{k}'}: {problem}")
-    cities = sorted(p.stem for p in a.cache.glob("*.npz") if p.stem != "eotdl" and ".tmp" not in p.name)
-    cfg = SegTrainConfig(
+    cities = sorted({c for part in plan[0].values() for c in part})  # every city: fold 0's three parts
+    cfg = recipe_config(
+        a,
         steps=a.step,
-        cycle=a.cycle,
-        p_paste=a.paste,
-        p_colour=a.hull_colour,
-        p_wake=a.wakes,
         p_hard=a.hard_negatives,
         precision=a.precision,
         seed=a.seed,

@@ -743,6 +743,11 @@ def _save(obj: Any, path: Path) -> None:
         torch.save(obj, f)
 
 
+def save_weights(model: torch.nn.Module, path: Path) -> None:
+    """``model``'s state dict, contiguous, written atomically to ``path`` (``_save``): a model file."""
+    _save(_contiguous(model.state_dict()), path)
+
+
 def optimiser_step(
     model: torch.nn.Module,
     opt: torch.optim.Optimizer,
@@ -818,7 +823,7 @@ def train(
         run = 0.9 * run + 0.1 * loss.item() if step > 1 else loss.item()
         if cfg.cycle and step % cfg.cycle == 0:  # a cycle's end: its weights, kept for weight averaging;
             # written before the checkpoint, so a run killed between the two writes it again on resume
-            _save(_contiguous(model.state_dict()), out / f"cycle-{step:06d}.pt")
+            save_weights(model, out / f"cycle-{step:06d}.pt")
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
             _save(
                 dict(
@@ -836,7 +841,7 @@ def train(
             if progress:
                 progress(msg)
             t0 = time.time()
-    _save(_contiguous(model.state_dict()), out / "model.pt")
+    save_weights(model, out / "model.pt")
     return model.eval()
 
 
@@ -913,7 +918,7 @@ def averaged_model(
     if len(ends) < k:
         raise InputError(f"{out}: {len(ends)} cycle-end weights to average, {k} asked for")
     model = mean_model(ends, cache, cities, cfg, device)
-    _save(_contiguous(model.state_dict()), path)
+    save_weights(model, path)
     log.info("%s: mean of %s, batch norm re-estimated", path, ", ".join(p.name for p in ends))
     return model
 
@@ -1269,7 +1274,7 @@ def write_model(
 
     thresholds = list((summary or {}).get("thresholds", {}).values())
     threshold = float(np.median(thresholds)) if thresholds else 0.5
-    _save(_contiguous(model.state_dict()), pt)
+    save_weights(model, pt)
     metrics = card_metrics(summary or {}, cities, cfg)
     metrics["training"].update(training or {})
     SegSpec(

@@ -163,7 +163,7 @@ def test_the_soup_of_final_models_is_written_with_its_cv_as_its_spec(tmp_path, l
 
     cache = tmp_path / "scenes"
     prepare(FIXTURES / "ships_train", cache)
-    plan = [{"fit": ["algiers"], "inner": ["x"], "held_out": ["y"]}] * 3
+    plan = [{"fit": ["algiers"], "inner": [], "held_out": []}] * 3  # the prepared cities, as a real plan
     data = FIXTURES / "ships_train"
     monkeypatch.setattr(_seg_cv, "cv_inputs", lambda *a, **k: (data, plan, {}))
     real = st.recalibrate_bn
