@@ -11,6 +11,12 @@ true colour, or true colour quantised to 8 bits. ``four-band cities`` restricts 
 B02 B03 B04 B08 (what the YOLO model's CV covers), so the two can be compared; the YOLO row is read from its
 card (its fold weights are not kept), so it has no recall by length. ``auto`` combines the YOLO card's
 folds (four-band cities) with the segmentation model on the other cities, as the default detector runs.
+
+Two columns are moved by no threshold choice, so they compare runs without the noise of each fold's two-city
+threshold (about 0.03 F1): ``ap_count``, average precision under the counting rule of P, R and F1 (IoU >= 0.1
+or centres <= 30 m; ``ap50`` asks IoU >= 0.5 of the boxes), and ``f1_best``, the pooled F1 at the one
+threshold best for these held-out scenes: an upper bound for comparing runs, never a result. Both are empty
+for folds scored before session 20 (their records lack the counting hits: score them again).
 """
 
 from __future__ import annotations
@@ -37,6 +43,8 @@ COLUMNS = (
     "recall",
     "f1",
     "ap50",
+    "ap_count",
+    "f1_best",
     "recall_0_80m",
     "recall_80_150m",
     "recall_150_upm",

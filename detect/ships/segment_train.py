@@ -956,7 +956,9 @@ THRESHOLDS = tuple(round(0.3 + 0.025 * i, 3) for i in range(27))  # 0.3 … 0.95
 
 def scene_record(preds: Sequence[Any], truths: Sequence[Any], threshold: float) -> dict[str, Any]:
     """What pooling needs from one scene: counts at the threshold, matched truths, length errors and the
-    inputs of AP."""
+    inputs of AP: every prediction's score, whether it is a hit for AP50 (``ap_hits``) and under the
+    counting rule of P, R and F1 (``hits``: matching is greedy in score order, so the hits at any higher
+    threshold are these hits of the predictions that reach it)."""
     from detect.ships.evaluate import match_scene
 
     m = match_scene(preds, truths)
@@ -977,11 +979,15 @@ def scene_record(preds: Sequence[Any], truths: Sequence[Any], threshold: float) 
         "len_err": errs,
         "ap_scores": [float(x) for x in m.scores],
         "ap_hits": [bool(x) for x in m.ap_hit],
+        "hits": [bool(j >= 0) for j in m.match],
     }
 
 
 def pool(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Pooled P, R, F1, AP50, count MAE per scene, length MAE and recall by length class."""
+    """Pooled P, R, F1, AP50, count MAE per scene, length MAE and recall by length class; where every record
+    has ``hits`` (``scene_record`` since session 20), also two scores that no threshold choice moves, under
+    the counting rule of P, R and F1: ``ap_count`` (average precision) and ``f1_best`` (the pooled F1 at the
+    best threshold for these very scenes: an upper bound, not a result)."""
     from detect.ships.evaluate import average_precision
 
     tp = sum(r["tp"] for r in records)
@@ -1006,6 +1012,7 @@ def pool(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "n_pred": n_pred,
         "tp": tp,
     }
+    out.update(threshold_free(records, n_truth))
     lens = [
         (length, hit) for r in records for length, hit in zip(r["truth_len"], r["truth_matched"], strict=True)
     ]
@@ -1015,6 +1022,25 @@ def pool(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         out[key] = round(sum(sel) / len(sel), 3) if sel else None
         out[key.replace("recall", "n")] = len(sel)
     return out
+
+
+def threshold_free(records: Sequence[dict[str, Any]], n_truth: int) -> dict[str, float | None]:
+    """``ap_count`` and ``f1_best`` of ``pool`` (None where a record lacks ``hits``)."""
+    from detect.ships.evaluate import average_precision
+
+    if not records or any("hits" not in r for r in records):
+        return {"ap_count": None, "f1_best": None}
+    scores = np.concatenate([np.asarray(r["ap_scores"], float) for r in records])
+    hits = np.concatenate([np.asarray(r["hits"], bool) for r in records])
+    order = np.argsort(-scores, kind="stable")
+    tp = np.cumsum(hits[order])
+    n = np.arange(1, len(order) + 1)
+    last = np.r_[scores[order][1:] != scores[order][:-1], True]  # a threshold keeps every tie
+    f1 = 2 * tp[last] / (n[last] + n_truth) if len(order) else np.zeros(0)
+    return {
+        "ap_count": round(float(average_precision(scores, hits, n_truth)), 3),
+        "f1_best": round(float(f1.max()), 3) if len(f1) else 0.0,
+    }
 
 
 def records_by_threshold(

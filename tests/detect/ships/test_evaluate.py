@@ -197,3 +197,34 @@ def test_unknown_cities_are_an_input_error() -> None:
 def test_missing_annotations_file_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no such annotations"):
         load_coco_truth(tmp_path / "nope.json", tmp_path)
+
+
+def test_pooled_scores_no_threshold_moves_follow_the_counting_rule(mercator_scene: tuple[Path, Path]) -> None:
+    from detect.ships.segment_train import pool, scene_record
+
+    images, coco = mercator_scene
+    t1, t2, _t3 = load_coco_truth(coco, images)["scene"]
+    s = 5e-5
+    lon2, lat2 = _offset(t2.lon, t2.lat, 20.0)
+    preds = [  # the hand-made case above: p2 counts (centres 20 m apart) but is no AP50 hit
+        _det(t1.polygon, 0.9, t1.length_m),
+        _det(box(lon2 - s, lat2 - s, lon2 + s, lat2 + s), 0.7, t2.length_m),
+        _det(Point(_offset(t2.lon, t2.lat, 2000.0)).buffer(s, cap_style=3), 0.8, 50.0),
+    ]
+    truths = [t1, t2, _t3]
+    rec = scene_record(preds, truths, 0.95)
+    assert rec["hits"] == [True, True, False] and rec["ap_hits"] == [True, False, False]
+    # hit, false, hit in score order: precision 1 to recall 1/3, then 2/3 at recall 2/3
+    out = pool([rec])
+    assert out["ap_count"] == pytest.approx(round(1 / 3 + 1 / 3 * 2 / 3, 3))
+    assert out["ap50"] == pytest.approx(round(1 / 3, 3))
+    # the best threshold keeps all three (2 of 3 found, 2 of 3 right): F1 2/3, above 0.9's 1/2
+    assert out["f1_best"] == pytest.approx(round(2 / 3, 3)) and out["f1"] == 0.0
+    # every threshold's own record agrees with the hits: F1 at 0.75 is the pooled F1 there
+    for t in (0.75, 0.85, 0.5):
+        at = pool([scene_record(preds, truths, t)])
+        assert at["f1"] <= out["f1_best"]
+    assert pool([scene_record(preds, truths, 0.5)])["f1"] == out["f1_best"]
+    # records written before the counting hits were kept: no such scores, rather than wrong ones
+    old = {k: v for k, v in rec.items() if k != "hits"}
+    assert pool([old, rec])["ap_count"] is None and pool([old])["f1_best"] is None
