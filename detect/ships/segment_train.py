@@ -1012,7 +1012,7 @@ def pool(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
         "n_pred": n_pred,
         "tp": tp,
     }
-    out.update(threshold_free(records, n_truth))
+    out.update(threshold_free(records, scores, n_truth))
     lens = [
         (length, hit) for r in records for length, hit in zip(r["truth_len"], r["truth_matched"], strict=True)
     ]
@@ -1024,13 +1024,15 @@ def pool(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def threshold_free(records: Sequence[dict[str, Any]], n_truth: int) -> dict[str, float | None]:
-    """``ap_count`` and ``f1_best`` of ``pool`` (None where a record lacks ``hits``)."""
+def threshold_free(
+    records: Sequence[dict[str, Any]], scores: np.ndarray, n_truth: int
+) -> dict[str, float | None]:
+    """``ap_count`` and ``f1_best`` of ``pool`` from its records and their predictions' ``scores`` (pooled in
+    record order; None where a record lacks ``hits``)."""
     from detect.ships.evaluate import average_precision
 
     if not records or any("hits" not in r for r in records):
         return {"ap_count": None, "f1_best": None}
-    scores = np.concatenate([np.asarray(r["ap_scores"], float) for r in records])
     hits = np.concatenate([np.asarray(r["hits"], bool) for r in records])
     order = np.argsort(-scores, kind="stable")
     tp = np.cumsum(hits[order])
