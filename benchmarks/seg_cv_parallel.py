@@ -6,14 +6,15 @@ where the CLI keeps torch's default). It only trains: score the folds
 afterwards, where the sen2ships files are, with ``benchmarks/seg_cv_rescore.py --step STEPS`` and tabulate
 them with ``benchmarks/ship_cv_seg.py``.
 
-An arm is one run of the recipe: ``NAME[:seed=N][:eotdl][:quay=P][:haze=P][:hard=P][:base=W][:from=ARM]``
-(``quay=P``: that share of the pasted hulls berthed along a quay, ``--quay-paste`` of the CLI, in every stage;
-``haze=P``: that
-share of crops under thin haze, ``--haze``, in every stage, for Level-1C input (score its L1C side with
+An arm is one run of the recipe:
+``NAME[:seed=N][:eotdl][:quay=P][:haze=P][:hard=P][:base=W][:depth=D][:from=ARM]`` (``quay=P``: that share of
+the pasted hulls berthed along a quay, ``--quay-paste`` of the CLI, in every stage; ``haze=P``: that share
+of crops under thin haze, ``--haze``, in every stage, for Level-1C input (score its L1C side with
 ``seg_toa.py``, and rescore with ``seg_cv_rescore.py --haze P``); ``hard=P``: that share of crops on hard
 negatives in the last stage instead of ``--hard-negatives``; ``base=W``: the U-Net's width, ``--base``,
-16 by default; score it with ``seg_cv_rescore.py --base W``). Two seeds of each arm, for instance,
-give the lever and the spread between runs of one recipe in one sitting:
+16 by default; score it with ``seg_cv_rescore.py --base W``; ``depth=D``: the U-Net's levels, 4 by default,
+5 doubles the receptive field; score it with ``seg_cv_rescore.py --depth D``). Two seeds of each arm, for
+instance, give the lever and the spread between runs of one recipe in one sitting:
 
     python benchmarks/seg_cv_parallel.py --cache RUNS/seg/scenes --out RUNS/par --device cuda:0 \\
         --arm ctl0:seed=0 --arm ctl1:seed=1 --arm eot0:seed=0:eotdl --arm eot1:seed=1:eotdl --final eot0
@@ -58,8 +59,8 @@ sys.path.insert(0, str(REPO))
 
 
 def parse_arm(text: str) -> dict:
-    """``NAME[:seed=N][:eotdl][:quay=P][:haze=P][:hard=P][:base=W][:from=ARM]`` → {"name", "seed", "eotdl",
-    "quay", "haze", "hard" (None: ``--hard-negatives``), "base", "from"}."""
+    """``NAME[:seed=N][:eotdl][:quay=P][:haze=P][:hard=P][:base=W][:depth=D][:from=ARM]`` → {"name", "seed",
+    "eotdl", "quay", "haze", "hard" (None: ``--hard-negatives``), "base", "depth", "from"}."""
     name, *opts = text.split(":")
     arm = {
         "name": name,
@@ -69,6 +70,7 @@ def parse_arm(text: str) -> dict:
         "haze": 0.0,
         "hard": None,
         "base": 16,
+        "depth": 4,
         "from": None,
     }
     for o in opts:
@@ -81,6 +83,8 @@ def parse_arm(text: str) -> dict:
             arm["seed"] = int(o[5:])
         elif o.startswith("base=") and o[5:].isdigit() and 4 <= int(o[5:]) <= 64:
             arm["base"] = int(o[5:])
+        elif o.startswith("depth=") and o[6:].isdigit() and 2 <= int(o[6:]) <= 6:
+            arm["depth"] = int(o[6:])
         elif key in ("quay", "haze", "hard") and "=" in o:
             value = o.split("=", 1)[1]
             try:
@@ -164,7 +168,7 @@ def mine_for_branches(a: argparse.Namespace, arm: dict, job: str) -> None:
         return
     cities, plan = fold_cities(a.cache, a.k)
     fit = cities if job == "final" else plan[int(job)]["fit"]
-    model = UNet(base=arm["base"])
+    model = UNet(base=arm["base"], depth=arm.get("depth", 4))
     model.load_state_dict(st["model"])
     scenes = TrainingScenes(a.cache, fit + (["eotdl"] if arm["eotdl"] else []))
     use_hard_negatives(model.to(a.device).eval(), scenes, d, int(st["step"]), cfg, a.device)
@@ -188,6 +192,7 @@ def stage_config(a: argparse.Namespace, arm: dict, i: int, ends: list[int]):
         p_quay=arm.get("quay", 0.0),
         p_haze=arm.get("haze", 0.0),
         base=arm.get("base", 16),
+        depth=arm.get("depth", 4),
     )
 
 
@@ -283,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
         "--arm",
         action="append",
         default=[],
-        help="NAME[:seed=N][:eotdl][:quay=P][:haze=P][:hard=P][:base=W][:from=ARM]",
+        help="NAME[:seed=N][:eotdl][:quay=P][:haze=P][:hard=P][:base=W][:depth=D][:from=ARM]",
     )
     ap.add_argument("--final", action="append", default=[], help="also train this arm's final model")
     ap.add_argument("--folds", default="0,1,2,3,4")

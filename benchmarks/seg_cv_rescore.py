@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--crop", type=int, default=None, help="the run's --crop (default 96 x --upsample)")
     ap.add_argument("--seed", type=int, default=0, help="the run's --seed")
     ap.add_argument("--base", type=int, default=16)
+    ap.add_argument("--depth", type=int, default=4, help="the run's U-Net levels")
     ap.add_argument("--folds", default="0,1,2,3,4")
     ap.add_argument("--data", default=None)
     ap.add_argument("--threads", type=int, default=1)
@@ -87,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         a,
         steps=a.step,
         base=a.base,
+        depth=a.depth,
         p_quay=a.quay_paste,
         p_haze=a.haze,
         upsample=a.upsample,
@@ -112,11 +114,11 @@ def main(argv: list[str] | None = None) -> int:
                 path = fd / f"cycle-{a.step:06d}.pt"
                 if not path.is_file():
                     raise InputError(f"{path} not found (trained with --restart-every, to step {a.step}?)")
-                net = UNet(base=a.base)
+                net = UNet(base=a.base, depth=a.depth)
                 net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         except InputError as e:
             sys.exit(f"seg_cv_rescore: {e}")
-        seg = SegModel(net.eval(), SegSpec(name=f"fold{f}", base=a.base, gsd_m=cfg.gsd_m))
+        seg = SegModel(net.eval(), SegSpec(name=f"fold{f}", base=a.base, depth=a.depth, gsd_m=cfg.gsd_m))
         res = score_fold(seg, data, plan[f], truth, variants=variants)
         atomic_write_json(res_path, res)
         s = pool(list(res["variants"]["default"].values()))
@@ -145,7 +147,7 @@ def souped(a: argparse.Namespace, f: int, cache: Path, cities: list[str], cfg: A
             raise InputError(
                 f"{kept} is the mean of other weights or batch-norm crops ({rec}): use another --out"
             )
-        net = UNet(base=a.base)
+        net = UNet(base=a.base, depth=a.depth)
         net.load_state_dict(torch.load(kept, map_location="cpu", weights_only=True))
         return net
     net = mean_model(weights, cache, cities, cfg)

@@ -796,7 +796,13 @@ def train(
     rng = random.Random(cfg.seed)
     if ck.is_file():
         st = torch.load(ck, map_location="cpu", weights_only=False)
-        model.load_state_dict(st["model"])
+        try:
+            model.load_state_dict(st["model"])
+        except RuntimeError:
+            raise InputError(
+                f"{ck} holds a network of another shape (trained with another --base or --depth): "
+                "give the run's own options or another --out"
+            ) from None
         opt.load_state_dict(st["opt"])
         step = st["step"]
         rng.setstate(st["rng"])

@@ -350,6 +350,13 @@ def trucks_cmd(
     help="U-Net channels at full resolution (doubling per level).",
 )
 @click.option(
+    "--depth",
+    type=click.IntRange(2, 6),
+    default=4,
+    show_default=True,
+    help="U-Net levels (each halves the resolution; 5 doubles the receptive field of 4).",
+)
+@click.option(
     "--ignore-unlabelled",
     is_flag=True,
     help="Leave small bright objects ringed by open water that carry no label (boats sen2ships did not "
@@ -422,6 +429,7 @@ def train_seg_cmd(
     upsample: int,
     crop: int,
     base: int,
+    depth: int,
     ignore_unlabelled: bool,
     hard_negatives: float,
     precision: str,
@@ -466,6 +474,7 @@ def train_seg_cmd(
         p_wake=wakes,
         p_quay=quay_paste,
         base=base,
+        depth=depth,
         cycle=cycle,
         upsample=upsample,
         crop=crop,

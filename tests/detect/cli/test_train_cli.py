@@ -78,6 +78,22 @@ def test_seg_training_precision_reaches_the_config_and_unknown_ones_are_refused(
     assert e.value.code == 2 and "fp16" in capsys.readouterr().err
 
 
+def test_seg_training_network_shape_reaches_the_config(
+    capsys: pytest.CaptureFixture[str], seg_runs: tuple[list, list[str]], tmp_path: Path
+) -> None:
+    seen, base = seg_runs
+    base = [*base, "--out", str(tmp_path / "run")]
+    code, _ = run([*base, "--depth", "5", "--base", "12"], capsys)
+    assert code == 0 and (seen[-1][0].depth, seen[-1][0].base) == (5, 12)
+    code, _ = run(base, capsys)
+    assert code == 0 and (seen[-1][0].depth, seen[-1][0].base) == (4, 16)  # the shipped network's
+    for bad in ("1", "7"):
+        with pytest.raises(SystemExit) as e:
+            main([*base, "--depth", bad])
+        assert e.value.code == 2 and "--depth" in capsys.readouterr().err
+    assert len(seen) == 2
+
+
 def test_seg_training_averages_cycles_only_when_there_are_enough_of_them(
     capsys: pytest.CaptureFixture[str], seg_runs: tuple[list, list[str]], tmp_path: Path
 ) -> None:

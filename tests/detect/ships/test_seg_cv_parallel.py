@@ -20,14 +20,15 @@ FIXTURES = ROOT / "tests" / "fixtures"
 
 def test_arms_and_stages_follow_the_gpu_script(load_script):
     m = load_script("benchmarks/seg_cv_parallel.py")
-    plain = {"eotdl": False, "quay": 0.0, "haze": 0.0, "hard": None, "base": 16, "from": None}
+    plain = {"eotdl": False, "quay": 0.0, "haze": 0.0, "hard": None, "base": 16, "depth": 4, "from": None}
     assert m.parse_arm("e1:seed=1:eotdl") == {**plain, "name": "e1", "seed": 1, "eotdl": True}
     assert m.parse_arm("ctl") == {**plain, "name": "ctl", "seed": 0}
     assert m.parse_arm("q2:seed=2:quay=0.5")["quay"] == 0.5
     assert m.parse_arm("h1:haze=0.3:seed=1") == {**plain, "name": "h1", "seed": 1, "haze": 0.3}
     assert m.parse_arm("w:base=24:seed=1") == {**plain, "name": "w", "seed": 1, "base": 24}
     assert m.parse_arm("h:from=s0:haze=0.3") == {**plain, "name": "h", "seed": 0, "haze": 0.3, "from": "s0"}
-    for bad in ("base=2", "base=w", "base=99"):
+    assert m.parse_arm("d:depth=5") == {**plain, "name": "d", "seed": 0, "depth": 5}
+    for bad in ("base=2", "base=w", "base=99", "depth=1", "depth=7", "depth=five"):
         with pytest.raises(SystemExit, match="unknown arm option"):
             m.parse_arm(f"x:{bad}")
     with pytest.raises(SystemExit):

@@ -25,7 +25,7 @@ from detect.ships.segment import (
     usable_bands,
 )
 from detect.ships.segment_train import SegTrainConfig, core_target, learning_rate, prepare, train
-from imagery.errors import MissingBandsError, ModelError
+from imagery.errors import InputError, MissingBandsError, ModelError
 from imagery.read import open_raster
 from imagery.types import RasterWindow
 
@@ -307,6 +307,16 @@ def test_a_run_killed_between_a_cycle_end_and_its_checkpoint_writes_that_cycle_e
         a = torch.load(tmp_path / "straight" / name, weights_only=True)
         b = torch.load(tmp_path / "killed" / name, weights_only=True)
         assert all(torch.equal(v, b[k]) for k, v in a.items()), name
+
+
+def test_a_run_resumed_with_another_network_shape_is_refused_in_one_line(tmp_path):
+    cache = tmp_path / "scenes"
+    cities = prepare(FIXTURES / "ships_train", cache)
+    cfg = SegTrainConfig(steps=2, batch=2, crop=32, base=4, depth=2, checkpoint_every=2)
+    train(cache, cities, tmp_path / "run", cfg)
+    longer = SegTrainConfig(steps=4, batch=2, crop=32, base=4, depth=3, checkpoint_every=2, cycle=2)
+    with pytest.raises(InputError, match="another --base or --depth"):
+        train(cache, cities, tmp_path / "run", longer)
 
 
 def test_averaging_refuses_weights_of_different_shapes():
