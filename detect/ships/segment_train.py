@@ -691,6 +691,11 @@ class SegTrainConfig:
     #: averaging over the warm restarts), batch-norm statistics re-estimated on training crops; 1: the
     #: last weights. Needs ``cycle`` and the ``cycle-<step>.pt`` files ``train`` writes at each cycle's end.
     average: int = 1
+    #: The model is a *model soup* of this many branches of the last ``cycle``: each continues the run's
+    #: checkpoint at ``steps - cycle`` (weights and optimiser, the hard negatives mined there once) with crops
+    #: of its own seed (``seed``, ``seed`` + 1, ...), and the model is their element-wise mean, batch norm
+    #: re-estimated on training crops (v7's recipe: 2). 1: one run, no soup.
+    soup: int = 1
 
     @property
     def gsd_m(self) -> float:
@@ -926,6 +931,106 @@ def averaged_model(
     model = mean_model(ends, cache, cities, cfg, device)
     save_weights(model, path)
     log.info("%s: mean of %s, batch norm re-estimated", path, ", ".join(p.name for p in ends))
+    return model
+
+
+def soup_model(
+    cache: Path,
+    cities: Sequence[str],
+    out: Path,
+    cfg: SegTrainConfig,
+    device: str = "cpu",
+    progress: Callable[[str], None] | None = None,
+) -> UNet:
+    """``cfg.soup`` branches of the run in ``out`` and their mean (``SegTrainConfig.soup``): the run is
+    trained (or resumed) to ``steps - cycle`` in ``out``, branch ``b`` continues its checkpoint in
+    ``out/branch<b>`` with crops drawn from seed ``cfg.seed + b``, and the soup (batch norm re-estimated on
+    ``cities``) is kept as ``out/model-soup<n>-<steps>-<key>.pt``, read from there on later calls. Every part
+    resumes where it stopped."""
+    if cfg.soup < 2:
+        raise InputError("a soup needs two branches or more")
+    if not cfg.cycle or cfg.steps % cfg.cycle or cfg.steps < 2 * cfg.cycle:
+        raise InputError(
+            "a soup's branches are the last learning-rate cycle: --restart-every R with --steps a multiple "
+            "of R, at least 2 x R"
+        )
+    stem_steps = cfg.steps - cfg.cycle
+    recipe = {n: v for n, v in cfg.__dict__.items() if n not in ("checkpoint_every", "precision")}
+    key = hashlib.sha256(json.dumps([recipe, sorted(cities)], sort_keys=True).encode()).hexdigest()[:10]
+    path = out / f"model-soup{cfg.soup}-{cfg.steps}-{key}.pt"
+    model = UNet(base=cfg.base, depth=cfg.depth)
+    if path.is_file():
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        return model.to(device).eval()
+    ck = out / "checkpoint.pt"
+    if ck.is_file():
+        at = int(torch.load(ck, map_location="cpu", weights_only=False)["step"])
+        if at > stem_steps:
+            raise InputError(
+                f"{ck} is at step {at}, past {stem_steps} where the soup's branches start: give the run's "
+                "own --steps, or another --out"
+            )
+    stem = train(cache, cities, out, _with(cfg, steps=stem_steps), device=device, progress=progress)
+    if cfg.p_hard > 0:  # mined once from the stem; every branch reads the same ones
+        scenes = TrainingScenes(cache, cities, upsample=cfg.upsample, ignore_unlabelled=cfg.ignore_unlabelled)
+        use_hard_negatives(stem, scenes, out, stem_steps, cfg, device)
+    branches = []
+    for b in range(cfg.soup):
+        bd = out / f"branch{b}"
+        start_branch(out, bd, draw=(cfg.seed + b) * 1_000_003 + stem_steps)
+        train(cache, cities, bd, _with(cfg, seed=cfg.seed + b, soup=1), device=device, progress=progress)
+        branches.append(bd / f"cycle-{cfg.steps:06d}.pt")
+    model = mean_model(branches, cache, cities, cfg, device)
+    save_weights(model, path)
+    log.info("%s: mean of %d branches, batch norm re-estimated", path, len(branches))
+    return model
+
+
+def _with(cfg: SegTrainConfig, **changes: Any) -> SegTrainConfig:
+    from dataclasses import replace
+
+    return replace(cfg, **changes)
+
+
+def start_branch(stem: Path, here: Path, draw: int) -> None:
+    """Start a branch in ``here`` from ``stem``'s checkpoint (weights, optimiser, step) and hard negatives,
+    with its random states drawn afresh from ``draw``: branches of one stem differ only in the crops drawn
+    from there. Once: a branch that has its own checkpoint resumes from it."""
+    import os
+    import shutil
+
+    if (here / "checkpoint.pt").is_file():
+        return
+    if not (stem / "checkpoint.pt").is_file():
+        raise InputError(f"{stem} has no checkpoint.pt to branch from")
+    here.mkdir(parents=True, exist_ok=True)
+    hard = stem / "hard_negatives.json"
+    if hard.is_file():
+        shutil.copy2(hard, here / f".{hard.name}.part")
+        os.replace(here / f".{hard.name}.part", here / hard.name)
+    st = torch.load(stem / "checkpoint.pt", map_location="cpu", weights_only=False)
+    st["rng"] = random.Random(draw).getstate()
+    st["torch_rng"] = torch.Generator().manual_seed(draw).get_state()
+    _save(st, here / "checkpoint.pt")  # the checkpoint last: a branch killed before it starts again
+
+
+def fit_model(
+    cache: Path,
+    cities: Sequence[str],
+    out: Path,
+    cfg: SegTrainConfig,
+    device: str = "cpu",
+    progress: Callable[[str], None] | None = None,
+) -> UNet:
+    """The model ``cfg`` asks for, trained (or resumed) in ``out``: one run, the mean of its last cycles
+    (``cfg.average``) or a soup of branches of its last cycle (``cfg.soup``)."""
+    if cfg.soup > 1:
+        if cfg.average > 1:
+            raise InputError("a soup of branches and the mean of a run's cycles are two models: ask for one")
+        return soup_model(cache, cities, out, cfg, device=device, progress=progress)
+    model = train(cache, cities, out, cfg, device=device, progress=progress)
+    if cfg.average > 1:
+        model = averaged_model(cache, cities, out, cfg, device=device)
     return model
 
 
@@ -1204,7 +1309,7 @@ def cross_validate(
             continue
         fd = out / f"fold{f}"
         res_path = fd / "result.json"
-        if rescore:
+        if rescore or not scored_with(res_path, cfg):
             res_path.unlink(missing_ok=True)
         if res_path.is_file():
             continue
@@ -1212,16 +1317,31 @@ def cross_validate(
             progress(
                 f"fold {f}: held out {', '.join(fold['held_out'])}; threshold from {', '.join(fold['inner'])}"
             )
-        fit = fold["fit"] + extra
-        model = train(cache, fit, fd, cfg, device=device, progress=progress)
-        if cfg.average > 1:
-            model = averaged_model(cache, fit, fd, cfg, device=device)
+        model = fit_model(cache, fold["fit"] + extra, fd, cfg, device=device, progress=progress)
         seg = SegModel(model, SegSpec(name=f"fold{f}", base=cfg.base, depth=cfg.depth, gsd_m=cfg.gsd_m))
         res = score_fold(seg, data, fold, truth, progress=progress, label=f"fold {f}")
         from imagery.atomic import atomic_write_json
 
-        atomic_write_json(res_path, res)
+        atomic_write_json(res_path, {**res, "recipe": recipe_of(cfg)})
     return summarise(out, plan)
+
+
+def recipe_of(cfg: SegTrainConfig) -> dict[str, Any]:
+    """What a fold's model depends on: ``cfg`` less how often it checkpoints and its arithmetic."""
+    return {n: v for n, v in cfg.__dict__.items() if n not in ("checkpoint_every", "precision")}
+
+
+def scored_with(res_path: Path, cfg: SegTrainConfig) -> bool:
+    """Whether a fold's ``result.json`` (if any) scored the model ``cfg`` asks for: a later stage of a run
+    (more ``steps``, a soup) trains and scores the fold again. Results written before the recipe was kept in
+    them are taken as they are."""
+    if not res_path.is_file():
+        return True
+    try:
+        kept = json.loads(res_path.read_text()).get("recipe")
+    except (OSError, ValueError, AttributeError):
+        return False
+    return kept is None or kept == json.loads(json.dumps(recipe_of(cfg)))
 
 
 def summarise(out: Path, plan: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -1284,10 +1404,20 @@ def train_final(
     thresholds, metrics: the CV summary) under ``out/final``. Returns the .pt path."""
     cache = out / "scenes"
     cities = prepare(data, cache) + extra_scenes(cfg, eotdl, cache)
-    model = train(cache, cities, out / "final", cfg, device=device, progress=progress)
-    if cfg.average > 1:
-        model = averaged_model(cache, cities, out / "final", cfg, device=device)
-    return write_model(model, out / "final" / f"{name}.pt", data, cities, cfg, summary)
+    model = fit_model(cache, cities, out / "final", cfg, device=device, progress=progress)
+    training = None
+    if cfg.soup > 1:
+        from detect.core.weights import sha256_file
+
+        weights = [out / "final" / f"branch{b}" / f"cycle-{cfg.steps:06d}.pt" for b in range(cfg.soup)]
+        training = {
+            "soup": {
+                "of": [str(p.relative_to(out)) for p in weights],
+                "sha256": [sha256_file(p) for p in weights],
+                "batch_norm": f"re-estimated on {BN_BATCHES} batches of training crops of every city",
+            }
+        }
+    return write_model(model, out / "final" / f"{name}.pt", data, cities, cfg, summary, training=training)
 
 
 def write_model(

@@ -388,6 +388,15 @@ def trucks_cmd(
     "1: the last weights.",
 )
 @click.option(
+    "--soup",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Each model is a model soup: the last learning-rate cycle (--restart-every) trained this many "
+    "times from the run's checkpoint before it, with crops of seeds --seed, --seed+1, ..., and the "
+    "weights averaged, batch norm re-estimated (the shipped model's recipe: 2); 1: one run.",
+)
+@click.option(
     "--eotdl",
     is_flag=True,
     help="Also train every model on the eotdl Kiel Bay chips whose label passed an eye check "
@@ -434,6 +443,7 @@ def train_seg_cmd(
     hard_negatives: float,
     precision: str,
     average: int,
+    soup: int,
     eotdl: bool,
     eotdl_data: str | None,
     seed: int,
@@ -460,6 +470,17 @@ def train_seg_cmd(
             f"--steps >= {average} x R",
             param_hint="--average-cycles",
         )
+    if soup > 1 and (not cycle or steps % cycle or steps < 2 * cycle):
+        raise click.BadParameter(
+            "a soup's branches are the last learning-rate cycle: --restart-every R with --steps a "
+            "multiple of R, at least 2 x R",
+            param_hint="--soup",
+        )
+    if soup > 1 and average > 1:
+        raise click.BadParameter(
+            "a soup of branches and the mean of a run's cycles are two models: ask for one",
+            param_hint="--soup",
+        )
     if eotdl_data and not eotdl:
         raise click.BadParameter(
             "is for --eotdl; add --eotdl to train on those chips", param_hint="--eotdl-data"
@@ -482,6 +503,7 @@ def train_seg_cmd(
         p_hard=hard_negatives,
         precision=precision,
         average=average,
+        soup=soup,
         seed=seed,
         eotdl=eotdl,
     )

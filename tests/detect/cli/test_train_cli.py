@@ -94,6 +94,28 @@ def test_seg_training_network_shape_reaches_the_config(
     assert len(seen) == 2
 
 
+def test_seg_training_soup_needs_a_last_cycle_to_branch_and_is_not_a_cycle_average(
+    capsys: pytest.CaptureFixture[str], seg_runs: tuple[list, list[str]], tmp_path: Path
+) -> None:
+    seen, base = seg_runs
+    base = [*base, "--out", str(tmp_path / "run")]
+    code, _ = run([*base, "--steps", "7200", "--restart-every", "1200", "--soup", "2"], capsys)
+    assert code == 0 and seen[-1][0].soup == 2
+    code, _ = run(base, capsys)
+    assert code == 0 and seen[-1][0].soup == 1  # the default: one run
+    for bad in (
+        ["--soup", "2"],  # no learning-rate cycles
+        ["--soup", "2", "--steps", "1200", "--restart-every", "1200"],  # no stem before the last cycle
+        ["--soup", "2", "--steps", "3000", "--restart-every", "1200"],  # not whole cycles
+        ["--soup", "2", "--steps", "3600", "--restart-every", "1200", "--average-cycles", "2"],
+    ):
+        with pytest.raises(SystemExit) as e:
+            main([*base, *bad])
+        err = capsys.readouterr().err
+        assert e.value.code == 2 and "--soup" in err, bad
+    assert len(seen) == 2
+
+
 def test_seg_training_averages_cycles_only_when_there_are_enough_of_them(
     capsys: pytest.CaptureFixture[str], seg_runs: tuple[list, list[str]], tmp_path: Path
 ) -> None:

@@ -319,6 +319,85 @@ def test_a_run_resumed_with_another_network_shape_is_refused_in_one_line(tmp_pat
         train(cache, cities, tmp_path / "run", longer)
 
 
+def test_a_soup_is_the_mean_of_branches_of_the_last_cycle_and_a_killed_one_resumes(tmp_path, monkeypatch):
+    import detect.ships.segment_train as st
+
+    cache = tmp_path / "scenes"
+    cities = prepare(FIXTURES / "ships_train", cache)
+    cfg = SegTrainConfig(
+        steps=4, batch=2, crop=32, base=4, depth=2, checkpoint_every=2, cycle=2, soup=2, p_hard=0.2
+    )
+    straight = st.fit_model(cache, cities, tmp_path / "straight", cfg)
+    run = tmp_path / "straight"
+    assert torch.load(run / "checkpoint.pt", weights_only=False)["step"] == 2  # the stem: steps - cycle
+    mined = json.loads((run / "hard_negatives.json").read_text())
+    assert mined["step"] == 2
+    branches = [torch.load(run / f"branch{b}" / "cycle-000004.pt", weights_only=True) for b in (0, 1)]
+    for b in (0, 1):  # every branch reads the stem's hard negatives instead of mining its own
+        assert json.loads((run / f"branch{b}" / "hard_negatives.json").read_text()) == mined
+    conv = "enc.0.0.weight"
+    assert not torch.equal(branches[0][conv], branches[1][conv])  # their own crops
+    got = straight.state_dict()
+    for k, v in branches[0].items():
+        if "running" not in k and v.is_floating_point():
+            assert torch.allclose(got[k], (v + branches[1][k]) / 2, atol=1e-6), k
+    bn = "enc.0.1.running_mean"
+    assert not torch.allclose(got[bn], (branches[0][bn] + branches[1][bn]) / 2)  # re-estimated
+
+    def kill_in_the_second_branch(message: str) -> None:
+        if message.startswith("branch1:"):
+            raise Killed(message)
+
+    with pytest.raises(Killed):
+        st.fit_model(cache, cities, tmp_path / "killed", cfg, progress=kill_in_the_second_branch)
+    assert not list((tmp_path / "killed").glob("model-soup*.pt"))
+    again = st.fit_model(cache, cities, tmp_path / "killed", cfg)
+    for k, v in got.items():
+        assert torch.equal(v, again.state_dict()[k]), k
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a kept soup is read back, not trained again")
+
+    monkeypatch.setattr(st, "train", no_training)
+    kept = st.fit_model(cache, cities, tmp_path / "killed", cfg)
+    assert all(torch.equal(v, kept.state_dict()[k]) for k, v in got.items())
+
+
+def test_a_soup_refuses_a_run_past_its_branch_point_and_recipes_without_cycles(tmp_path):
+    import detect.ships.segment_train as st
+
+    cache = tmp_path / "scenes"
+    cities = prepare(FIXTURES / "ships_train", cache)
+    plain = SegTrainConfig(steps=4, batch=2, crop=32, base=4, depth=2, checkpoint_every=2, cycle=2)
+    train(cache, cities, tmp_path / "run", plain)
+    soup = SegTrainConfig(**{**plain.__dict__, "soup": 2})
+    with pytest.raises(InputError, match="past 2"):
+        st.fit_model(cache, cities, tmp_path / "run", soup)
+    for bad in ({"cycle": 0}, {"steps": 3}, {"steps": 2}):
+        with pytest.raises(InputError, match="last learning-rate cycle"):
+            st.fit_model(cache, cities, tmp_path / "other", SegTrainConfig(**{**soup.__dict__, **bad}))
+    with pytest.raises(InputError, match="ask for one"):
+        st.fit_model(cache, cities, tmp_path / "other", SegTrainConfig(**{**soup.__dict__, "average": 2}))
+    assert not (tmp_path / "other").exists()
+
+
+def test_a_fold_is_scored_again_when_its_result_is_of_another_recipe(tmp_path):
+    from detect.ships.segment_train import recipe_of, scored_with
+
+    cfg = SegTrainConfig(steps=6000, cycle=1200, p_paste=0.5)
+    res = tmp_path / "result.json"
+    assert scored_with(res, cfg)  # nothing scored yet: nothing to redo
+    res.write_text(json.dumps({"threshold": 0.9, "recipe": recipe_of(cfg)}))
+    assert scored_with(res, cfg)
+    assert scored_with(res, SegTrainConfig(**{**cfg.__dict__, "precision": "bf16", "checkpoint_every": 10}))
+    assert not scored_with(res, SegTrainConfig(**{**cfg.__dict__, "steps": 7200}))  # the run's next stage
+    assert not scored_with(res, SegTrainConfig(**{**cfg.__dict__, "soup": 2}))
+    res.write_text(json.dumps({"threshold": 0.9}))
+    assert scored_with(res, SegTrainConfig(steps=1))  # written before results kept their recipe
+    res.write_text("{not json")
+    assert not scored_with(res, cfg)
+
+
 def test_averaging_refuses_weights_of_different_shapes():
     import detect.ships.segment_train as st
 
