@@ -4,7 +4,9 @@ wider one: the issue's budget is 1.5 s per 1000 x 1000 px for the whole default 
 same), the network's ``probabilities`` over one encoded 1000 x 1000 px five-band scene, on onnxruntime (as
 ``auto`` runs it) and on torch; median of ``--repeat`` after one warm-up.
 
-    python benchmarks/seg_width_speed.py [--bases 16,20,24] [--threads 2] [--repeat 3]
+    python benchmarks/seg_width_speed.py [--bases 16,20,24] [--depths 4,5] [--threads 2] [--repeat 3]
+
+``--depths``: U-Net levels (``UNet(depth=...)``), every width at each depth.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ SIZE = 1000
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bases", default="16,20,24")
+    ap.add_argument("--depths", default="4")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=3)
     a = ap.parse_args(argv)
@@ -44,9 +47,10 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["XDG_CACHE_HOME"] = tmp  # ONNX exports of untrained weights stay out of the user's cache
-        for base in (int(b) for b in a.bases.split(",")):
-            net = UNet(base=base).eval()
-            spec = SegSpec(name=f"width{base}", base=base, sha256=f"{base:064d}")
+        shapes = [(int(b), int(d)) for d in a.depths.split(",") for b in a.bases.split(",")]
+        for base, depth in shapes:
+            net = UNet(base=base, depth=depth).eval()
+            spec = SegSpec(name=f"w{base}d{depth}", base=base, depth=depth, sha256=f"{base:032d}{depth:032d}")
             params = sum(p.numel() for p in net.parameters())
             session = onnx_session(net, spec)
 
@@ -55,8 +59,8 @@ def main(argv: list[str] | None = None) -> int:
                 return f"{measure(lambda: model.probabilities(x), a.repeat).seconds:.2f}"
 
             ort = seconds(SegModel(net, spec, session=session)) if session is not None else "n/a"
-            rows.append([base, f"{params / 1e6:.2f} M", ort, seconds(SegModel(net, spec))])
-    print(table(["base", "parameters", "onnxruntime s", "torch s"], rows))
+            rows.append([base, depth, f"{params / 1e6:.2f} M", ort, seconds(SegModel(net, spec))])
+    print(table(["base", "depth", "parameters", "onnxruntime s", "torch s"], rows))
     return 0
 
 
