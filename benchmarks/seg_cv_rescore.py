@@ -165,8 +165,9 @@ SOUP_KEYS = ("sha256", "batch_norm")
 def soup_record(weights: list[Path], cities: list[str], cfg: Any) -> dict[str, Any]:
     """``soup.json``: the ingredients (paths, sha256, in order) and what drew the batch-norm crops."""
     from detect.core.weights import sha256_file
+    from detect.ships.segment_train import config_fields
 
-    drawn = {n: v for n, v in cfg.__dict__.items() if n not in ("checkpoint_every", "precision", "steps")}
+    drawn = config_fields(cfg, without=("checkpoint_every", "precision", "steps"))
     return {
         "of": [str(p) for p in weights],
         "sha256": [sha256_file(p) for p in weights],

@@ -651,6 +651,21 @@ def use_hard_negatives(
 
 
 # ------------------------------------------------------------------------------------------ training
+#: Config fields added after runs were kept, and their defaults: left out of a recipe's record or key at
+#: the default (``config_fields``), so averages, soups and results kept before still match their recipe.
+LATER_FIELDS: dict[str, Any] = {"soup": 1}
+
+
+def config_fields(cfg: SegTrainConfig, without: Sequence[str] = ("checkpoint_every", "precision")) -> dict:
+    """``cfg``'s fields as a recipe record or key: less ``without``, and less ``LATER_FIELDS`` at their
+    defaults."""
+    return {
+        n: v
+        for n, v in cfg.__dict__.items()
+        if n not in without and not (n in LATER_FIELDS and v == LATER_FIELDS[n])
+    }
+
+
 @dataclass(frozen=True)
 class SegTrainConfig:
     steps: int = 1200
@@ -915,7 +930,7 @@ def averaged_model(
     batch norm re-estimated on ``cities`` (``recalibrate_bn``); kept as ``out/model-avg<k>-<steps>-<key>.pt``
     (``key``: a digest of everything the result depends on) and read from there on later calls."""
     k = cfg.average
-    recipe = {n: v for n, v in cfg.__dict__.items() if n not in ("checkpoint_every", "precision")}
+    recipe = config_fields(cfg)
     key = hashlib.sha256(json.dumps([recipe, sorted(cities)], sort_keys=True).encode()).hexdigest()[:10]
     path = out / f"model-avg{k}-{cfg.steps}-{key}.pt"
     model = UNet(base=cfg.base, depth=cfg.depth)
@@ -955,9 +970,13 @@ def soup_model(
             "of R, at least 2 x R"
         )
     stem_steps = cfg.steps - cfg.cycle
-    recipe = {n: v for n, v in cfg.__dict__.items() if n not in ("checkpoint_every", "precision")}
+    recipe = config_fields(cfg)
     key = hashlib.sha256(json.dumps([recipe, sorted(cities)], sort_keys=True).encode()).hexdigest()[:10]
     path = out / f"model-soup{cfg.soup}-{cfg.steps}-{key}.pt"
+    # what a branch depends on: the soup's recipe and cities, less how many branches it has
+    branch_fields = config_fields(cfg, without=("checkpoint_every", "precision", "soup"))
+    branch_key = hashlib.sha256(json.dumps([branch_fields, sorted(cities)], sort_keys=True).encode())
+    branch_key = branch_key.hexdigest()[:10]
     model = UNet(base=cfg.base, depth=cfg.depth)
     if path.is_file():
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
@@ -977,7 +996,7 @@ def soup_model(
     branches = []
     for b in range(cfg.soup):
         bd = out / f"branch{b}"
-        start_branch(out, bd, draw=(cfg.seed + b) * 1_000_003 + stem_steps)
+        start_branch(out, bd, draw=(cfg.seed + b) * 1_000_003 + stem_steps, recipe={"recipe": branch_key})
         train(cache, cities, bd, _with(cfg, seed=cfg.seed + b, soup=1), device=device, progress=progress)
         branches.append(bd / f"cycle-{cfg.steps:06d}.pt")
     model = mean_model(branches, cache, cities, cfg, device)
@@ -992,23 +1011,38 @@ def _with(cfg: SegTrainConfig, **changes: Any) -> SegTrainConfig:
     return replace(cfg, **changes)
 
 
-def start_branch(stem: Path, here: Path, draw: int) -> None:
+def start_branch(stem: Path, here: Path, draw: int, recipe: dict[str, Any] | None = None) -> None:
     """Start a branch in ``here`` from ``stem``'s checkpoint (weights, optimiser, step) and hard negatives,
     with its random states drawn afresh from ``draw``: branches of one stem differ only in the crops drawn
-    from there. Once: a branch that has its own checkpoint resumes from it."""
+    from there. Once: a branch that has its own checkpoint resumes from it, if ``here/branch.json`` says it
+    was started from the same step with the same ``draw`` and ``recipe``; any other is refused (another
+    ``--steps``, ``--seed`` or recipe in the same folder)."""
     import os
     import shutil
 
-    if (here / "checkpoint.pt").is_file():
-        return
+    from imagery.atomic import atomic_write_json
+
     if not (stem / "checkpoint.pt").is_file():
         raise InputError(f"{stem} has no checkpoint.pt to branch from")
+    st = torch.load(stem / "checkpoint.pt", map_location="cpu", weights_only=False)
+    record = json.loads(json.dumps({"from_step": int(st["step"]), "draw": draw, **(recipe or {})}))
+    if (here / "checkpoint.pt").is_file():
+        try:
+            kept = json.loads((here / "branch.json").read_text())
+        except (OSError, ValueError):
+            kept = None
+        if kept != record:
+            raise InputError(
+                f"{here} is a branch of another step, seed or recipe ({here / 'branch.json'}): give the "
+                "run's own options, or another --out"
+            )
+        return
     here.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(here / "branch.json", record)
     hard = stem / "hard_negatives.json"
     if hard.is_file():
         shutil.copy2(hard, here / f".{hard.name}.part")
         os.replace(here / f".{hard.name}.part", here / hard.name)
-    st = torch.load(stem / "checkpoint.pt", map_location="cpu", weights_only=False)
     st["rng"] = random.Random(draw).getstate()
     st["torch_rng"] = torch.Generator().manual_seed(draw).get_state()
     _save(st, here / "checkpoint.pt")  # the checkpoint last: a branch killed before it starts again
@@ -1323,12 +1357,12 @@ def cross_validate(
         from imagery.atomic import atomic_write_json
 
         atomic_write_json(res_path, {**res, "recipe": recipe_of(cfg)})
-    return summarise(out, plan)
+    return summarise(out, plan, cfg)
 
 
 def recipe_of(cfg: SegTrainConfig) -> dict[str, Any]:
     """What a fold's model depends on: ``cfg`` less how often it checkpoints and its arithmetic."""
-    return {n: v for n, v in cfg.__dict__.items() if n not in ("checkpoint_every", "precision")}
+    return config_fields(cfg)
 
 
 def scored_with(res_path: Path, cfg: SegTrainConfig) -> bool:
@@ -1344,12 +1378,16 @@ def scored_with(res_path: Path, cfg: SegTrainConfig) -> bool:
     return kept is None or kept == json.loads(json.dumps(recipe_of(cfg)))
 
 
-def summarise(out: Path, plan: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Pooled and per-fold scores of the finished folds under ``out``, per variant."""
+def summarise(out: Path, plan: Sequence[dict[str, Any]], cfg: SegTrainConfig | None = None) -> dict[str, Any]:
+    """Pooled and per-fold scores of the finished folds under ``out``, per variant; with ``cfg``, only the
+    folds scored with its recipe (``scored_with``: a fold left at an earlier stage by ``--folds`` is not
+    pooled with the others)."""
     results = []
     for f in range(len(plan)):
         p = out / f"fold{f}" / "result.json"
-        if p.is_file():
+        if p.is_file() and cfg is not None and not scored_with(p, cfg):
+            log.warning("fold %d: scored with another recipe (%s); left out of the summary", f, p)
+        elif p.is_file():
             results.append((f, json.loads(p.read_text())))
     summary: dict[str, Any] = {
         "folds_done": [f for f, _ in results],

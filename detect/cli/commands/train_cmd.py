@@ -394,7 +394,8 @@ def trucks_cmd(
     show_default=True,
     help="Each model is a model soup: the last learning-rate cycle (--restart-every) trained this many "
     "times from the run's checkpoint before it, with crops of seeds --seed, --seed+1, ..., and the "
-    "weights averaged, batch norm re-estimated (the shipped model's recipe: 2); 1: one run.",
+    "weights averaged, batch norm re-estimated; 1: one run. The shipped model is 2, on the staged "
+    "recipe in its model card (three calls).",
 )
 @click.option(
     "--eotdl",

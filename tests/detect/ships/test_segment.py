@@ -325,15 +325,23 @@ def test_a_soup_is_the_mean_of_branches_of_the_last_cycle_and_a_killed_one_resum
     cache = tmp_path / "scenes"
     cities = prepare(FIXTURES / "ships_train", cache)
     cfg = SegTrainConfig(
-        steps=4, batch=2, crop=32, base=4, depth=2, checkpoint_every=2, cycle=2, soup=2, p_hard=0.2
+        steps=8, batch=2, crop=32, base=4, depth=2, checkpoint_every=2, cycle=4, soup=2, p_hard=0.2
     )
+    real_mine, mined_at = st.mine_hard_negatives, []
+
+    def mine(model, scenes, *args, **kwargs):
+        mined_at.append(sorted(scenes.cities))
+        return real_mine(model, scenes, *args, **kwargs)
+
+    monkeypatch.setattr(st, "mine_hard_negatives", mine)
     straight = st.fit_model(cache, cities, tmp_path / "straight", cfg)
     run = tmp_path / "straight"
-    assert torch.load(run / "checkpoint.pt", weights_only=False)["step"] == 2  # the stem: steps - cycle
+    assert torch.load(run / "checkpoint.pt", weights_only=False)["step"] == 4  # the stem: steps - cycle
+    assert mined_at == [cities]  # once, from the stem at step 4; every branch reads those
     mined = json.loads((run / "hard_negatives.json").read_text())
-    assert mined["step"] == 2
-    branches = [torch.load(run / f"branch{b}" / "cycle-000004.pt", weights_only=True) for b in (0, 1)]
-    for b in (0, 1):  # every branch reads the stem's hard negatives instead of mining its own
+    assert mined["step"] == 4
+    branches = [torch.load(run / f"branch{b}" / "cycle-000008.pt", weights_only=True) for b in (0, 1)]
+    for b in (0, 1):
         assert json.loads((run / f"branch{b}" / "hard_negatives.json").read_text()) == mined
     conv = "enc.0.0.weight"
     assert not torch.equal(branches[0][conv], branches[1][conv])  # their own crops
@@ -345,13 +353,14 @@ def test_a_soup_is_the_mean_of_branches_of_the_last_cycle_and_a_killed_one_resum
     assert not torch.allclose(got[bn], (branches[0][bn] + branches[1][bn]) / 2)  # re-estimated
 
     def kill_in_the_second_branch(message: str) -> None:
-        if message.startswith("branch1:"):
+        if message.startswith("branch1: step 6/"):
             raise Killed(message)
 
     with pytest.raises(Killed):
         st.fit_model(cache, cities, tmp_path / "killed", cfg, progress=kill_in_the_second_branch)
+    assert torch.load(tmp_path / "killed" / "branch1" / "checkpoint.pt", weights_only=False)["step"] == 6
     assert not list((tmp_path / "killed").glob("model-soup*.pt"))
-    again = st.fit_model(cache, cities, tmp_path / "killed", cfg)
+    again = st.fit_model(cache, cities, tmp_path / "killed", cfg)  # branch 1 resumes at its step 6
     for k, v in got.items():
         assert torch.equal(v, again.state_dict()[k]), k
 
@@ -361,6 +370,22 @@ def test_a_soup_is_the_mean_of_branches_of_the_last_cycle_and_a_killed_one_resum
     monkeypatch.setattr(st, "train", no_training)
     kept = st.fit_model(cache, cities, tmp_path / "killed", cfg)
     assert all(torch.equal(v, kept.state_dict()[k]) for k, v in got.items())
+
+
+def test_a_soup_refuses_branches_of_another_seed_or_recipe_in_its_folder(tmp_path):
+    import detect.ships.segment_train as st
+
+    cache = tmp_path / "scenes"
+    cities = prepare(FIXTURES / "ships_train", cache)
+    cfg = SegTrainConfig(steps=4, batch=2, crop=32, base=4, depth=2, checkpoint_every=2, cycle=2, soup=2)
+    st.fit_model(cache, cities, tmp_path / "run", cfg)
+    for other in ({"seed": 1}, {"p_paste": 0.5}):
+        with pytest.raises(InputError, match="branch of another step, seed or recipe"):
+            st.fit_model(cache, cities, tmp_path / "run", SegTrainConfig(**{**cfg.__dict__, **other}))
+    # a third branch joins the two kept ones (the branches do not depend on how many there are)
+    three = st.fit_model(cache, cities, tmp_path / "run", SegTrainConfig(**{**cfg.__dict__, "soup": 3}))
+    assert (tmp_path / "run" / "branch2" / "cycle-000004.pt").is_file()
+    assert three is not None
 
 
 def test_a_soup_refuses_a_run_past_its_branch_point_and_recipes_without_cycles(tmp_path):
@@ -396,6 +421,30 @@ def test_a_fold_is_scored_again_when_its_result_is_of_another_recipe(tmp_path):
     assert scored_with(res, SegTrainConfig(steps=1))  # written before results kept their recipe
     res.write_text("{not json")
     assert not scored_with(res, cfg)
+
+
+def test_fields_added_later_leave_old_keys_alone_at_their_defaults():
+    from detect.ships.segment_train import LATER_FIELDS, config_fields
+
+    cfg = SegTrainConfig(steps=7200, cycle=1200)
+    assert "soup" in LATER_FIELDS and "soup" not in config_fields(cfg)  # kept averages and soups still match
+    assert config_fields(SegTrainConfig(**{**cfg.__dict__, "soup": 2}))["soup"] == 2
+    assert "precision" not in config_fields(cfg) and "steps" not in config_fields(cfg, without=("steps",))
+
+
+def test_a_summary_pools_only_the_folds_scored_with_the_recipe_asked_for(tmp_path):
+    from detect.ships.segment_train import recipe_of, summarise
+
+    now, before = SegTrainConfig(steps=7200, cycle=1200), SegTrainConfig(steps=6000, cycle=1200)
+    plan = [{"fit": ["a"], "inner": ["b"], "held_out": [c]} for c in ("c", "d")]
+    for f, cfg in enumerate((now, before)):
+        rec = {"n_truth": 1, "n_pred": 1, "tp": 1, "truth_len": [100.0], "truth_matched": [True]}
+        rec |= {"len_err": [0.0], "ap_scores": [0.9], "ap_hits": [True], "hits": [True]}
+        res = {**plan[f], "threshold": 0.9, "variants": {"default": {plan[f]["held_out"][0]: rec}}}
+        (tmp_path / f"fold{f}").mkdir()
+        (tmp_path / f"fold{f}" / "result.json").write_text(json.dumps({**res, "recipe": recipe_of(cfg)}))
+    assert summarise(tmp_path, plan, now)["folds_done"] == [0]
+    assert summarise(tmp_path, plan)["folds_done"] == [0, 1]  # without a recipe: every finished fold
 
 
 def test_averaging_refuses_weights_of_different_shapes():
