@@ -126,10 +126,11 @@ def branch(out: Path, arm: dict, job: str) -> None:
     weights and hard negatives, with random states drawn afresh from the arm's seed and the stem's step: arms
     of one seed draw the same crops from there (paired), another seed gives the spread of what is left alone.
     Once: a job that has its own checkpoint resumes from it."""
-    import random
     import shutil
 
     import torch
+
+    from detect.ships.segment_train import branch_checkpoint, branch_draw
 
     here, stem = job_dir(out, arm["name"], job), job_dir(out, arm["from"], job)
     if (here / "checkpoint.pt").is_file():
@@ -137,16 +138,12 @@ def branch(out: Path, arm: dict, job: str) -> None:
     if not (stem / "checkpoint.pt").is_file():
         raise SystemExit(f"seg_cv_parallel: {arm['name']} starts from {stem}, which has no checkpoint.pt")
     here.mkdir(parents=True, exist_ok=True)
-    for p in [*sorted(stem.glob("cycle-[0-9]*.pt")), stem / "hard_negatives.json"]:
-        if p.is_file():
-            shutil.copy2(p, here / f".{p.name}.part")
-            os.replace(here / f".{p.name}.part", here / p.name)
+    for p in sorted(stem.glob("cycle-[0-9]*.pt")):
+        shutil.copy2(p, here / f".{p.name}.part")
+        os.replace(here / f".{p.name}.part", here / p.name)
     st = torch.load(stem / "checkpoint.pt", map_location="cpu", weights_only=False)
-    draw = arm["seed"] * 1_000_003 + int(st["step"])
-    st["rng"] = random.Random(draw).getstate()
-    st["torch_rng"] = torch.Generator().manual_seed(draw).get_state()
-    torch.save(st, here / ".checkpoint.pt.part")  # the checkpoint last: a job killed before it copies again
-    os.replace(here / ".checkpoint.pt.part", here / "checkpoint.pt")
+    # the hard negatives, then the checkpoint last: a job killed before it copies again
+    branch_checkpoint(stem, here, branch_draw(arm["seed"], int(st["step"])), st)
 
 
 def mine_for_branches(a: argparse.Namespace, arm: dict, job: str) -> None:

@@ -45,14 +45,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     a = ap.parse_args(argv)
 
-    from detect.core.weights import sha256_file
-    from detect.ships.segment_train import (
-        BN_BATCHES,
-        VARIANTS,
-        mean_model,
-        summarise,
-        write_model,
-    )
+    from detect.ships.segment_train import VARIANTS, mean_model, soup_provenance, summarise, write_model
 
     arms = [x for x in a.arms.split(",") if x]
     if len(set(arms)) != len(arms):
@@ -82,13 +75,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=a.seed,
     )
     model = mean_model(weights, a.cache, cities, cfg)
-    soup = {
-        "soup": {
-            "of": [f"{arm}/final/{p.name}" for arm, p in zip(arms, weights, strict=True)],
-            "sha256": [sha256_file(p) for p in weights],
-            "batch_norm": f"re-estimated on {BN_BATCHES} batches of training crops of every city",
-        }
-    }
+    soup = soup_provenance(weights, [f"{arm}/final/{p.name}" for arm, p in zip(arms, weights, strict=True)])
     a.out.parent.mkdir(parents=True, exist_ok=True)
     pt = write_model(model, a.out, data, cities, cfg, summary, training=soup)
     print(f"{pt}: mean of {len(weights)} final models; spec {pt.with_suffix('.json')}")

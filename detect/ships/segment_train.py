@@ -18,7 +18,7 @@ import math
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -656,6 +656,12 @@ def use_hard_negatives(
 LATER_FIELDS: dict[str, Any] = {"soup": 1}
 
 
+def recipe_key(fields: dict[str, Any], cities: Sequence[str]) -> str:
+    """A short digest of a recipe's ``fields`` (``config_fields``) and the cities it trains on: the key of a
+    kept average or soup, or of a soup's branches."""
+    return hashlib.sha256(json.dumps([fields, sorted(cities)], sort_keys=True).encode()).hexdigest()[:10]
+
+
 def config_fields(cfg: SegTrainConfig, without: Sequence[str] = ("checkpoint_every", "precision")) -> dict:
     """``cfg``'s fields as a recipe record or key: less ``without``, and less ``LATER_FIELDS`` at their
     defaults."""
@@ -930,9 +936,7 @@ def averaged_model(
     batch norm re-estimated on ``cities`` (``recalibrate_bn``); kept as ``out/model-avg<k>-<steps>-<key>.pt``
     (``key``: a digest of everything the result depends on) and read from there on later calls."""
     k = cfg.average
-    recipe = config_fields(cfg)
-    key = hashlib.sha256(json.dumps([recipe, sorted(cities)], sort_keys=True).encode()).hexdigest()[:10]
-    path = out / f"model-avg{k}-{cfg.steps}-{key}.pt"
+    path = out / f"model-avg{k}-{cfg.steps}-{recipe_key(config_fields(cfg), cities)}.pt"
     model = UNet(base=cfg.base, depth=cfg.depth)
     if path.is_file():
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
@@ -964,19 +968,13 @@ def soup_model(
     resumes where it stopped."""
     if cfg.soup < 2:
         raise InputError("a soup needs two branches or more")
-    if not cfg.cycle or cfg.steps % cfg.cycle or cfg.steps < 2 * cfg.cycle:
-        raise InputError(
-            "a soup's branches are the last learning-rate cycle: --restart-every R with --steps a multiple "
-            "of R, at least 2 x R"
-        )
+    problem = soup_problem(cfg)
+    if problem:
+        raise InputError(problem)
     stem_steps = cfg.steps - cfg.cycle
-    recipe = config_fields(cfg)
-    key = hashlib.sha256(json.dumps([recipe, sorted(cities)], sort_keys=True).encode()).hexdigest()[:10]
-    path = out / f"model-soup{cfg.soup}-{cfg.steps}-{key}.pt"
+    path = out / f"model-soup{cfg.soup}-{cfg.steps}-{recipe_key(config_fields(cfg), cities)}.pt"
     # what a branch depends on: the soup's recipe and cities, less how many branches it has
-    branch_fields = config_fields(cfg, without=("checkpoint_every", "precision", "soup"))
-    branch_key = hashlib.sha256(json.dumps([branch_fields, sorted(cities)], sort_keys=True).encode())
-    branch_key = branch_key.hexdigest()[:10]
+    branch_key = recipe_key(config_fields(cfg, without=("checkpoint_every", "precision", "soup")), cities)
     model = UNet(base=cfg.base, depth=cfg.depth)
     if path.is_file():
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
@@ -989,15 +987,15 @@ def soup_model(
                 f"{ck} is at step {at}, past {stem_steps} where the soup's branches start: give the run's "
                 "own --steps, or another --out"
             )
-    stem = train(cache, cities, out, _with(cfg, steps=stem_steps), device=device, progress=progress)
+    stem = train(cache, cities, out, replace(cfg, steps=stem_steps), device=device, progress=progress)
     if cfg.p_hard > 0:  # mined once from the stem; every branch reads the same ones
         scenes = TrainingScenes(cache, cities, upsample=cfg.upsample, ignore_unlabelled=cfg.ignore_unlabelled)
         use_hard_negatives(stem, scenes, out, stem_steps, cfg, device)
     branches = []
     for b in range(cfg.soup):
         bd = out / f"branch{b}"
-        start_branch(out, bd, draw=(cfg.seed + b) * 1_000_003 + stem_steps, recipe={"recipe": branch_key})
-        train(cache, cities, bd, _with(cfg, seed=cfg.seed + b, soup=1), device=device, progress=progress)
+        start_branch(out, bd, draw=branch_draw(cfg.seed + b, stem_steps), recipe={"recipe": branch_key})
+        train(cache, cities, bd, replace(cfg, seed=cfg.seed + b, soup=1), device=device, progress=progress)
         branches.append(bd / f"cycle-{cfg.steps:06d}.pt")
     model = mean_model(branches, cache, cities, cfg, device)
     save_weights(model, path)
@@ -1005,10 +1003,33 @@ def soup_model(
     return model
 
 
-def _with(cfg: SegTrainConfig, **changes: Any) -> SegTrainConfig:
-    from dataclasses import replace
+def soup_problem(cfg: SegTrainConfig) -> str | None:
+    """Why ``cfg`` cannot be made as a soup (None: it can, or it asks for none): its branches are the last
+    learning-rate cycle, and a soup is not also a mean of cycles."""
+    if cfg.soup < 2:
+        return None
+    if not cfg.cycle or cfg.steps % cfg.cycle or cfg.steps < 2 * cfg.cycle:
+        return (
+            "a soup's branches are the last learning-rate cycle: --restart-every R with --steps a multiple "
+            "of R, at least 2 x R"
+        )
+    if cfg.average > 1:
+        return "a soup of branches and the mean of a run's cycles are two models: ask for one"
+    return None
 
-    return replace(cfg, **changes)
+
+def soup_provenance(weights: Sequence[Path], names: Sequence[str]) -> dict[str, Any]:
+    """What a soup's spec records under ``metrics.training``: its ingredients (``names``, the sha256 of
+    ``weights``) and how its batch norm was set."""
+    from detect.core.weights import sha256_file
+
+    return {
+        "soup": {
+            "of": list(names),
+            "sha256": [sha256_file(p) for p in weights],
+            "batch_norm": f"re-estimated on {BN_BATCHES} batches of training crops of every city",
+        }
+    }
 
 
 def start_branch(stem: Path, here: Path, draw: int, recipe: dict[str, Any] | None = None) -> None:
@@ -1017,9 +1038,6 @@ def start_branch(stem: Path, here: Path, draw: int, recipe: dict[str, Any] | Non
     from there. Once: a branch that has its own checkpoint resumes from it, if ``here/branch.json`` says it
     was started from the same step with the same ``draw`` and ``recipe``; any other is refused (another
     ``--steps``, ``--seed`` or recipe in the same folder)."""
-    import os
-    import shutil
-
     from imagery.atomic import atomic_write_json
 
     if not (stem / "checkpoint.pt").is_file():
@@ -1039,13 +1057,29 @@ def start_branch(stem: Path, here: Path, draw: int, recipe: dict[str, Any] | Non
         return
     here.mkdir(parents=True, exist_ok=True)
     atomic_write_json(here / "branch.json", record)
+    branch_checkpoint(stem, here, draw, st)
+
+
+def branch_draw(seed: int, step: int) -> int:
+    """The seed of a branch's random states: its crop ``seed`` and the ``step`` it starts from, so branches of
+    one seed draw the same crops from one checkpoint (paired) and other seeds others."""
+    return seed * 1_000_003 + step
+
+
+def branch_checkpoint(stem: Path, here: Path, draw: int, st: dict[str, Any]) -> None:
+    """Copy ``stem``'s hard negatives into ``here``, then its checkpoint ``st`` (as read from ``stem``) with
+    the random states drawn afresh from ``draw``; the checkpoint last, so a branch killed before it is
+    started again."""
+    import os
+    import shutil
+
     hard = stem / "hard_negatives.json"
     if hard.is_file():
         shutil.copy2(hard, here / f".{hard.name}.part")
         os.replace(here / f".{hard.name}.part", here / hard.name)
     st["rng"] = random.Random(draw).getstate()
     st["torch_rng"] = torch.Generator().manual_seed(draw).get_state()
-    _save(st, here / "checkpoint.pt")  # the checkpoint last: a branch killed before it starts again
+    _save(st, here / "checkpoint.pt")
 
 
 def fit_model(
@@ -1059,8 +1093,6 @@ def fit_model(
     """The model ``cfg`` asks for, trained (or resumed) in ``out``: one run, the mean of its last cycles
     (``cfg.average``) or a soup of branches of its last cycle (``cfg.soup``)."""
     if cfg.soup > 1:
-        if cfg.average > 1:
-            raise InputError("a soup of branches and the mean of a run's cycles are two models: ask for one")
         return soup_model(cache, cities, out, cfg, device=device, progress=progress)
     model = train(cache, cities, out, cfg, device=device, progress=progress)
     if cfg.average > 1:
@@ -1217,8 +1249,6 @@ def read_city(data: Path, city: str, bandset: Sequence[str] | None = None, rgb8:
         return None
     window = open_raster(data / city, have, scale=SEN2SHIPS_SCALE, scene_id=city)
     if rgb8:
-        from dataclasses import replace
-
         arr = np.array(window.data)
         for i in range(len(window.band_names)):
             arr[i] = tci_to_reflectance(
@@ -1445,16 +1475,8 @@ def train_final(
     model = fit_model(cache, cities, out / "final", cfg, device=device, progress=progress)
     training = None
     if cfg.soup > 1:
-        from detect.core.weights import sha256_file
-
         weights = [out / "final" / f"branch{b}" / f"cycle-{cfg.steps:06d}.pt" for b in range(cfg.soup)]
-        training = {
-            "soup": {
-                "of": [str(p.relative_to(out)) for p in weights],
-                "sha256": [sha256_file(p) for p in weights],
-                "batch_norm": f"re-estimated on {BN_BATCHES} batches of training crops of every city",
-            }
-        }
+        training = soup_provenance(weights, [str(p.relative_to(out)) for p in weights])
     return write_model(model, out / "final" / f"{name}.pt", data, cities, cfg, summary, training=training)
 
 

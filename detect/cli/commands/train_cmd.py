@@ -463,7 +463,7 @@ def train_seg_cmd(
     from pathlib import Path
 
     from detect.core.data import data_path
-    from detect.ships.segment_train import SegTrainConfig, cross_validate, train_final
+    from detect.ships.segment_train import SegTrainConfig, cross_validate, soup_problem, train_final
 
     if average > 1 and (not cycle or steps // cycle < average):
         raise click.BadParameter(
@@ -471,23 +471,10 @@ def train_seg_cmd(
             f"--steps >= {average} x R",
             param_hint="--average-cycles",
         )
-    if soup > 1 and (not cycle or steps % cycle or steps < 2 * cycle):
-        raise click.BadParameter(
-            "a soup's branches are the last learning-rate cycle: --restart-every R with --steps a "
-            "multiple of R, at least 2 x R",
-            param_hint="--soup",
-        )
-    if soup > 1 and average > 1:
-        raise click.BadParameter(
-            "a soup of branches and the mean of a run's cycles are two models: ask for one",
-            param_hint="--soup",
-        )
     if eotdl_data and not eotdl:
         raise click.BadParameter(
             "is for --eotdl; add --eotdl to train on those chips", param_hint="--eotdl-data"
         )
-    root = data_path("sen2ships", data)
-    eotdl_root = data_path("eotdl-s2-ships", eotdl_data, "--eotdl-data") if eotdl else None
     cfg = SegTrainConfig(
         steps=steps,
         p_paste=paste,
@@ -508,6 +495,11 @@ def train_seg_cmd(
         seed=seed,
         eotdl=eotdl,
     )
+    problem = soup_problem(cfg)
+    if problem:
+        raise click.BadParameter(problem, param_hint="--soup")
+    root = data_path("sen2ships", data)
+    eotdl_root = data_path("eotdl-s2-ships", eotdl_data, "--eotdl-data") if eotdl else None
     only = [int(f) for f in folds.split(",") if f.strip()] or None
     summary = (
         cross_validate(
