@@ -869,9 +869,7 @@ def train(
             )
             per_step = (time.time() - t0) / cfg.checkpoint_every
             msg = f"{out.name}: step {step}/{cfg.steps} loss {run:.4f} {per_step:.2f} s/step"
-            log.info(msg)
-            if progress:
-                progress(msg)
+            (progress or log.info)(msg)  # the CLI's progress is log.info: one line, not two
             t0 = time.time()
     save_weights(model, out / "model.pt")
     return model.eval()

@@ -4,6 +4,7 @@ sets it accepts and refuses, resumable training, and the shipped weights on real
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -124,6 +125,19 @@ def test_training_killed_midway_resumes_to_the_same_weights(tmp_path):
     for (k, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items(), strict=True):
         assert torch.equal(a, b), k
     assert (tmp_path / "resumed" / "model.pt").is_file()
+
+
+def test_training_progress_goes_to_the_callback_or_the_log_once(tmp_path, caplog):
+    cache = tmp_path / "scenes"
+    cities = prepare(FIXTURES / "ships_train", cache)
+    cfg = SegTrainConfig(steps=2, batch=2, crop=32, base=4, depth=2, checkpoint_every=2)
+    seen: list[str] = []
+    with caplog.at_level(logging.INFO, logger="detect.ships.segment_train"):
+        train(cache, cities, tmp_path / "a", cfg, progress=seen.append)
+        assert len(seen) == 1 and "step 2/2" in seen[0]
+        assert "step 2/2" not in caplog.text  # the CLI passes log.info: each line would show twice
+        train(cache, cities, tmp_path / "b", cfg)
+    assert caplog.text.count("step 2/2") == 1
 
 
 def test_bf16_training_resumes_to_the_same_weights_and_saves_plain_fp32_state(tmp_path):
