@@ -1,0 +1,255 @@
+"""Does a pretrained encoder help the ship segmenter on cities it never saw? A probe, not a shipped method.
+
+The only Sentinel-2 encoder with pretrained weights that this project can install (PyPI, nothing fetched at
+run time) is the one inside ukis-csmask (DLR, Apache-2.0; Wieland et al. 2019, RSE 230): a U-Net on an
+EfficientNet-B4 encoder, ImageNet weights fine-tuned on Sentinel-2 and Landsat cloud and cloud-shadow masks,
+4 bands (blue, green, red, NIR) of L2A reflectance at ~30 m, shipped as ONNX. Its encoder's weights load by
+name into ``segmentation_models_pytorch.Unet("efficientnet-b4")``. This script trains that encoder
+(to its stride-16 stage, ``--encoder-depth``) with a new decoder and v6's first stage (copy-paste 0.5, one
+1,200-step cosine cycle, bf16, seed 0: the same crops as the stem ``s0`` of ``seg_cv_parallel.py``), each fold
+in its own process, and scores the folds as ``seg_cv_rescore.py`` does (inner-split thresholds). Compare with
+that stem's ``cycle-001200.pt`` scored the same way.
+
+    pip install -e ".[pretrained-probe]"   # segmentation-models-pytorch, ukis-csmask
+    python benchmarks/seg_pretrained_probe.py train --cache S --out R/pt --fold 0 [--threads 1]   # each fold
+    python benchmarks/seg_pretrained_probe.py score --cache S --run R/pt --out pt-1200 [--variants default]
+    python benchmarks/ship_cv_seg.py --cv-dir pt-1200 --cv-dir s0-1200
+    python benchmarks/seg_pretrained_probe.py speed [--threads 2 --repeat 3]   # as seg_width_speed.py
+
+The network takes the project's encoded input (``detect.ships.segment.encode``): the four bands go to the
+pretrained stem normalised with ukis-csmask's statistics (an absent band at its mean), and all ten channels
+(B11 and the presence flags too) through a zero-initialised convolution added to the stem's output, so the
+network starts as the pretrained one. The encoder learns at ``--encoder-lr-scale`` (0.1) of the recipe's rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+#: ukis-csmask's 4-band L2A model and the band statistics its json gives (mean, std of blue, green, red, NIR).
+CSMASK_MODEL = "model_4b_l2a"
+INSTALL = 'pip install -e ".[pretrained-probe]"'
+
+
+def csmask_files() -> tuple[Path, Path]:
+    try:
+        import ukis_csmask
+    except ImportError:
+        sys.exit(f"seg_pretrained_probe: needs ukis-csmask ({INSTALL})")
+    root = Path(ukis_csmask.__file__).parent
+    return root / f"{CSMASK_MODEL}.onnx", root / f"{CSMASK_MODEL}.json"
+
+
+class PretrainedSeg(nn.Module):
+    """ukis-csmask's EfficientNet-B4 encoder under a new U-Net decoder; input and output as ``UNet``'s."""
+
+    def __init__(self, encoder_depth: int = 4, pretrained: bool = True) -> None:
+        super().__init__()
+        import json
+
+        try:
+            import segmentation_models_pytorch as smp
+        except ImportError:
+            sys.exit(f"seg_pretrained_probe: needs segmentation-models-pytorch ({INSTALL})")
+
+        from detect.ships.segment import SEG_BANDS
+
+        dec = (256, 128, 64, 32, 16)[-encoder_depth:]
+        self.net = smp.Unet(
+            "efficientnet-b4",
+            encoder_weights=None,
+            in_channels=4,
+            classes=2,
+            encoder_depth=encoder_depth,
+            decoder_channels=dec,
+        )
+        onnx_path, json_path = csmask_files()
+        mean, std = json.loads(json_path.read_text())["data"]["dataset_statistics"]["img"]
+        self.register_buffer("mean", torch.tensor(mean).view(1, 4, 1, 1))
+        self.register_buffer("std", torch.tensor(std).view(1, 4, 1, 1))
+        self.idx = [SEG_BANDS.index(b) for b in ("B02", "B03", "B04", "B08")]
+        self.n = len(SEG_BANDS)
+        stem = self.net.encoder._conv_stem
+        self.extra = nn.Conv2d(2 * self.n, stem.out_channels, 3, stride=2, padding=1, bias=False)
+        nn.init.zeros_(self.extra.weight)
+        self._extra_out: torch.Tensor | None = None
+        stem.register_forward_hook(self._add_extra)
+        if pretrained:
+            self.load_csmask(onnx_path)
+
+    def load_csmask(self, onnx_path: Path) -> None:
+        import onnx
+        from onnx import numpy_helper
+
+        init = {t.name: numpy_helper.to_array(t) for t in onnx.load(str(onnx_path)).graph.initializer}
+        sd = self.net.encoder.state_dict()
+        loaded = 0
+        for k in sd:
+            src = init.get(f"model.encoder.{k}")
+            if src is None:
+                continue
+            if tuple(src.shape) != tuple(sd[k].shape):
+                raise SystemExit(f"seg_pretrained_probe: {k}: {src.shape} in ukis-csmask, {sd[k].shape} here")
+            sd[k] = torch.from_numpy(np.array(src))
+            loaded += 1
+        self.net.encoder.load_state_dict(sd)
+        if loaded < 0.9 * len([k for k in sd if not k.endswith("num_batches_tracked")]):
+            raise SystemExit(f"seg_pretrained_probe: only {loaded} encoder tensors found in {onnx_path}")
+        for p in self.net.encoder.parameters():
+            p.encoder_param = True  # read by ScaledAdamW
+
+    def _add_extra(self, module: nn.Module, inp: tuple, out: torch.Tensor) -> torch.Tensor:
+        e = self._extra_out
+        return out if e is None else out + e.to(out.dtype)  # both ceil(H/2) x ceil(W/2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n = self.n
+        refl = (x[:, self.idx] / 3.0) ** 2
+        present = x[:, [n + i for i in self.idx]]
+        z = (refl - self.mean) / self.std * present
+        self._extra_out = self.extra(x)
+        try:
+            return self.net(z)
+        finally:
+            self._extra_out = None
+
+
+def install(encoder_depth: int, lr_scale: float) -> None:
+    """Make the project's trainer and scorers build ``PretrainedSeg`` wherever they build ``UNet``, and its
+    AdamW train the encoder at ``lr_scale`` of the rate it sets."""
+    import detect.ships.segment as seg
+    import detect.ships.segment_train as st
+
+    def factory(base: int = 16, depth: int = 4, **_: object) -> nn.Module:
+        return PretrainedSeg(encoder_depth)
+
+    seg.UNet = factory
+    st.UNet = factory
+
+    class ScaledAdamW(torch.optim.AdamW):
+        def __init__(self, params, **kw):
+            params = list(params)
+            enc = [p for p in params if getattr(p, "encoder_param", False)]
+            rest = [p for p in params if not getattr(p, "encoder_param", False)]
+            super().__init__([{"params": rest, "scale": 1.0}, {"params": enc, "scale": lr_scale}], **kw)
+
+        def step(self, closure=None):
+            lrs = [g["lr"] for g in self.param_groups]
+            for g in self.param_groups:
+                g["lr"] = g["lr"] * g["scale"]
+            try:
+                return super().step(closure)
+            finally:
+                for g, lr in zip(self.param_groups, lrs, strict=True):
+                    g["lr"] = lr
+
+    st.torch.optim.AdamW = ScaledAdamW  # this process only: it trains nothing else
+
+
+def speed(a: argparse.Namespace) -> int:
+    """``seg_width_speed.py``'s measurement for this network: one encoded 1000 x 1000 px five-band scene
+    through ``SegModel.probabilities``, onnxruntime and torch, median of ``--repeat`` after a warm-up."""
+    import os
+    import tempfile
+
+    from _measure import measure, table
+
+    from detect.ships.segment import SEG_BANDS, SegModel, SegSpec, encode, onnx_session
+
+    torch.set_num_threads(a.threads)
+    refl = np.random.default_rng(0).uniform(0.0, 0.3, (len(SEG_BANDS), 1000, 1000)).astype(np.float32)
+    x = encode(refl, SEG_BANDS)
+    net = PretrainedSeg(a.encoder_depth).eval()
+    spec = SegSpec(name="csmask-b4", sha256="0" * 64)
+    with tempfile.TemporaryDirectory() as tmp:
+        os.environ["XDG_CACHE_HOME"] = tmp  # the ONNX export stays out of the user's cache
+        session = onnx_session(net, spec)
+
+        def seconds(model: SegModel) -> str:
+            return f"{measure(lambda: model.probabilities(x), a.repeat).seconds:.2f}"
+
+        ort = seconds(SegModel(net, spec, session=session)) if session is not None else "n/a"
+        if session is not None:  # the exported graph computes what torch does
+            crop = x[:, :256, :256]
+            diff = np.abs(
+                SegModel(net, spec, session=session).probabilities(crop)
+                - SegModel(net, spec).probabilities(crop)
+            )
+            print(f"onnxruntime against torch, 256 x 256 px: probabilities within {diff.max():.1e}")
+        row = [a.encoder_depth, f"{sum(p.numel() for p in net.parameters()) / 1e6:.2f} M", ort]
+        print(f"{a.threads} threads, 1000 x 1000 px, the network only, median of {a.repeat}\n")
+        print(
+            table(
+                ["encoder depth", "parameters", "onnxruntime s", "torch s"],
+                [[*row, seconds(SegModel(net, spec))]],
+            )
+        )
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    t = sub.add_parser("train", help="one fold (or 'final') of the probe")
+    t.add_argument("--cache", type=Path, required=True, help="a prepared scene cache (OUT/scenes of a run)")
+    t.add_argument("--out", type=Path, required=True)
+    t.add_argument("--fold", required=True, help="0..4 or final")
+    t.add_argument("--steps", type=int, default=1200)
+    t.add_argument("--threads", type=int, default=1)
+    s = sub.add_parser("score", help="score the trained folds as seg_cv_rescore.py does")
+    s.add_argument("--cache", type=Path, required=True)
+    s.add_argument("--run", type=Path, required=True, help="the --out of train")
+    s.add_argument("--out", type=Path, required=True)
+    s.add_argument("--step", type=int, default=1200)
+    s.add_argument("--variants", default="default")
+    s.add_argument("--folds", default="0,1,2,3,4")
+    s.add_argument("--threads", type=int, default=2)
+    v = sub.add_parser(
+        "speed", help="CPU time of the network alone per 1000 x 1000 px (seg_width_speed.py's)"
+    )
+    v.add_argument("--threads", type=int, default=2)
+    v.add_argument("--repeat", type=int, default=3)
+    for p in (t, s, v):
+        p.add_argument("--encoder-depth", type=int, default=4)
+        p.add_argument("--encoder-lr-scale", type=float, default=0.1)
+    a = ap.parse_args(argv)
+    install(a.encoder_depth, a.encoder_lr_scale)
+    if a.cmd == "speed":
+        return speed(a)
+    torch.set_num_threads(a.threads)
+    if a.cmd == "train":
+        from seg_cv_parallel import fold_cities
+
+        from detect.ships.segment_train import SegTrainConfig, train
+
+        cities, plan = fold_cities(a.cache, 5)
+        fit = cities if a.fold == "final" else plan[int(a.fold)]["fit"]
+        cfg = SegTrainConfig(steps=a.steps, cycle=1200, p_paste=0.5, precision="bf16", seed=0)
+        out = a.out / ("final" if a.fold == "final" else f"fold{a.fold}")
+        train(a.cache, fit, out, cfg, progress=lambda m: print(m, flush=True))
+        return 0
+    run = a.run.resolve()
+    if not (run / "scenes").exists():
+        (run / "scenes").symlink_to(a.cache.resolve())
+    import seg_cv_rescore
+
+    return seg_cv_rescore.main(
+        [
+            "--cv-dir", str(run), "--out", str(a.out), "--step", str(a.step), "--paste", "0.5",
+            "--cycle", "1200", "--variants", a.variants, "--folds", a.folds, "--threads", str(a.threads),
+        ]
+    )  # fmt: skip
+
+
+if __name__ == "__main__":
+    sys.exit(main())
