@@ -19,7 +19,11 @@ that stem's ``cycle-001200.pt`` scored the same way.
 The network takes the project's encoded input (``detect.ships.segment.encode``): the four bands go to the
 pretrained stem normalised with ukis-csmask's statistics (an absent band at its mean), and all ten channels
 (B11 and the presence flags too) through a zero-initialised convolution added to the stem's output, so the
-network starts as the pretrained one. The encoder learns at ``--encoder-lr-scale`` (0.1) of the recipe's rate.
+encoder starts as the pretrained one (the decoder is new). The encoder learns at ``--encoder-lr-scale`` (0.1)
+of the recipe's rate. ``train --no-pretrained --encoder-lr-scale 1.0`` is the control: the same network from
+random weights, at the recipe's rate. Known offset: the stem pads a 96 px crop by (0, 1) (TensorFlow's
+"same"), the added convolution by 1 on each side, so the two sample the input one pixel apart (learnable; kept
+so that runs compare).
 """
 
 from __future__ import annotations
@@ -84,10 +88,12 @@ class PretrainedSeg(nn.Module):
         nn.init.zeros_(self.extra.weight)
         self._extra_out: torch.Tensor | None = None
         stem.register_forward_hook(self._add_extra)
-        if pretrained:
-            self.load_csmask(onnx_path)
+        for q in self.net.encoder.parameters():
+            q.encoder_param = True  # read by ScaledAdamW
+        self.loaded = self.load_csmask(onnx_path) if pretrained else 0
 
-    def load_csmask(self, onnx_path: Path) -> None:
+    def load_csmask(self, onnx_path: Path) -> int:
+        """The encoder's weights from ukis-csmask's ONNX model (by name); how many tensors were loaded."""
         import onnx
         from onnx import numpy_helper
 
@@ -105,8 +111,7 @@ class PretrainedSeg(nn.Module):
         self.net.encoder.load_state_dict(sd)
         if loaded < 0.9 * len([k for k in sd if not k.endswith("num_batches_tracked")]):
             raise SystemExit(f"seg_pretrained_probe: only {loaded} encoder tensors found in {onnx_path}")
-        for p in self.net.encoder.parameters():
-            p.encoder_param = True  # read by ScaledAdamW
+        return loaded
 
     def _add_extra(self, module: nn.Module, inp: tuple, out: torch.Tensor) -> torch.Tensor:
         e = self._extra_out
@@ -124,14 +129,14 @@ class PretrainedSeg(nn.Module):
             self._extra_out = None
 
 
-def install(encoder_depth: int, lr_scale: float) -> None:
+def install(encoder_depth: int, lr_scale: float, pretrained: bool = True) -> None:
     """Make the project's trainer and scorers build ``PretrainedSeg`` wherever they build ``UNet``, and its
     AdamW train the encoder at ``lr_scale`` of the rate it sets."""
     import detect.ships.segment as seg
     import detect.ships.segment_train as st
 
     def factory(base: int = 16, depth: int = 4, **_: object) -> nn.Module:
-        return PretrainedSeg(encoder_depth)
+        return PretrainedSeg(encoder_depth, pretrained=pretrained)
 
     seg.UNet = factory
     st.UNet = factory
@@ -141,7 +146,17 @@ def install(encoder_depth: int, lr_scale: float) -> None:
             params = list(params)
             enc = [p for p in params if getattr(p, "encoder_param", False)]
             rest = [p for p in params if not getattr(p, "encoder_param", False)]
+            if not enc or not rest:
+                raise SystemExit(
+                    "seg_pretrained_probe: the encoder's parameters were not found for their rate"
+                )
             super().__init__([{"params": rest, "scale": 1.0}, {"params": enc, "scale": lr_scale}], **kw)
+
+        def load_state_dict(self, state):  # a resumed run keeps the encoder rate it began with
+            was = [g.get("scale") for g in state["param_groups"]]
+            if was != [1.0, lr_scale]:
+                raise SystemExit(f"seg_pretrained_probe: the checkpoint was trained with scales {was}")
+            super().load_state_dict(state)
 
         def step(self, closure=None):
             lrs = [g["lr"] for g in self.param_groups]
@@ -222,8 +237,11 @@ def main(argv: list[str] | None = None) -> int:
     for p in (t, s, v):
         p.add_argument("--encoder-depth", type=int, default=4)
         p.add_argument("--encoder-lr-scale", type=float, default=0.1)
+    t.add_argument(
+        "--no-pretrained", action="store_true", help="the control: the same network from random weights"
+    )
     a = ap.parse_args(argv)
-    install(a.encoder_depth, a.encoder_lr_scale)
+    install(a.encoder_depth, a.encoder_lr_scale, pretrained=not getattr(a, "no_pretrained", False))
     if a.cmd == "speed":
         return speed(a)
     torch.set_num_threads(a.threads)
