@@ -14,6 +14,7 @@
 #   SEED=1 bash benchmarks/seg_cv_gpu.sh runs/seg-seed1        # another run of the same recipe
 #   EOTDL=1 bash benchmarks/seg_cv_gpu.sh runs/seg-eotdl       # + the eye-checked eotdl chips (every model)
 #   UPSAMPLE=2 CROP=192 bash benchmarks/seg_cv_gpu.sh runs/seg-5m                   # 5 m grid (lever a)
+#   ENCODER=efficientnet-b4 bash benchmarks/seg_cv_gpu.sh runs/seg-b4   # pretrained encoder (pip install -e ".[pretrained]")
 #   DEVICE=cpu STEPS=8 CYCLE=2 FOLDS=0 bash benchmarks/seg_cv_gpu.sh /tmp/smoke     # plumbing check, no GPU
 #
 # Everything is checkpointed: a rerun with the same OUT resumes where the last one stopped (finished stages
@@ -36,6 +37,8 @@ HARD_NEGATIVES=${HARD_NEGATIVES:-0.2}
 AVERAGE=${AVERAGE:-1}
 SEED=${SEED:-0}
 EOTDL=${EOTDL:-0}
+ENCODER=${ENCODER:-none}
+ENCODER_LR=${ENCODER_LR:-0.1}
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 
 if [ -z "${HARBORWATCH_DATA:-}" ]; then
@@ -48,7 +51,7 @@ if ! command -v harborwatch > /dev/null; then
 fi
 
 common=(--out "$OUT" --paste "$PASTE" --restart-every "$CYCLE" --upsample "$UPSAMPLE" --crop "$CROP"
-    --device "$DEVICE" --precision "$PRECISION" --seed "$SEED")
+    --device "$DEVICE" --precision "$PRECISION" --seed "$SEED" --encoder "$ENCODER" --encoder-lr "$ENCODER_LR")
 if [ -n "$FOLDS" ]; then
     common+=(--folds "$FOLDS" --no-final)
 fi

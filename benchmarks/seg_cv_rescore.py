@@ -64,12 +64,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="the run's --seed")
     ap.add_argument("--base", type=int, default=16)
     ap.add_argument("--depth", type=int, default=4, help="the run's U-Net levels")
+    ap.add_argument("--encoder", default="", help="the run's --encoder (efficientnet-b4; default: none)")
     ap.add_argument("--folds", default="0,1,2,3,4")
     ap.add_argument("--data", default=None)
     ap.add_argument("--threads", type=int, default=1)
     a = ap.parse_args(argv)
 
-    from detect.ships.segment import SegModel, SegSpec, UNet
+    from detect.ships.segment import SegModel, SegSpec, seg_network
     from detect.ships.segment_train import VARIANTS, averaged_model, pool, score_fold
     from imagery.atomic import atomic_write_json
     from imagery.errors import InputError
@@ -89,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         steps=a.step,
         base=a.base,
         depth=a.depth,
+        encoder="" if a.encoder == "none" else a.encoder,
         p_quay=a.quay_paste,
         p_haze=a.haze,
         upsample=a.upsample,
@@ -114,11 +116,12 @@ def main(argv: list[str] | None = None) -> int:
                 path = fd / f"cycle-{a.step:06d}.pt"
                 if not path.is_file():
                     raise InputError(f"{path} not found (trained with --restart-every, to step {a.step}?)")
-                net = UNet(base=a.base, depth=a.depth)
+                net = seg_network(cfg.base, cfg.depth, cfg.encoder)
                 net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         except InputError as e:
             sys.exit(f"seg_cv_rescore: {e}")
-        seg = SegModel(net.eval(), SegSpec(name=f"fold{f}", base=a.base, depth=a.depth, gsd_m=cfg.gsd_m))
+        spec = SegSpec(name=f"fold{f}", base=a.base, depth=a.depth, gsd_m=cfg.gsd_m, encoder=cfg.encoder)
+        seg = SegModel(net.eval(), spec)
         res = score_fold(seg, data, plan[f], truth, variants=variants)
         atomic_write_json(res_path, res)
         s = pool(list(res["variants"]["default"].values()))
@@ -129,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
 def souped(a: argparse.Namespace, f: int, cache: Path, cities: list[str], cfg: Any) -> torch.nn.Module:
     """Fold ``f``'s soup: the mean of ``--cv-dir``'s and every ``--soup`` run's ``cycle-<step>.pt``, batch
     norm re-estimated on ``cities``; kept as ``--out``'s ``fold<f>/model.pt``, read from there on a rerun."""
-    from detect.ships.segment import UNet
+    from detect.ships.segment import seg_network
     from detect.ships.segment_train import mean_model, save_weights
     from imagery.atomic import atomic_write_json
     from imagery.errors import InputError
@@ -147,7 +150,7 @@ def souped(a: argparse.Namespace, f: int, cache: Path, cities: list[str], cfg: A
             raise InputError(
                 f"{kept} is the mean of other weights or batch-norm crops ({rec}): use another --out"
             )
-        net = UNet(base=a.base, depth=a.depth)
+        net = seg_network(cfg.base, cfg.depth, cfg.encoder)
         net.load_state_dict(torch.load(kept, map_location="cpu", weights_only=True))
         return net
     net = mean_model(weights, cache, cities, cfg)

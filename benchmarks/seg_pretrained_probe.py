@@ -1,4 +1,6 @@
-"""Does a pretrained encoder help the ship segmenter on cities it never saw? A probe, not a shipped method.
+"""Does a pretrained encoder help the ship segmenter on cities it never saw? The probe (session 22) that led
+to ``harborwatch train ships-seg --encoder efficientnet-b4`` (``detect.ships.effnet``), kept to reproduce its
+runs and to carry them over (``export``).
 
 The only Sentinel-2 encoder with pretrained weights that this project can install (PyPI, nothing fetched at
 run time) is the one inside ukis-csmask (DLR, Apache-2.0; Wieland et al. 2019, RSE 230): a U-Net on an
@@ -14,14 +16,17 @@ that stem's ``cycle-001200.pt`` scored the same way.
     python benchmarks/seg_pretrained_probe.py train --cache S --out R/pt --fold 0 [--threads 1]   # each fold
     python benchmarks/seg_pretrained_probe.py score --cache S --run R/pt --out pt-1200 [--variants default]
     python benchmarks/ship_cv_seg.py --cv-dir pt-1200 --cv-dir s0-1200
-    python benchmarks/seg_pretrained_probe.py speed [--threads 2 --repeat 3]   # as seg_width_speed.py
+    python benchmarks/seg_pretrained_probe.py export --run R/pt --out RUN   # for harborwatch train ships-seg
 
 The network takes the project's encoded input (``detect.ships.segment.encode``): the four bands go to the
 pretrained stem normalised with ukis-csmask's statistics (an absent band at its mean), and all ten channels
 (B11 and the presence flags too) through a zero-initialised convolution added to the stem's output, so the
 encoder starts as the pretrained one (the decoder is new). The encoder learns at ``--encoder-lr-scale`` (0.1)
 of the recipe's rate. ``train --no-pretrained --encoder-lr-scale 1.0`` is the control: the same network from
-random weights, at the recipe's rate. Known offset: the stem pads a 96 px crop by (0, 1) (TensorFlow's
+random weights, at the recipe's rate. ``detect.ships.effnet.EffUNet`` is this network without the stride-32
+stage (which smp's encoder computes here and nothing reads): the same outputs and gradients from the same
+weights (checked to the bit, session 23). For speed use ``seg_width_speed.py --encoders efficientnet-b4``.
+Known offset: the stem pads a 96 px crop by (0, 1) (TensorFlow's
 "same"), the added convolution by 1 on each side, so the two sample the input one pixel apart (learnable; kept
 so that runs compare).
 """
@@ -143,14 +148,16 @@ def install(encoder_depth: int, lr_scale: float, pretrained: bool = True) -> Non
 
     class ScaledAdamW(torch.optim.AdamW):
         def __init__(self, params, **kw):
-            params = list(params)
+            # train() passes one group (the plain U-Net's): its parameters, split here
+            params = [q for g in params for q in (g["params"] if isinstance(g, dict) else [g])]
             enc = [p for p in params if getattr(p, "encoder_param", False)]
             rest = [p for p in params if not getattr(p, "encoder_param", False)]
             if not enc or not rest:
                 raise SystemExit(
                     "seg_pretrained_probe: the encoder's parameters were not found for their rate"
                 )
-            super().__init__([{"params": rest, "scale": 1.0}, {"params": enc, "scale": lr_scale}], **kw)
+            groups = [{"params": rest, "scale": 1.0}, {"params": enc, "scale": lr_scale}]
+            super().__init__([{**g, "lr_scale": 1.0} for g in groups], **kw)  # train()'s scale: none
 
         def load_state_dict(self, state):  # a resumed run keeps the encoder rate it began with
             was = [g.get("scale") for g in state["param_groups"]]
@@ -171,44 +178,42 @@ def install(encoder_depth: int, lr_scale: float, pretrained: bool = True) -> Non
     st.torch.optim.AdamW = ScaledAdamW  # this process only: it trains nothing else
 
 
-def speed(a: argparse.Namespace) -> int:
-    """``seg_width_speed.py``'s measurement for this network: one encoded 1000 x 1000 px five-band scene
-    through ``SegModel.probabilities``, onnxruntime and torch, median of ``--repeat`` after a warm-up."""
-    import os
-    import tempfile
+def export(run: Path, out: Path) -> int:
+    """The probe's runs (``run/fold<k>``, ``run/final``) as runs of ``harborwatch train ships-seg --encoder
+    efficientnet-b4`` in ``out``: every weights file and checkpoint converted to
+    ``detect.ships.effnet.EffUNet`` (``from_smp_state``: the same network less the stride-32 stage, whose
+    output the probe computed and never used), the optimiser's encoder group cut to the parameters kept.
+    The same outputs and gradients; a continued run draws other stochastic-depth masks than the probe would
+    have (its stride-32 blocks drew random numbers too): equal in distribution, not bit for bit."""
+    from detect.ships.effnet import EffUNet, from_smp_state
+    from detect.ships.segment import SEG_BANDS
 
-    from _measure import measure, table
-
-    from detect.ships.segment import SEG_BANDS, SegModel, SegSpec, encode, onnx_session
-
-    torch.set_num_threads(a.threads)
-    refl = np.random.default_rng(0).uniform(0.0, 0.3, (len(SEG_BANDS), 1000, 1000)).astype(np.float32)
-    x = encode(refl, SEG_BANDS)
-    net = PretrainedSeg(a.encoder_depth).eval()
-    spec = SegSpec(name="csmask-b4", sha256="0" * 64)
-    with tempfile.TemporaryDirectory() as tmp:
-        os.environ["XDG_CACHE_HOME"] = tmp  # the ONNX export stays out of the user's cache
-        session = onnx_session(net, spec)
-
-        def seconds(model: SegModel) -> str:
-            return f"{measure(lambda: model.probabilities(x), a.repeat).seconds:.2f}"
-
-        ort = seconds(SegModel(net, spec, session=session)) if session is not None else "n/a"
-        if session is not None:  # the exported graph computes what torch does
-            crop = x[:, :256, :256]
-            diff = np.abs(
-                SegModel(net, spec, session=session).probabilities(crop)
-                - SegModel(net, spec).probabilities(crop)
-            )
-            print(f"onnxruntime against torch, 256 x 256 px: probabilities within {diff.max():.1e}")
-        row = [a.encoder_depth, f"{sum(p.numel() for p in net.parameters()) / 1e6:.2f} M", ort]
-        print(f"{a.threads} threads, 1000 x 1000 px, the network only, median of {a.repeat}\n")
-        print(
-            table(
-                ["encoder depth", "parameters", "onnxruntime s", "torch s"],
-                [[*row, seconds(SegModel(net, spec))]],
-            )
-        )
+    net = EffUNet(SEG_BANDS)
+    n_enc = sum(1 for _ in net.encoder.parameters())
+    n_rest = sum(1 for _ in net.parameters()) - n_enc
+    done = 0
+    runs = [d for d in run.iterdir() if d.is_dir() and (d.name == "final" or d.name.startswith("fold"))]
+    for src in sorted(runs):
+        dst = out / src.name
+        dst.mkdir(parents=True, exist_ok=True)
+        for f in sorted(src.glob("*.pt")):
+            st = torch.load(f, map_location="cpu", weights_only=False)
+            if "model" in st:  # a checkpoint: weights, optimiser, step, random states
+                st["model"] = from_smp_state(st["model"])
+                opt = st["opt"]
+                rest, enc = opt["param_groups"]
+                if len(rest["params"]) != n_rest or len(enc["params"]) < n_enc:
+                    raise SystemExit(f"{f}: optimiser groups of {len(rest['params'])}, {len(enc['params'])}")
+                enc["params"] = enc["params"][:n_enc]
+                keep = set(rest["params"]) | set(enc["params"])
+                opt["state"] = {i: v for i, v in opt["state"].items() if i in keep}
+                for g in (rest, enc):
+                    g["lr_scale"] = g.pop("scale")
+            else:
+                st = from_smp_state(st)
+            torch.save(st, dst / f.name)
+            done += 1
+    print(f"{done} files converted into {out}")
     return 0
 
 
@@ -221,6 +226,9 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--fold", required=True, help="0..4 or final")
     t.add_argument("--steps", type=int, default=1200)
     t.add_argument("--threads", type=int, default=1)
+    x = sub.add_parser("export", help="as runs of harborwatch train ships-seg --encoder efficientnet-b4")
+    x.add_argument("--run", type=Path, required=True, help="the --out of train")
+    x.add_argument("--out", type=Path, required=True)
     s = sub.add_parser("score", help="score the trained folds as seg_cv_rescore.py does")
     s.add_argument("--cache", type=Path, required=True)
     s.add_argument("--run", type=Path, required=True, help="the --out of train")
@@ -229,21 +237,16 @@ def main(argv: list[str] | None = None) -> int:
     s.add_argument("--variants", default="default")
     s.add_argument("--folds", default="0,1,2,3,4")
     s.add_argument("--threads", type=int, default=2)
-    v = sub.add_parser(
-        "speed", help="CPU time of the network alone per 1000 x 1000 px (seg_width_speed.py's)"
-    )
-    v.add_argument("--threads", type=int, default=2)
-    v.add_argument("--repeat", type=int, default=3)
-    for p in (t, s, v):
+    for p in (t, s):
         p.add_argument("--encoder-depth", type=int, default=4)
         p.add_argument("--encoder-lr-scale", type=float, default=0.1)
     t.add_argument(
         "--no-pretrained", action="store_true", help="the control: the same network from random weights"
     )
     a = ap.parse_args(argv)
+    if a.cmd == "export":
+        return export(a.run, a.out)
     install(a.encoder_depth, a.encoder_lr_scale, pretrained=not getattr(a, "no_pretrained", False))
-    if a.cmd == "speed":
-        return speed(a)
     torch.set_num_threads(a.threads)
     if a.cmd == "train":
         from seg_cv_parallel import fold_cities

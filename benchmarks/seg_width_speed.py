@@ -4,9 +4,12 @@ wider one: the issue's budget is 1.5 s per 1000 x 1000 px for the whole default 
 same), the network's ``probabilities`` over one encoded 1000 x 1000 px five-band scene, on onnxruntime (as
 ``auto`` runs it) and on torch; median of ``--repeat`` after one warm-up.
 
-    python benchmarks/seg_width_speed.py [--bases 16,20,24] [--depths 4,5] [--threads 2] [--repeat 3]
+    python benchmarks/seg_width_speed.py [--bases 16,20,24] [--depths 4,5] [--encoders efficientnet-b4]
+                                         [--threads 2] [--repeat 3]
 
-``--depths``: U-Net levels (``UNet(depth=...)``), every width at each depth.
+``--depths``: U-Net levels (``UNet(depth=...)``), every width at each depth. ``--encoders``: also the U-Net on
+a pretrained encoder (``detect.ships.effnet``; its shape is fixed, so one row each), with a check that
+onnxruntime's probabilities are torch's.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))  # _measure, also where the script 
 
 from _measure import measure, table  # noqa: E402
 
-from detect.ships.segment import SEG_BANDS, SegModel, SegSpec, UNet, encode, onnx_session  # noqa: E402
+from detect.ships.segment import SEG_BANDS, SegModel, SegSpec, encode, onnx_session, seg_network  # noqa: E402
 
 SIZE = 1000
 
@@ -35,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bases", default="16,20,24")
     ap.add_argument("--depths", default="4")
+    ap.add_argument("--encoders", default="", help="comma-separated: pretrained-encoder networks too")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeat", type=int, default=3)
     a = ap.parse_args(argv)
@@ -47,10 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["XDG_CACHE_HOME"] = tmp  # ONNX exports of untrained weights stay out of the user's cache
-        shapes = [(int(b), int(d)) for d in a.depths.split(",") for b in a.bases.split(",")]
-        for base, depth in shapes:
-            net = UNet(base=base, depth=depth).eval()
-            spec = SegSpec(name=f"w{base}d{depth}", base=base, depth=depth, sha256=f"{base:032d}{depth:032d}")
+        shapes = [(int(b), int(d), "") for d in a.depths.split(",") for b in a.bases.split(",")]
+        shapes += [(16, 4, e) for e in a.encoders.split(",") if e]
+        for base, depth, enc in shapes:
+            net = seg_network(base, depth, enc).eval()
+            tag = f"{base:032d}{depth:032d}" if not enc else enc.encode().hex().ljust(64, "0")[:64]
+            spec = SegSpec(name=enc or f"w{base}d{depth}", base=base, depth=depth, encoder=enc, sha256=tag)
             params = sum(p.numel() for p in net.parameters())
             session = onnx_session(net, spec)
 
@@ -59,7 +65,13 @@ def main(argv: list[str] | None = None) -> int:
                 return f"{measure(lambda: model.probabilities(x), a.repeat).seconds:.2f}"
 
             ort = seconds(SegModel(net, spec, session=session)) if session is not None else "n/a"
-            rows.append([base, depth, f"{params / 1e6:.2f} M", ort, seconds(SegModel(net, spec))])
+            if enc and session is not None:  # the exported graph computes what torch does
+                crop = x[:, :256, :256]
+                by_ort = SegModel(net, spec, session=session).probabilities(crop)
+                diff = np.abs(by_ort - SegModel(net, spec).probabilities(crop)).max()
+                print(f"{enc}: onnxruntime against torch, 256 x 256 px: probabilities within {diff:.1e}")
+            shape = [base, depth] if not enc else [enc, "-"]
+            rows.append([*shape, f"{params / 1e6:.2f} M", ort, seconds(SegModel(net, spec))])
     print(table(["base", "depth", "parameters", "onnxruntime s", "torch s"], rows))
     return 0
 

@@ -104,6 +104,25 @@ class UNet(nn.Module):
         return self.head(x)
 
 
+#: Networks the segmenter can be: "" the plain ``UNet`` (``base``, ``depth``), or a U-Net on a pretrained
+#: encoder (``detect.ships.effnet``: "efficientnet-b4", ``base`` and ``depth`` unused).
+ENCODERS = ("", "efficientnet-b4")
+
+
+def seg_network(base: int = 16, depth: int = 4, encoder: str = "") -> nn.Module:
+    """A fresh network of the segmenter (random weights): ``UNet(base, depth)`` or, with ``encoder``, the
+    pretrained-encoder U-Net (``detect.ships.effnet.EffUNet``; its pretrained start is loaded by training)."""
+    if encoder == "":
+        return UNet(base=base, depth=depth)
+    if encoder == "efficientnet-b4":
+        from detect.ships.effnet import EffUNet
+
+        return EffUNet(SEG_BANDS)
+    raise ModelError(
+        f"unknown segmentation encoder {encoder!r}; this code builds {', '.join(map(repr, ENCODERS))}"
+    )
+
+
 @dataclass(frozen=True)
 class SegSpec:
     """What a set of segmentation weights expects and how it scored; ``<name>.json`` beside ``<name>.pt``."""
@@ -125,9 +144,16 @@ class SegSpec:
     dark_reference: dict[str, float] = field(default_factory=dict, compare=False)
     sha256: str = ""
     metrics: dict[str, Any] = field(default_factory=dict, compare=False)
+    #: The network (``ENCODERS``): "" the plain U-Net of ``base`` and ``depth``.
+    encoder: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "bands", tuple(self.bands))
+        if self.encoder not in ENCODERS:
+            raise ModelError(
+                f"segmentation weights with encoder {self.encoder!r}; this code builds "
+                f"{', '.join(map(repr, ENCODERS))}"
+            )
         if self.bands != SEG_BANDS:
             raise ModelError(
                 f"segmentation weights for bands {list(self.bands)}; this code reads {list(SEG_BANDS)}"
@@ -137,6 +163,8 @@ class SegSpec:
         d = asdict(self)
         d["arch"] = "unet"
         d["bands"] = list(self.bands)
+        if not self.encoder:  # the plain U-Net's specs read as they did before encoders
+            del d["encoder"]
         return d
 
     @classmethod
@@ -155,7 +183,7 @@ class SegSpec:
         return atomic_write_json(path, self.to_json())
 
 
-def onnx_session(net: UNet, spec: SegSpec) -> Any | None:
+def onnx_session(net: nn.Module, spec: SegSpec) -> Any | None:
     """An onnxruntime session of ``net`` on CPU, or None where onnxruntime (or the export) is unavailable.
 
     The graph is exported once per weights (keyed by their sha256) into the same cache as the YOLO model's
@@ -206,7 +234,9 @@ class SegModel:
 
     ``session``: an onnxruntime session of the same network (``onnx_session``), used instead of torch."""
 
-    def __init__(self, net: UNet, spec: SegSpec, device: str = "cpu", session: Any | None = None) -> None:
+    def __init__(
+        self, net: nn.Module, spec: SegSpec, device: str = "cpu", session: Any | None = None
+    ) -> None:
         self.net = net.to(device).eval()
         self.spec = spec
         self.device = device
@@ -234,7 +264,7 @@ class SegModel:
                 f"{pt} does not match its spec's sha256 (spec {spec.sha256[:12]}…, file {digest[:12]}…)"
             )
         check_device(device)
-        net = UNet(base=spec.base, depth=spec.depth)
+        net = seg_network(spec.base, spec.depth, spec.encoder)
         try:
             state = torch.load(pt, map_location="cpu", weights_only=True)
             net.load_state_dict(state)

@@ -33,7 +33,7 @@ from scipy import ndimage
 
 from detect.core.rle import decode_rle
 from detect.ships.dataset import SEN2SHIPS_SCALE, available_bands, coco_cities, load_coco, write_scene
-from detect.ships.segment import SEG_BANDS, TRUE_COLOUR, UNet, encode, usable_bands
+from detect.ships.segment import SEG_BANDS, TRUE_COLOUR, encode, seg_network, usable_bands
 from detect.ships.segment import upsample as upsample_array
 from imagery.atomic import atomic_path
 from imagery.errors import InputError
@@ -586,7 +586,7 @@ HARD_LABEL_REACH_PX = 2
 
 
 def mine_hard_negatives(
-    model: UNet, scenes: TrainingScenes, device: str = "cpu", min_score: float = HARD_MIN_SCORE
+    model: torch.nn.Module, scenes: TrainingScenes, device: str = "cpu", min_score: float = HARD_MIN_SCORE
 ) -> dict[str, list[list[int]]]:
     """{city: [[row, col], ...]}: centres of the hulls ``model`` finds on its own training scenes (all
     their bands, the detector's instance rule) with score >= ``min_score`` that touch no labelled hull
@@ -621,7 +621,12 @@ def mine_hard_negatives(
 
 
 def use_hard_negatives(
-    model: UNet, scenes: TrainingScenes, out: Path, step: int, cfg: SegTrainConfig, device: str = "cpu"
+    model: torch.nn.Module,
+    scenes: TrainingScenes,
+    out: Path,
+    step: int,
+    cfg: SegTrainConfig,
+    device: str = "cpu",
 ) -> None:
     """Give each scene its hard negatives (``scene["hard"]``): read from ``out/hard_negatives.json`` when
     they were mined in this learning-rate cycle (a resumed run draws the same ones), else mined now from
@@ -653,7 +658,7 @@ def use_hard_negatives(
 # ------------------------------------------------------------------------------------------ training
 #: Config fields added after runs were kept, and their defaults: left out of a recipe's record or key at
 #: the default (``config_fields``), so averages, soups and results kept before still match their recipe.
-LATER_FIELDS: dict[str, Any] = {"soup": 1}
+LATER_FIELDS: dict[str, Any] = {"soup": 1, "encoder": "", "encoder_lr": 0.1}
 
 
 def recipe_key(fields: dict[str, Any], cities: Sequence[str]) -> str:
@@ -717,10 +722,31 @@ class SegTrainConfig:
     #: of its own seed (``seed``, ``seed`` + 1, ...), and the model is their element-wise mean, batch norm
     #: re-estimated on training crops (v7's recipe: 2). 1: one run, no soup.
     soup: int = 1
+    #: The network (``detect.ships.segment.ENCODERS``): "" the plain U-Net of ``base`` and ``depth``;
+    #: "efficientnet-b4" a U-Net on ukis-csmask's pretrained Sentinel-2 encoder (``detect.ships.effnet``),
+    #: which starts from those weights and learns at ``encoder_lr`` times the rate of the rest.
+    encoder: str = ""
+    encoder_lr: float = 0.1
 
     @property
     def gsd_m(self) -> float:
         return 10.0 / self.upsample
+
+
+def network(cfg: SegTrainConfig) -> torch.nn.Module:
+    """A fresh network of ``cfg``'s architecture (random weights)."""
+    return seg_network(cfg.base, cfg.depth, cfg.encoder)
+
+
+def optimiser(model: torch.nn.Module, cfg: SegTrainConfig) -> torch.optim.AdamW:
+    """AdamW over ``model``; a pretrained encoder's parameters in a group of their own whose rate is
+    ``cfg.encoder_lr`` times the schedule's (``lr_scale`` of each group, read by ``train``)."""
+    enc = model.encoder_parameters() if cfg.encoder else []
+    ids = {id(q) for q in enc}
+    groups = [{"params": [q for q in model.parameters() if id(q) not in ids], "lr_scale": 1.0}]
+    if enc:
+        groups.append({"params": enc, "lr_scale": cfg.encoder_lr})
+    return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=1e-4)
 
 
 def crop_shares(cfg: SegTrainConfig, hard: bool = True) -> dict[str, float]:
@@ -806,7 +832,7 @@ def train(
     cfg: SegTrainConfig = SegTrainConfig(),
     device: str = "cpu",
     progress: Callable[[str], None] | None = None,
-) -> UNet:
+) -> torch.nn.Module:
     """Train on ``cities`` into ``out`` (``checkpoint.pt`` while running, ``model.pt`` when done);
     resumes from ``checkpoint.pt`` when one is there."""
     if cfg.precision not in PRECISIONS:
@@ -816,8 +842,13 @@ def train(
     torch.manual_seed(cfg.seed)
     # on the device before the optimiser: a resumed optimiser state then lands where the weights are
     # channels-last: the same arithmetic, 1.2-1.5x faster convolutions on CPU (oneDNN)
-    model = UNet(base=cfg.base, depth=cfg.depth).to(device, memory_format=torch.channels_last)
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=1e-4)
+    model = network(cfg)
+    if cfg.encoder and not ck.is_file():
+        from detect.ships.effnet import pretrained_start
+
+        log.info("%s: encoder from ukis-csmask (%d tensors)", out, pretrained_start(model))
+    model = model.to(device, memory_format=torch.channels_last)
+    opt = optimiser(model, cfg)
     step = 0
     rng = random.Random(cfg.seed)
     if ck.is_file():
@@ -826,10 +857,19 @@ def train(
             model.load_state_dict(st["model"])
         except RuntimeError:
             raise InputError(
-                f"{ck} holds a network of another shape (trained with another --base or --depth): "
-                "give the run's own options or another --out"
+                f"{ck} holds a network of another shape (trained with another --base, --depth or "
+                "--encoder): give the run's own options or another --out"
             ) from None
+        kept = [g.get("lr_scale", 1.0) for g in st["opt"]["param_groups"]]
+        scales = [g["lr_scale"] for g in opt.param_groups]
+        if kept != scales:
+            raise InputError(
+                f"{ck} was trained with encoder rate scales {kept}: give the run's own --encoder-lr "
+                "or another --out"
+            )
         opt.load_state_dict(st["opt"])
+        for g, scale in zip(opt.param_groups, scales, strict=True):  # checkpoints from before the groups
+            g["lr_scale"] = scale
         step = st["step"]
         rng.setstate(st["rng"])
         torch.set_rng_state(st["torch_rng"])
@@ -845,7 +885,7 @@ def train(
             use_hard_negatives(model, scenes, out, step, cfg, device)  # on (re)start and at each new cycle
             model.train()
         for group in opt.param_groups:
-            group["lr"] = learning_rate(cfg, step)
+            group["lr"] = learning_rate(cfg, step) * group["lr_scale"]
         shares = crop_shares(cfg)
         xs, ys = zip(*(sample(scenes, rng, cfg.crop, **shares) for _ in range(cfg.batch)), strict=True)
         x = torch.from_numpy(np.stack(xs)).to(device).contiguous(memory_format=torch.channels_last)
@@ -906,8 +946,12 @@ def average_states(states: Sequence[dict[str, torch.Tensor]]) -> dict[str, torch
 
 @torch.no_grad()
 def recalibrate_bn(
-    model: UNet, scenes: TrainingScenes, cfg: SegTrainConfig, device: str = "cpu", batches: int = BN_BATCHES
-) -> UNet:
+    model: torch.nn.Module,
+    scenes: TrainingScenes,
+    cfg: SegTrainConfig,
+    device: str = "cpu",
+    batches: int = BN_BATCHES,
+) -> torch.nn.Module:
     """Re-estimate every batch-norm layer's running mean and variance (a plain average over ``batches``
     batches of training crops, drawn as ``train`` draws them, from a fixed seed): averaged weights need
     statistics of their own. Returns the model in eval mode."""
@@ -929,13 +973,13 @@ def recalibrate_bn(
 
 def averaged_model(
     cache: Path, cities: Sequence[str], out: Path, cfg: SegTrainConfig, device: str = "cpu"
-) -> UNet:
+) -> torch.nn.Module:
     """The mean of the last ``cfg.average`` cycle-end weights of the run in ``out`` up to ``cfg.steps``,
     batch norm re-estimated on ``cities`` (``recalibrate_bn``); kept as ``out/model-avg<k>-<steps>-<key>.pt``
     (``key``: a digest of everything the result depends on) and read from there on later calls."""
     k = cfg.average
     path = out / f"model-avg{k}-{cfg.steps}-{recipe_key(config_fields(cfg), cities)}.pt"
-    model = UNet(base=cfg.base, depth=cfg.depth)
+    model = network(cfg)
     if path.is_file():
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         return model.to(device).eval()
@@ -958,7 +1002,7 @@ def soup_model(
     cfg: SegTrainConfig,
     device: str = "cpu",
     progress: Callable[[str], None] | None = None,
-) -> UNet:
+) -> torch.nn.Module:
     """``cfg.soup`` branches of the run in ``out`` and their mean (``SegTrainConfig.soup``): the run is
     trained (or resumed) to ``steps - cycle`` in ``out``, branch ``b`` continues its checkpoint in
     ``out/branch<b>`` with crops drawn from seed ``cfg.seed + b``, and the soup (batch norm re-estimated on
@@ -973,7 +1017,7 @@ def soup_model(
     path = out / f"model-soup{cfg.soup}-{cfg.steps}-{recipe_key(config_fields(cfg), cities)}.pt"
     # what a branch depends on: the soup's recipe and cities, less how many branches it has
     branch_key = recipe_key(config_fields(cfg, without=("checkpoint_every", "precision", "soup")), cities)
-    model = UNet(base=cfg.base, depth=cfg.depth)
+    model = network(cfg)
     if path.is_file():
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         return model.to(device).eval()
@@ -1087,7 +1131,7 @@ def fit_model(
     cfg: SegTrainConfig,
     device: str = "cpu",
     progress: Callable[[str], None] | None = None,
-) -> UNet:
+) -> torch.nn.Module:
     """The model ``cfg`` asks for, trained (or resumed) in ``out``: one run, the mean of its last cycles
     (``cfg.average``) or a soup of branches of its last cycle (``cfg.soup``)."""
     if cfg.soup > 1:
@@ -1100,12 +1144,12 @@ def fit_model(
 
 def mean_model(
     weights: Sequence[Path], cache: Path, cities: Sequence[str], cfg: SegTrainConfig, device: str = "cpu"
-) -> UNet:
+) -> torch.nn.Module:
     """The element-wise mean of the state dicts in ``weights`` (one architecture, ``cfg.base`` and
     ``cfg.depth``), batch norm re-estimated on ``cities`` (``recalibrate_bn``), in eval mode. The weights are
     a run's cycle ends (``averaged_model``) or the same fold's models of branches trained from one
     checkpoint (a "model soup", ``benchmarks/seg_cv_rescore.py --soup``)."""
-    model = UNet(base=cfg.base, depth=cfg.depth)
+    model = network(cfg)
     model.load_state_dict(
         average_states([torch.load(p, map_location="cpu", weights_only=True) for p in weights])
     )
@@ -1380,7 +1424,8 @@ def cross_validate(
                 f"fold {f}: held out {', '.join(fold['held_out'])}; threshold from {', '.join(fold['inner'])}"
             )
         model = fit_model(cache, fold["fit"] + extra, fd, cfg, device=device, progress=progress)
-        seg = SegModel(model, SegSpec(name=f"fold{f}", base=cfg.base, depth=cfg.depth, gsd_m=cfg.gsd_m))
+        spec = SegSpec(name=f"fold{f}", base=cfg.base, depth=cfg.depth, gsd_m=cfg.gsd_m, encoder=cfg.encoder)
+        seg = SegModel(model, spec)
         res = score_fold(seg, data, fold, truth, progress=progress, label=f"fold {f}")
         from imagery.atomic import atomic_write_json
 
@@ -1479,7 +1524,7 @@ def train_final(
 
 
 def write_model(
-    model: UNet,
+    model: torch.nn.Module,
     pt: Path,
     data: Path,
     cities: Sequence[str],
@@ -1503,6 +1548,7 @@ def write_model(
         name=pt.stem,
         base=cfg.base,
         depth=cfg.depth,
+        encoder=cfg.encoder,
         gsd_m=cfg.gsd_m,
         threshold=threshold,
         dark_reference=dark_reference(data, cities),

@@ -357,6 +357,22 @@ def trucks_cmd(
     help="U-Net levels (each halves the resolution; 5 doubles the receptive field of 4).",
 )
 @click.option(
+    "--encoder",
+    type=click.Choice(["none", "efficientnet-b4"]),
+    default="none",
+    show_default=True,
+    help="none: the plain U-Net (--base, --depth). efficientnet-b4: a U-Net on ukis-csmask's pretrained "
+    "Sentinel-2 encoder (DLR, Apache-2.0), starting from its weights (needs the pretrained extra: "
+    'pip install -e ".[pretrained]"; its trained weights run without it).',
+)
+@click.option(
+    "--encoder-lr",
+    type=click.FloatRange(0.0, 1.0),
+    default=0.1,
+    show_default=True,
+    help="The pretrained encoder's learning rate as a share of the rest's (with --encoder).",
+)
+@click.option(
     "--ignore-unlabelled",
     is_flag=True,
     help="Leave small bright objects ringed by open water that carry no label (boats sen2ships did not "
@@ -440,6 +456,8 @@ def train_seg_cmd(
     crop: int,
     base: int,
     depth: int,
+    encoder: str,
+    encoder_lr: float,
     ignore_unlabelled: bool,
     hard_negatives: float,
     precision: str,
@@ -484,6 +502,8 @@ def train_seg_cmd(
         p_quay=quay_paste,
         base=base,
         depth=depth,
+        encoder="" if encoder == "none" else encoder,
+        encoder_lr=encoder_lr,
         cycle=cycle,
         upsample=upsample,
         crop=crop,

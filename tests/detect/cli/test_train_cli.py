@@ -94,6 +94,44 @@ def test_seg_training_network_shape_reaches_the_config(
     assert len(seen) == 2
 
 
+def test_seg_training_encoder_and_its_rate_reach_the_config(
+    capsys: pytest.CaptureFixture[str], seg_runs: tuple[list, list[str]], tmp_path: Path
+) -> None:
+    seen, base = seg_runs
+    base = [*base, "--out", str(tmp_path / "run")]
+    code, _ = run([*base, "--encoder", "efficientnet-b4", "--encoder-lr", "0.2"], capsys)
+    assert code == 0 and (seen[-1][0].encoder, seen[-1][0].encoder_lr) == ("efficientnet-b4", 0.2)
+    code, _ = run(base, capsys)
+    assert code == 0 and (seen[-1][0].encoder, seen[-1][0].encoder_lr) == ("", 0.1)
+    for bad in (["--encoder", "resnet50"], ["--encoder-lr", "2"]):
+        with pytest.raises(SystemExit) as e:
+            main([*base, *bad])
+        assert e.value.code == 2 and bad[0] in capsys.readouterr().err
+    assert len(seen) == 2
+
+
+def test_seg_training_on_the_pretrained_encoder_without_its_extra_is_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_csmask(name, *args, **kwargs):
+        if name == "ukis_csmask":
+            raise ImportError("No module named 'ukis_csmask'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_csmask)
+    data = REPO / "tests" / "fixtures" / "ships_train"
+    argv = ["train", "ships-seg", "--data", str(data), "--cv", "0", "--steps", "1"]
+    with pytest.raises(SystemExit) as e:
+        main([*argv, "--out", str(tmp_path / "run"), "--encoder", "efficientnet-b4"])
+    err = capsys.readouterr().err
+    assert e.value.code not in (0, None) and "Traceback" not in err
+    assert 'ukis-csmask, which is not installed (pip install -e ".[pretrained]")' in err
+
+
 def test_seg_training_soup_needs_a_last_cycle_to_branch_and_is_not_a_cycle_average(
     capsys: pytest.CaptureFixture[str], seg_runs: tuple[list, list[str]], tmp_path: Path
 ) -> None:

@@ -329,7 +329,7 @@ def test_a_run_resumed_with_another_network_shape_is_refused_in_one_line(tmp_pat
     cfg = SegTrainConfig(steps=2, batch=2, crop=32, base=4, depth=2, checkpoint_every=2)
     train(cache, cities, tmp_path / "run", cfg)
     longer = SegTrainConfig(steps=4, batch=2, crop=32, base=4, depth=3, checkpoint_every=2, cycle=2)
-    with pytest.raises(InputError, match="another --base or --depth"):
+    with pytest.raises(InputError, match="another --base, --depth or --encoder"):
         train(cache, cities, tmp_path / "run", longer)
 
 
