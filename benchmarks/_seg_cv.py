@@ -70,13 +70,14 @@ def run_inputs(
 
 
 def fold_model(run: Path, f: int) -> Any:
-    """Fold ``f``'s trained model of ``run`` (``fold<f>/model.pt``, base width) as a ``SegModel`` on CPU."""
+    """Fold ``f``'s trained model of ``run`` (``fold<f>/model.pt``) as a ``SegModel`` on CPU (torch)."""
     import torch
 
-    from detect.ships.segment import SegModel, SegSpec, UNet
+    from detect.ships.segment import SegModel, SegSpec, network_for
 
-    net = UNet()
-    net.load_state_dict(torch.load(run / f"fold{f}" / "model.pt", map_location="cpu", weights_only=True))
+    state = torch.load(run / f"fold{f}" / "model.pt", map_location="cpu", weights_only=True)
+    net = network_for(state)  # any width, depth or encoder the run trained
+    net.load_state_dict(state)
     return SegModel(net.eval(), SegSpec(name=f"fold{f}"))
 
 

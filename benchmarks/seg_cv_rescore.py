@@ -64,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=0, help="the run's --seed")
     ap.add_argument("--base", type=int, default=16)
     ap.add_argument("--depth", type=int, default=4, help="the run's U-Net levels")
-    ap.add_argument("--encoder", default="", help="the run's --encoder (efficientnet-b4; default: none)")
+    ap.add_argument("--encoder", default="none", choices=["none", "efficientnet-b4"], help="as trained")
+    ap.add_argument("--encoder-lr", type=float, default=0.1, help="the run's --encoder-lr")
     ap.add_argument("--folds", default="0,1,2,3,4")
     ap.add_argument("--data", default=None)
     ap.add_argument("--threads", type=int, default=1)
@@ -91,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
         base=a.base,
         depth=a.depth,
         encoder="" if a.encoder == "none" else a.encoder,
+        encoder_lr=a.encoder_lr,
         p_quay=a.quay_paste,
         p_haze=a.haze,
         upsample=a.upsample,

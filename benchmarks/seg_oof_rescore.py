@@ -135,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     from _seg_cv import cv_inputs
 
     from detect.ships.evaluate import match_scene
-    from detect.ships.segment import SegModel, SegShipDetector, SegSpec, UNet
+    from detect.ships.segment import SegModel, SegShipDetector, SegSpec, network_for
     from detect.ships.segment_train import (
         THRESHOLDS,
         best_threshold,
@@ -152,8 +152,9 @@ def main(argv: list[str] | None = None) -> int:
         path = a.cv_dir / f"fold{k}" / "model.pt"
         if not path.is_file():
             sys.exit(f"seg_oof_rescore: fold {k} not trained: {path}")
-        net = UNet(base=a.base)
-        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        net = network_for(state)  # the run's own width, depth or encoder
+        net.load_state_dict(state)
         det = SegShipDetector(SegModel(net.eval(), SegSpec(name=f"fold{k}", base=a.base)), conf=0.0)
         for role, group in (("held", fold["held_out"]), ("inner", fold["inner"])):
             for c in group:

@@ -34,6 +34,7 @@ so that runs compare).
 from __future__ import annotations
 
 import argparse
+import pickle
 import sys
 from pathlib import Path
 
@@ -185,36 +186,51 @@ def export(run: Path, out: Path) -> int:
     output the probe computed and never used), the optimiser's encoder group cut to the parameters kept.
     The same outputs and gradients; a continued run draws other stochastic-depth masks than the probe would
     have (its stride-32 blocks drew random numbers too): equal in distribution, not bit for bit."""
-    from detect.ships.effnet import EffUNet, from_smp_state
+    from detect.ships.effnet import EffUNet
     from detect.ships.segment import SEG_BANDS
 
     net = EffUNet(SEG_BANDS)
     n_enc = sum(1 for _ in net.encoder.parameters())
     n_rest = sum(1 for _ in net.parameters()) - n_enc
+    if not run.is_dir():
+        sys.exit(f"seg_pretrained_probe: no run folder {run}")
     done = 0
     runs = [d for d in run.iterdir() if d.is_dir() and (d.name == "final" or d.name.startswith("fold"))]
+    if not runs:
+        sys.exit(f"seg_pretrained_probe: {run} holds no fold<k> or final folder of the probe")
     for src in sorted(runs):
         dst = out / src.name
         dst.mkdir(parents=True, exist_ok=True)
         for f in sorted(src.glob("*.pt")):
-            st = torch.load(f, map_location="cpu", weights_only=False)
-            if "model" in st:  # a checkpoint: weights, optimiser, step, random states
-                st["model"] = from_smp_state(st["model"])
-                opt = st["opt"]
-                rest, enc = opt["param_groups"]
-                if len(rest["params"]) != n_rest or len(enc["params"]) < n_enc:
-                    raise SystemExit(f"{f}: optimiser groups of {len(rest['params'])}, {len(enc['params'])}")
-                enc["params"] = enc["params"][:n_enc]
-                keep = set(rest["params"]) | set(enc["params"])
-                opt["state"] = {i: v for i, v in opt["state"].items() if i in keep}
-                for g in (rest, enc):
-                    g["lr_scale"] = g.pop("scale")
-            else:
-                st = from_smp_state(st)
+            try:
+                st = convert(torch.load(f, map_location="cpu", weights_only=False), n_rest, n_enc)
+            except (OSError, RuntimeError, ValueError, KeyError, EOFError, pickle.UnpicklingError) as e:
+                sys.exit(f"seg_pretrained_probe: {f}: not a probe checkpoint or weights file ({e})")
             torch.save(st, dst / f.name)
             done += 1
     print(f"{done} files converted into {out}")
     return 0
+
+
+def convert(st: dict, n_rest: int, n_enc: int) -> dict:
+    """One probe weights file or checkpoint (``export``) in ``EffUNet``'s terms (ValueError: not one)."""
+    from detect.ships.effnet import from_smp_state
+
+    if "model" not in st:
+        return from_smp_state(st)
+    st["model"] = from_smp_state(st["model"])  # a checkpoint: weights, optimiser, step, random states
+    groups = st["opt"]["param_groups"]
+    if len(groups) != 2 or any("scale" not in g for g in groups):
+        raise ValueError("its optimiser is not the probe's (two groups with their scale)")
+    rest, enc = groups
+    if len(rest["params"]) != n_rest or len(enc["params"]) < n_enc:
+        raise ValueError(f"optimiser groups of {len(rest['params'])} and {len(enc['params'])} parameters")
+    enc["params"] = enc["params"][:n_enc]  # the encoder's parameters come first, in EffUNet's order
+    keep = set(rest["params"]) | set(enc["params"])
+    st["opt"]["state"] = {i: v for i, v in st["opt"]["state"].items() if i in keep}
+    for g in groups:
+        g["lr_scale"] = g.pop("scale")
+    return st
 
 
 def main(argv: list[str] | None = None) -> int:

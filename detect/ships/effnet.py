@@ -169,7 +169,8 @@ class Decoder(nn.Module):
 
 
 class EffUNet(nn.Module):
-    """The pretrained-encoder ship segmenter; input and output as ``detect.ships.segment.UNet``'s."""
+    """The pretrained-encoder ship segmenter; input and output as ``detect.ships.segment.UNet``'s, on sizes of
+    a multiple of 16 px (``SegModel`` pads its tiles so; training crops must be)."""
 
     def __init__(self, bands: Sequence[str], out_ch: int = 2) -> None:
         """``bands``: the encoded input's bands (``detect.ships.segment.SEG_BANDS``), which hold
@@ -182,8 +183,25 @@ class EffUNet(nn.Module):
         self.segmentation_head = nn.Sequential(nn.Conv2d(DECODER[-1], out_ch, 3, padding=1))
         self.extra = nn.Conv2d(2 * self.n, B4_STEM, 3, stride=2, padding=1, bias=False)
         nn.init.zeros_(self.extra.weight)
+        self._init_new_parts()
         self.register_buffer("mean", torch.tensor(STEM_MEAN).view(1, -1, 1, 1))
         self.register_buffer("std", torch.tensor(STEM_STD).view(1, -1, 1, 1))
+
+    def _init_new_parts(self) -> None:
+        """The decoder and head as segmentation_models_pytorch initialises them (the probe's start):
+        convolutions He-uniform (fan in, ReLU), batch norm 1 and 0, the head Xavier-uniform with zero bias."""
+        for m in self.decoder.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_uniform_(m.weight, mode="fan_in", nonlinearity="relu")
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+        for m in self.segmentation_head.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.xavier_uniform_(m.weight)
+                nn.init.zeros_(m.bias)
 
     def encoder_parameters(self) -> list[nn.Parameter]:
         """The pretrained part (trained at a smaller rate: ``SegTrainConfig.encoder_lr``)."""
@@ -218,8 +236,9 @@ def csmask_files() -> tuple[Path, Path]:
     return onnx_path, json_path
 
 
-def csmask_encoder() -> dict[str, torch.Tensor]:
-    """The tensors of ukis-csmask's 4-band L2A network that ``Encoder`` has, by ``Encoder``'s names."""
+def csmask_encoder(want: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The tensors of ukis-csmask's 4-band L2A network named in ``want`` (an ``Encoder``'s state dict), shapes
+    and dtypes as there."""
     try:
         import onnx
         from onnx import numpy_helper
@@ -230,7 +249,6 @@ def csmask_encoder() -> dict[str, torch.Tensor]:
     if not (np.allclose(mean, STEM_MEAN) and np.allclose(std, STEM_STD)):
         raise InputError(f"{json_path}: band statistics differ from the ones this network was built for")
     init = {t.name: t for t in onnx.load(str(onnx_path)).graph.initializer}
-    want = Encoder().state_dict()
     out = {}
     for k, v in want.items():
         t = init.get(f"model.encoder.{k}")
@@ -249,7 +267,7 @@ def csmask_encoder() -> dict[str, torch.Tensor]:
 def pretrained_start(net: EffUNet) -> int:
     """Load ukis-csmask's encoder into ``net`` (its decoder and added stem convolution stay as they are);
     returns how many tensors were loaded."""
-    state = csmask_encoder()
+    state = csmask_encoder(net.encoder.state_dict())
     net.encoder.load_state_dict(state, strict=False)
     return len(state)
 

@@ -123,6 +123,17 @@ def seg_network(base: int = 16, depth: int = 4, encoder: str = "") -> nn.Module:
     )
 
 
+def network_for(state: dict[str, torch.Tensor]) -> nn.Module:
+    """A fresh network of the architecture whose weights ``state`` holds (not loaded into it): for readers of
+    trained runs that kept no spec (the benchmarks)."""
+    if "encoder._conv_stem.weight" in state:
+        return seg_network(encoder="efficientnet-b4")
+    if "enc.0.0.weight" not in state:
+        raise ModelError("not the weights of a segmentation network this code builds")
+    depth = len({k.split(".")[1] for k in state if k.startswith("enc.")})
+    return seg_network(int(state["enc.0.0.weight"].shape[0]), depth)
+
+
 @dataclass(frozen=True)
 class SegSpec:
     """What a set of segmentation weights expects and how it scored; ``<name>.json`` beside ``<name>.pt``."""

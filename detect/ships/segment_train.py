@@ -733,6 +733,21 @@ class SegTrainConfig:
         return 10.0 / self.upsample
 
 
+def encoder_problem(cfg: SegTrainConfig) -> str | None:
+    """Why ``cfg``'s network options do not go together (None: they do): a pretrained encoder has its own
+    shape (no ``base``/``depth``) and fixed "same" paddings that need crops of a multiple of 16 px; its rate
+    means nothing without it."""
+    if not cfg.encoder:
+        return (
+            None if cfg.encoder_lr == 0.1 else "--encoder-lr is the pretrained encoder's rate: add --encoder"
+        )
+    if (cfg.base, cfg.depth) != (16, 4):
+        return f"the {cfg.encoder} network has its own shape: leave --base and --depth at 16 and 4"
+    if cfg.crop % 16:
+        return f"the {cfg.encoder} network takes crops of a multiple of 16 px, not {cfg.crop}"
+    return None
+
+
 def network(cfg: SegTrainConfig) -> torch.nn.Module:
     """A fresh network of ``cfg``'s architecture (random weights)."""
     return seg_network(cfg.base, cfg.depth, cfg.encoder)
@@ -837,6 +852,9 @@ def train(
     resumes from ``checkpoint.pt`` when one is there."""
     if cfg.precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {cfg.precision!r}")
+    problem = encoder_problem(cfg)
+    if problem:
+        raise InputError(problem)
     out.mkdir(parents=True, exist_ok=True)
     ck = out / "checkpoint.pt"
     torch.manual_seed(cfg.seed)
@@ -960,7 +978,9 @@ def recalibrate_bn(
     for m in bns:
         m.reset_running_stats()
         m.momentum = None  # cumulative average
-    model.train()
+    model.eval()  # only the batch norms in training mode: a pretrained encoder's stochastic depth stays off
+    for m in bns:
+        m.train()
     rng = random.Random(cfg.seed + 7919)
     shares = crop_shares(cfg, hard=False)
     for _ in range(batches):
@@ -1145,10 +1165,10 @@ def fit_model(
 def mean_model(
     weights: Sequence[Path], cache: Path, cities: Sequence[str], cfg: SegTrainConfig, device: str = "cpu"
 ) -> torch.nn.Module:
-    """The element-wise mean of the state dicts in ``weights`` (one architecture, ``cfg.base`` and
-    ``cfg.depth``), batch norm re-estimated on ``cities`` (``recalibrate_bn``), in eval mode. The weights are
-    a run's cycle ends (``averaged_model``) or the same fold's models of branches trained from one
-    checkpoint (a "model soup", ``benchmarks/seg_cv_rescore.py --soup``)."""
+    """The element-wise mean of the state dicts in ``weights`` (one architecture: ``cfg.base``,
+    ``cfg.depth`` and ``cfg.encoder``), batch norm re-estimated on ``cities`` (``recalibrate_bn``), in eval
+    mode. The weights are a run's cycle ends (``averaged_model``) or the same fold's models of branches
+    trained from one checkpoint (a "model soup", ``benchmarks/seg_cv_rescore.py --soup``)."""
     model = network(cfg)
     model.load_state_dict(
         average_states([torch.load(p, map_location="cpu", weights_only=True) for p in weights])

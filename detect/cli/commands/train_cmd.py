@@ -481,7 +481,13 @@ def train_seg_cmd(
     from pathlib import Path
 
     from detect.core.data import data_path
-    from detect.ships.segment_train import SegTrainConfig, cross_validate, soup_problem, train_final
+    from detect.ships.segment_train import (
+        SegTrainConfig,
+        cross_validate,
+        encoder_problem,
+        soup_problem,
+        train_final,
+    )
 
     if average > 1 and (not cycle or steps // cycle < average):
         raise click.BadParameter(
@@ -518,6 +524,9 @@ def train_seg_cmd(
     problem = soup_problem(cfg)
     if problem:
         raise click.BadParameter(problem, param_hint="--soup")
+    problem = encoder_problem(cfg)
+    if problem:
+        raise click.BadParameter(problem, param_hint="--encoder")
     root = data_path("sen2ships", data)
     eotdl_root = data_path("eotdl-s2-ships", eotdl_data, "--eotdl-data") if eotdl else None
     only = [int(f) for f in folds.split(",") if f.strip()] or None

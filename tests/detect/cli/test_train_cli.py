@@ -103,7 +103,13 @@ def test_seg_training_encoder_and_its_rate_reach_the_config(
     assert code == 0 and (seen[-1][0].encoder, seen[-1][0].encoder_lr) == ("efficientnet-b4", 0.2)
     code, _ = run(base, capsys)
     assert code == 0 and (seen[-1][0].encoder, seen[-1][0].encoder_lr) == ("", 0.1)
-    for bad in (["--encoder", "resnet50"], ["--encoder-lr", "2"]):
+    for bad in (
+        ["--encoder", "resnet50"],
+        ["--encoder-lr", "2"],
+        ["--encoder-lr", "0.2"],  # the encoder's rate, without the encoder
+        ["--encoder", "efficientnet-b4", "--crop", "40"],
+        ["--encoder", "efficientnet-b4", "--base", "12"],
+    ):
         with pytest.raises(SystemExit) as e:
             main([*base, *bad])
         assert e.value.code == 2 and bad[0] in capsys.readouterr().err

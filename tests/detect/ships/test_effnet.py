@@ -69,7 +69,7 @@ def _fake_pretrained(monkeypatch) -> dict[str, torch.Tensor]:
     """ukis-csmask's encoder stood in for by seeded random weights (the package is an optional extra)."""
     torch.manual_seed(123)
     fake = {k: v.clone() for k, v in Encoder().state_dict().items() if not k.endswith("num_batches_tracked")}
-    monkeypatch.setattr(effnet, "csmask_encoder", lambda: {k: v.clone() for k, v in fake.items()})
+    monkeypatch.setattr(effnet, "csmask_encoder", lambda want: {k: v.clone() for k, v in fake.items()})
     return fake
 
 
@@ -105,7 +105,9 @@ def test_a_pretrained_encoder_run_killed_midway_resumes_to_the_same_weights_and_
 
     with pytest.raises(RuntimeError, match="step 2/4"):
         train(cache, cities, tmp_path / "resumed", cfg, progress=kill)
-    monkeypatch.setattr(effnet, "csmask_encoder", lambda: pytest.fail("a resumed run reloaded the start"))
+    monkeypatch.setattr(
+        effnet, "csmask_encoder", lambda want: pytest.fail("a resumed run reloaded the start")
+    )
     resumed = train(cache, cities, tmp_path / "resumed", cfg)
     for (k, a), (_, b) in zip(straight.state_dict().items(), resumed.state_dict().items(), strict=True):
         assert torch.equal(a, b), k
@@ -164,3 +166,107 @@ def test_a_spec_names_its_encoder_and_loads_on_torch_and_onnxruntime_alike(tmp_p
     SegSpec(name="m").write(tmp_path / "m.json")  # weights of one network under another's spec
     with pytest.raises(ModelError, match="cannot load segmentation weights"):
         SegModel.load(tmp_path / "m.pt", runtime="torch")
+
+
+def test_the_new_decoder_starts_as_segmentation_models_pytorch_starts_it():
+    torch.manual_seed(0)
+    net = EffUNet(SEG_BANDS)
+    conv = net.decoder.blocks[0].conv1[0]
+    bound = (6.0 / (conv.in_channels * 9)) ** 0.5  # He-uniform, fan in, ReLU gain
+    assert 0.9 * bound < conv.weight.abs().max().item() <= bound
+    head = net.segmentation_head[0]
+    assert torch.equal(head.bias, torch.zeros_like(head.bias))
+    assert head.weight.abs().max().item() <= (6.0 / ((16 + 2) * 9)) ** 0.5  # Xavier-uniform
+
+
+def test_network_options_that_do_not_go_together_are_refused_in_one_line(tmp_path):
+    cache = tmp_path / "scenes"
+    cities = prepare(FIXTURES / "ships_train", cache)
+    for cfg, why in [
+        (SegTrainConfig(steps=1, crop=40, encoder=ENC), "multiple of 16"),
+        (SegTrainConfig(steps=1, base=12, encoder=ENC), "own shape"),
+        (SegTrainConfig(steps=1, encoder_lr=0.2), "add --encoder"),
+    ]:
+        with pytest.raises(InputError, match=why):
+            train(cache, cities, tmp_path / "run", cfg)
+    assert not (tmp_path / "run").exists()  # refused before any work
+
+
+def test_a_network_is_rebuilt_from_its_weights_alone():
+    from detect.ships.segment import UNet, network_for
+
+    for net in (UNet(base=12, depth=3), EffUNet(SEG_BANDS)):
+        state = net.state_dict()
+        again = network_for(state)
+        assert type(again) is type(net)
+        again.load_state_dict(state)  # strict: every tensor of the same shape
+    with pytest.raises(ModelError, match="not the weights"):
+        network_for({"x": torch.zeros(1)})
+
+
+def test_batch_norm_is_re_estimated_without_stochastic_depth_and_repeats(tmp_path):
+    from detect.ships.segment_train import TrainingScenes, recalibrate_bn
+
+    cache = tmp_path / "scenes"
+    cities = prepare(FIXTURES / "ships_train", cache)
+    scenes = TrainingScenes(cache, cities)
+    cfg = SegTrainConfig(batch=2, crop=32, encoder=ENC)
+    stats = []
+    for seed in (1, 2):  # the global random state differs; stochastic depth would draw from it
+        torch.manual_seed(0)
+        net = EffUNet(SEG_BANDS)
+        torch.manual_seed(seed)
+        recalibrate_bn(net, scenes, cfg, batches=2)
+        assert not net.training
+        stats.append({k: v.clone() for k, v in net.state_dict().items() if "running" in k})
+    assert all(torch.equal(v, stats[1][k]) for k, v in stats[0].items())
+
+
+def test_the_probes_network_and_this_one_compute_the_same_and_its_runs_carry_over(
+    tmp_path, load_script, monkeypatch
+):
+    """benchmarks/seg_pretrained_probe.py (segmentation_models_pytorch, an optional extra) against EffUNet."""
+    pytest.importorskip("segmentation_models_pytorch")
+    pytest.importorskip("ukis_csmask")
+    import detect.ships.segment as seg
+    import detect.ships.segment_train as st
+
+    probe = load_script("benchmarks/seg_pretrained_probe.py")
+    torch.manual_seed(0)
+    smp_net = probe.PretrainedSeg(4, pretrained=False)
+    with torch.no_grad():
+        smp_net.extra.weight.normal_(0, 0.05)
+    ours = EffUNet(SEG_BANDS)
+    ours.load_state_dict(effnet.from_smp_state(smp_net.state_dict()))
+    x = torch.from_numpy(np.stack([_scene(64, 96), _scene(64, 96, ("B08",))]))
+    for mode in ("eval", "train"):
+        getattr(smp_net, mode)()
+        getattr(ours, mode)()
+        torch.manual_seed(3)
+        a = smp_net(x)
+        torch.manual_seed(3)
+        b = ours(x)  # stochastic depth draws the same masks for the blocks both run, in the same order
+        assert torch.equal(a, b), mode
+    # a probe checkpoint, optimiser included, becomes a run train() continues
+    for owner, name in ((torch.optim, "AdamW"), (seg, "UNet"), (st, "UNet")):  # install() patches these
+        monkeypatch.setattr(owner, name, getattr(owner, name, None), raising=False)
+    probe.install(4, 0.1, pretrained=False)
+    opt = torch.optim.AdamW([{"params": list(smp_net.parameters())}], lr=1e-3)  # probe's ScaledAdamW
+    smp_net(x).mean().backward()
+    opt.step()
+    run = tmp_path / "probe" / "fold0"
+    run.mkdir(parents=True)
+    torch.save({"model": smp_net.state_dict(), "opt": opt.state_dict(), "step": 1}, run / "checkpoint.pt")
+    monkeypatch.undo()  # this process's AdamW and UNet back
+    assert probe.main(["export", "--run", str(tmp_path / "probe"), "--out", str(tmp_path / "cli")]) == 0
+    st = torch.load(tmp_path / "cli" / "fold0" / "checkpoint.pt", weights_only=False)
+    ours.load_state_dict(st["model"])
+    mine = optimiser(ours, SegTrainConfig(encoder=ENC))
+    mine.load_state_dict(st["opt"])
+    assert [g["lr_scale"] for g in mine.param_groups] == [1.0, 0.1]
+    named = dict(smp_net.named_parameters())
+    for name, q in ours.named_parameters():  # each parameter got its own Adam moments back
+        assert torch.equal(
+            mine.state[q]["exp_avg"],
+            opt.state[named[f"net.{name}"] if f"net.{name}" in named else named[name]]["exp_avg"],
+        ), name
