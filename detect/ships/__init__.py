@@ -1,8 +1,8 @@
 """Ship detection on Sentinel-2: ``auto`` (the default: per scene, the best measured model for its bands),
 the band-robust hull-segmentation detector (``seg``) and its training, the YOLO detector (``yolo``) with its
 model adapter, training and data preparation, evaluation, and the NIR baseline. Importing the package
-registers its detectors (``ship`` with ``auto``, ``seg``, ``yolo``, ``yolo-tta``, ``yolo-onnx``,
-``baseline``); modules load only when a detector is built.
+registers its detectors (``ship`` with ``auto``, ``seg``, ``seg-b4``, ``yolo``, ``yolo-tta``,
+``yolo-onnx``, ``baseline``); modules load only when a detector is built.
 """
 
 from __future__ import annotations
@@ -13,8 +13,12 @@ from detect.core.lazy import lazy_attributes
 from detect.core.registry import Detector, register_detector
 
 __getattr__ = lazy_attributes(
-    "detect.ships", {"ShipDetector": "detect.ships.yolo", "BaselineDetector": "detect.ships.baseline",
-                     "SegShipDetector": "detect.ships.segment"}
+    "detect.ships",
+    {
+        "ShipDetector": "detect.ships.yolo",
+        "BaselineDetector": "detect.ships.baseline",
+        "SegShipDetector": "detect.ships.segment",
+    },
 )
 
 
@@ -50,6 +54,12 @@ def _ship_seg(device: str = "cpu", **kw: Any) -> Detector:
     return SegShipDetector(device=device, **kw)
 
 
+def _ship_seg_b4(device: str = "cpu", model: Any = None, **kw: Any) -> Detector:
+    from detect.ships.segment import TRUE_COLOUR_MODEL, SegShipDetector  # on the pretrained encoder
+
+    return SegShipDetector(model or TRUE_COLOUR_MODEL, device=device, **kw)
+
+
 def _ship_auto(device: str = "cpu", **kw: Any) -> Detector:
     from detect.ships.auto import AutoShipDetector  # the best measured model for each scene's bands
 
@@ -58,6 +68,7 @@ def _ship_auto(device: str = "cpu", **kw: Any) -> Detector:
 
 register_detector("ship", "auto", _ship_auto)
 register_detector("ship", "seg", _ship_seg)
+register_detector("ship", "seg-b4", _ship_seg_b4)
 register_detector("ship", "yolo", _ship_yolo)
 register_detector("ship", "yolo-tta", _ship_yolo_tta)
 register_detector("ship", "baseline", _ship_baseline)

@@ -5,6 +5,10 @@ Since v4 of the segmentation model (weights/ships-s2-seg.md) that is the band-ro
 YOLO model on the four-band cities (F1 0.53 vs 0.46, ahead in 4 of YOLO's 5 city groups, AP50 0.31 vs 0.19,
 length error 31 vs 39 m). YOLO stays a method (``--method yolo``). Each detection's ``detector`` names the
 model that ran. The choice is fixed in ``PREFERENCE``.
+
+Since session 23 a scene with true colour and no B08 (ESA's TCI "visual" file, browser exports) goes to the
+segmentation model on the pretrained encoder (``seg-b4``, weights/ships-s2-seg-b4.md): in the same CV, read
+with true colour only, F1 0.50 against the default model's 0.42 (8-bit: 0.51 against 0.44).
 """
 
 from __future__ import annotations
@@ -12,13 +16,18 @@ from __future__ import annotations
 from typing import Any
 
 from detect.core.geometry import Detection
-from detect.ships.segment import SEG_BANDS
+from detect.ships.segment import SEG_BANDS, TRUE_COLOUR
 from imagery.types import RasterWindow
 
 #: (method, bands it needs) in order of measured accuracy on scenes that have those bands; the last
-#: entry (the segmentation model) takes every scene with B08 or true colour. Until v4 of the segmentation
-#: model, ("yolo", ("B04", "B03", "B02", "B08")) came first.
-PREFERENCE: tuple[tuple[str, tuple[str, ...]], ...] = (("seg", ()),)
+#: entry (the segmentation model) takes every other scene (and refuses one with neither B08 nor true colour).
+#: Until v4 of the segmentation model, ("yolo", ("B04", "B03", "B02", "B08")) came first; until session 23
+#: the segmentation model took true colour too.
+PREFERENCE: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("seg", ("B08",)),
+    ("seg-b4", TRUE_COLOUR),
+    ("seg", ()),
+)
 
 
 class AutoShipDetector:

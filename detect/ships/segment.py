@@ -40,6 +40,9 @@ log = logging.getLogger(__name__)
 SEG_BANDS = ("B02", "B03", "B04", "B08", "B11")
 TRUE_COLOUR = ("B02", "B03", "B04")
 DEFAULT_SEG_MODEL = "ships-s2-seg"
+#: The segmentation model on the pretrained encoder (``detect.ships.effnet``), method ``seg-b4``: what
+#: ``auto`` runs on scenes with true colour and no B08 (weights/ships-s2-seg-b4.md).
+TRUE_COLOUR_MODEL = "ships-s2-seg-b4"
 
 
 def usable_bands(bands: Sequence[str]) -> bool:

@@ -14,7 +14,7 @@ from imagery.errors import InputError
 log = logging.getLogger("harborwatch")
 
 #: Optical ship methods (``evaluate`` scores these); ``detect`` adds ``cfar`` for Sentinel-1.
-METHODS = ("auto", "seg", "yolo", "yolo-tta", "baseline")
+METHODS = ("auto", "seg", "seg-b4", "yolo", "yolo-tta", "baseline")
 DETECT_METHODS = (*METHODS, "cfar")
 
 
@@ -63,7 +63,8 @@ def _split(value: str | None) -> list[str] | None:
     default="auto",
     show_default=True,
     help="auto (the default: cfar for Sentinel-1 inputs, else per input the best measured model for its "
-    "bands), seg (hull segmentation: any bands with B08 or true colour), yolo (oriented boxes, B04 B03 B02 "
+    "bands), seg (hull segmentation: any bands with B08 or true colour), seg-b4 (the same on a pretrained "
+    "encoder: what auto runs on true colour without B08), yolo (oriented boxes, B04 B03 B02 "
     "B08), yolo-tta (yolo with flip test-time augmentation: 4x the model's compute), baseline (classical "
     "NIR CFAR) or cfar (Sentinel-1 radar ships: SAFE folders, VV/VH/HH/HV GeoTIFFs).",
 )
@@ -178,7 +179,8 @@ def detect_command(
 @click.option(
     "--model",
     default=None,
-    help="Weights name or .pt path for --method seg (default ships-s2-seg) or yolo (ships-s2).",
+    help="Weights name or .pt path for --method seg (default ships-s2-seg), seg-b4 (ships-s2-seg-b4) or "
+    "yolo (ships-s2).",
 )
 @click.option("--cities", default=None, help="Comma-separated scene keys/cities to score (default: all).")
 @click.option("--conf", type=float, default=None, help="Operating threshold for P/R/F1/counts.")
@@ -206,8 +208,8 @@ def evaluate_command(
         raise InputError(f"--annotations {annotations} is not a file")
     if conf is not None and not 0.0 <= conf <= 1.0:
         raise InputError(f"conf must lie in [0, 1], got {conf}")
-    if model is not None and method not in ("seg", "yolo", "yolo-tta"):
-        raise InputError("--model applies to --method seg, yolo or yolo-tta only")
+    if model is not None and method not in ("seg", "seg-b4", "yolo", "yolo-tta"):
+        raise InputError("--model applies to --method seg, seg-b4, yolo or yolo-tta only")
     kw = {"model": model} if model else {}
     detector = get_detector("ship", method, device, **kw)
     report = evaluate(
