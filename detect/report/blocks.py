@@ -381,7 +381,7 @@ def l1c_caveat(method: str) -> str:
         "Some scenes are Level-1C (top of atmosphere, as all of 2018 outside Europe): the ship model was "
         "trained on Level-2A and never measured on real L1C (see the model card)."
     )
-    if method in ("auto", "seg"):
+    if method in ("auto", "seg"):  # measured on the default model (v7); seg-b4 on L1C is untested
         text += (
             " On simulated L1C (aerosol optical depth 0.5) it lost 0.04 F1 in cross-validation (single "
             "models of its recipe 0.01-0.03); the haze correction it applies to L1C scenes (dark-object "
@@ -553,11 +553,12 @@ def _model_text(m: ModelInfo) -> str:
     if m.method == "auto":
         return (
             f"Ship detector `auto`: per scene, the best measured model for its bands (`{m.name}`: the "
-            "hull-segmentation model on every scene with B08 or true colour; before its v4, YOLO took scenes "
-            "with B04 B03 B02 B08); each detection's `detector` names the model that ran. Accuracy by input, "
-            "and against YOLO: weights/ships-s2-seg.md."
+            "hull-segmentation model on every scene with B08; on a scene with true colour and no B08 the "
+            "same on a pretrained encoder, `ships-s2-seg-b4`; before the default's v4, YOLO took scenes with "
+            "B04 B03 B02 B08); each detection's `detector` names the model that ran. Accuracy by input, and "
+            "against YOLO: weights/ships-s2-seg.md and weights/ships-s2-seg-b4.md."
         )
-    kind = "Hull-segmentation (U-Net)" if m.method == "seg" else "YOLO"
+    kind = "Hull-segmentation (U-Net)" if m.method in ("seg", "seg-b4") else "YOLO"
     parts = [f"{kind} weights `{m.name}`"]
     if m.sha256:
         parts.append(f"sha256 `{m.sha256[:16]}…`")

@@ -72,7 +72,7 @@ def model_info(method: str, name: str | None = None) -> ModelInfo:
             sha256="+".join(p.sha256 or "?" for p in parts),
             bands=tuple(dict.fromkeys(b for p in parts for b in p.bands)),
             metrics={p.name: p.metrics for p in parts},
-            card=parts[-1].card,
+            card=parts[0].card,  # the first: the default model's (the others' cards are named in it)
         )
     name = names
     if name is None:

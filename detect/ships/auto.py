@@ -1,10 +1,10 @@
 """The ship detector that picks, per scene, the best measured model for the bands the scene has.
 
 Since v4 of the segmentation model (weights/ships-s2-seg.md) that is the band-robust segmentation model
-(``detect.ships.segment``) on every scene with B08 or true colour: in the leave-cities-out CV it beats the
-YOLO model on the four-band cities (F1 0.53 vs 0.46, ahead in 4 of YOLO's 5 city groups, AP50 0.31 vs 0.19,
-length error 31 vs 39 m). YOLO stays a method (``--method yolo``). Each detection's ``detector`` names the
-model that ran. The choice is fixed in ``PREFERENCE``.
+(``detect.ships.segment``) on every scene with B08 (until session 23: with B08 or true colour): in the
+leave-cities-out CV it beats the YOLO model on the four-band cities (F1 0.53 vs 0.46, ahead in 4 of YOLO's 5
+city groups, AP50 0.31 vs 0.19, length error 31 vs 39 m). YOLO stays a method (``--method yolo``). Each
+detection's ``detector`` names the model that ran. The choice is fixed in ``PREFERENCE``.
 
 Since session 23 a scene with true colour and no B08 (ESA's TCI "visual" file, browser exports) goes to the
 segmentation model on the pretrained encoder (``seg-b4``, weights/ships-s2-seg-b4.md): in the same CV, read
@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 from detect.core.geometry import Detection
-from detect.ships.segment import SEG_BANDS, TRUE_COLOUR
+from detect.ships.segment import SEG_BANDS, TRUE_COLOUR, present_bands
 from imagery.types import RasterWindow
 
 #: (method, bands it needs) in order of measured accuracy on scenes that have those bands; the last
@@ -53,7 +53,7 @@ class AutoShipDetector:
 
     def choose(self, window: RasterWindow) -> str:
         """The method that will run on ``window``."""
-        have = set(window.band_names)
+        have = set(present_bands(window))  # an all-nodata band is no band, as the models read it
         for method, bands in PREFERENCE:
             if set(bands) <= have:
                 return method

@@ -3,7 +3,9 @@
 A small U-Net maps whatever bands a scene has (any of B02 B03 B04 B08 B11 that includes B08 or all three
 true-colour bands) to two probability maps: the hull and its core (the inner half of each hull, apart from
 hulls that touch). Ships moored side by side are split by their cores; each ship's box, length and beam come
-from its own hull pixels. Training: ``detect.ships.segment_train``; weights ``weights/ships-s2-seg.pt``.
+from its own hull pixels. Training: ``detect.ships.segment_train``; weights ``weights/ships-s2-seg.pt``
+(and, on a pretrained encoder, ``detect.ships.effnet``: ``weights/ships-s2-seg-b4.pt``, which ``auto`` runs
+on true colour without B08).
 """
 
 from __future__ import annotations
@@ -49,6 +51,11 @@ def usable_bands(bands: Sequence[str]) -> bool:
     """Whether the model accepts a scene with ``bands``: B08, or all three true-colour bands."""
     have = set(bands)
     return "B08" in have or set(TRUE_COLOUR) <= have
+
+
+def present_bands(window: RasterWindow) -> tuple[str, ...]:
+    """The model bands ``window`` really holds: a band of all-nodata counts as absent."""
+    return tuple(b for b in SEG_BANDS if b in window.band_names and np.isfinite(window.band(b)).any())
 
 
 def encode(reflectance: np.ndarray, present: Sequence[str]) -> np.ndarray:
@@ -495,10 +502,7 @@ class SegShipDetector:
 
     def bands_for(self, window: RasterWindow) -> tuple[str, ...]:
         """The model bands this window really holds (a band of all-nodata counts as absent)."""
-        have = []
-        for b in SEG_BANDS:
-            if b in window.band_names and np.isfinite(window.band(b)).any():
-                have.append(b)
+        have = present_bands(window)
         if not usable_bands(have):
             raise MissingBandsError(
                 ["B08"] if not set(TRUE_COLOUR) & set(have) else [b for b in TRUE_COLOUR if b not in have],

@@ -76,7 +76,8 @@ _JSON = click.option(
     default="auto",
     show_default=True,
     help="Ship detector: auto (the default: per scene, the best measured model for its bands), seg (hull "
-    "segmentation, any bands with B08 or true colour), yolo (oriented boxes), yolo-tta (yolo "
+    "segmentation, any bands with B08 or true colour), seg-b4 (the same on a pretrained encoder: what auto "
+    "runs on true colour without B08), yolo (oriented boxes), yolo-tta (yolo "
     "with flip test-time augmentation: 4x the model's compute), yolo-onnx, baseline (classical, optical) "
     "or cfar (Sentinel-1).",
 )
@@ -148,7 +149,7 @@ def run_cmd(
 )
 @click.option(
     "--method",
-    type=click.Choice(["auto", "seg", "yolo", "yolo-tta", "baseline"]),
+    type=click.Choice(["auto", "seg", "seg-b4", "yolo", "yolo-tta", "baseline"]),
     default="auto",
     show_default=True,
 )

@@ -1172,6 +1172,7 @@ TC_SHIPPED = resolve_weights("ships-s2-seg-b4")[0].is_file()
 needs_tc_weights = pytest.mark.skipif(not TC_SHIPPED, reason="weights/ships-s2-seg-b4.pt not present")
 
 
+@needs_weights
 @needs_tc_weights
 @pytest.mark.parametrize(
     ("bands", "method", "model"),
@@ -1204,3 +1205,23 @@ def test_the_true_colour_model_finds_ships_moored_side_by_side_from_true_colour_
     dets = det.detect(open_raster(CHIPS / "honolulu_chip.tif", ["B04", "B03", "B02"]), conf=0.5)
     assert recall(dets, honolulu_truths()) >= SEG_RECALL_FLOOR
     assert len(det.detect(open_raster(CHIPS / "marseille_water.tif", ["B04", "B03", "B02"]))) <= 1
+
+
+@needs_weights
+@needs_tc_weights
+def test_auto_takes_an_all_nodata_b08_for_no_b08_and_reports_both_models() -> None:
+    from dataclasses import replace
+
+    from detect.detectors import get_detector
+    from detect.report.blocks import _model_text
+    from detect.report.provenance import model_info
+
+    window = open_raster(CHIPS / "honolulu_chip.tif")
+    data = window.data.copy()
+    data[window.band_names.index("B08")] = np.nan  # B08 listed but empty (outside the swath, masked)
+    blank = replace(window, data=data)
+    assert get_detector("ship", "auto").choose(blank) == "seg-b4"
+    auto = model_info("auto")
+    assert auto.name == "ships-s2-seg + ships-s2-seg-b4" and Path(auto.card).name == "ships-s2-seg.md"
+    assert "ships-s2-seg-b4" in _model_text(auto)
+    assert _model_text(model_info("seg-b4")).startswith("Hull-segmentation (U-Net) weights `ships-s2-seg-b4`")
