@@ -17,6 +17,7 @@ measurable: other ships in the chips carry no AIS label. Data: ``--data`` or
 depth at 550 nm, the sun ``--sun-zenith`` degrees from zenith) and tagged ``PROCESSING_LEVEL`` L1C as
 ``harborwatch fetch`` tags an L1C file, so the ship model takes its dark-object subtraction
 (``SegShipDetector(haze="auto")``); ``--tag-level L2A`` tags the same pixels L2A, which it reads as they are.
+``--true-colour`` runs the same on copies holding only B02 B03 B04 (what ``auto`` gives ``seg-b4``).
 """
 
 from __future__ import annotations
@@ -107,6 +108,25 @@ def simulated_l1c(chips: list[Path], out: Path, aot: float, sun_zenith: float, l
     return paths
 
 
+def band_copies(chips: list[Path], out: Path, bands: tuple[str, ...]) -> list[Path]:
+    """Copies of ``chips`` in ``out`` (same names) holding only ``bands`` of ``EOTDL_BANDS``, values, grid and
+    tags unchanged: a scene that offers only those (``--true-colour``: B02 B03 B04, as a TCI file does)."""
+    import rasterio
+
+    out.mkdir(parents=True, exist_ok=True)
+    idx = [EOTDL_BANDS.index(b) + 1 for b in bands]
+    paths = []
+    for tif in chips:
+        with rasterio.open(tif) as src:
+            data, profile, tags = src.read(idx), src.profile, src.tags()
+        profile.update(count=len(idx))
+        with rasterio.open(out / tif.name, "w", **profile) as dst:
+            dst.write(data)
+            dst.update_tags(**tags)
+        paths.append(out / tif.name)
+    return paths
+
+
 def run(
     root: Path,
     method: str,
@@ -114,13 +134,15 @@ def run(
     radius_m: float,
     conf: float | None,
     inputs: list[Path] | None = None,
+    bands: tuple[str, ...] = EOTDL_BANDS,
 ) -> dict:
-    """Recall of ``method`` on the chips (or on ``inputs``, copies of them under the same names)."""
+    """Recall of ``method`` on the chips (or on ``inputs``, copies of them under the same names holding
+    ``bands``)."""
     from detect.detectors import detect_paths
 
     chips = chip_paths(root)
     truths = ais_truths(root, min_length)
-    dets, _ = detect_paths(inputs or chips, classes=("ship",), method=method, bands=EOTDL_BANDS, conf=conf)
+    dets, _ = detect_paths(inputs or chips, classes=("ship",), method=method, bands=bands, conf=conf)
     by_scene: dict[str, list] = {}
     for d in dets:
         by_scene.setdefault(d.scene, []).append(d)
@@ -159,7 +181,12 @@ def main(argv=None) -> int:
     ap.add_argument("--simulate-l1c", type=float, default=None, metavar="AOT")
     ap.add_argument("--sun-zenith", type=float, default=40.0, help="degrees (Kiel Bay, 12 August, 10:30 UTC)")
     ap.add_argument("--tag-level", choices=("L1C", "L2A"), default="L1C")
+    ap.add_argument(
+        "--true-colour", action="store_true", help="read copies of the chips holding only B02 B03 B04"
+    )
     a = ap.parse_args(argv)
+    if a.true_colour and a.simulate_l1c is not None:
+        ap.error("--true-colour and --simulate-l1c: one at a time")
     root = data_dir(a.data)
     inputs = None
     if a.simulate_l1c is not None:
@@ -168,10 +195,18 @@ def main(argv=None) -> int:
         tmp = tempfile.TemporaryDirectory(prefix="eotdl-l1c-")
         inputs = simulated_l1c(chip_paths(root), Path(tmp.name), a.simulate_l1c, a.sun_zenith, a.tag_level)
         print(f"simulated L1C, aerosol optical depth {a.simulate_l1c:g}, tagged {a.tag_level}\n")
+    bands = EOTDL_BANDS
+    if a.true_colour:
+        import tempfile
+
+        tmp = tempfile.TemporaryDirectory(prefix="eotdl-tc-")
+        bands = ("B02", "B03", "B04")
+        inputs = band_copies(chip_paths(root), Path(tmp.name), bands)
+        print("true colour only (B02 B03 B04 copies of the chips)\n")
     print(f"| method | AIS ships ≥ {a.min_length:.0f} m | found | recall | < 80 m | 80–150 m | > 150 m |")
     print("|---|---|---|---|---|---|---|")
     for m in a.method or ["auto", "seg", "yolo", "baseline"]:
-        r = run(root, m, a.min_length, a.radius, a.conf, inputs)
+        r = run(root, m, a.min_length, a.radius, a.conf, inputs, bands)
         cls = [f"{r[k][0]}/{r[k][1]}" for k in ("0-80", "80-150", "150-up")]
         print(
             f"| {m} | {r['ais_ships']} | {r['found']} | {r['recall']:.2f} | " + " | ".join(cls) + " |",

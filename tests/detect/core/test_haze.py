@@ -112,3 +112,24 @@ def test_eotdl_chips_are_copied_with_a_simulated_toa_look_and_the_level_tag(load
     assert got[1, 0, 0] == round((path + t * 0.02) / 1e-4)  # B02 is the second of the 12 bands
     assert got[0, 0, 0] > got[1, 0, 0] > got[7, 0, 0]  # B01 > B02 > B08: scattering falls with wavelength
     assert read_window(out, list(m.EOTDL_BANDS)).processing_level == "L1C"
+
+
+def test_eotdl_true_colour_copies_hold_b02_b03_b04_of_the_chip_and_its_tags(tmp_path, load_script):
+    import rasterio
+    from rasterio.transform import Affine
+
+    m = load_script("benchmarks/eotdl_recall.py")
+    src = tmp_path / "in" / "ship_1_2022-08-12.tif"
+    src.parent.mkdir()
+    dn = np.arange(12, dtype=np.int16)[:, None, None] * np.ones((12, 8, 8), np.int16)  # band i holds i
+    profile = {"driver": "GTiff", "dtype": "int16", "width": 8, "height": 8, "count": 12, "crs": "EPSG:4326"}
+    profile["transform"] = Affine(1e-4, 0, 10.6, 0, -1e-4, 54.5)
+    with rasterio.open(src, "w", **profile) as dst:
+        dst.write(dn)
+        dst.update_tags(PROCESSING_LEVEL="L2A")
+    (out,) = m.band_copies([src], tmp_path / "out", ("B02", "B03", "B04"))
+    with rasterio.open(out) as f:
+        got, tags, transform = f.read(), f.tags(), f.transform
+    assert out.name == src.name and got.shape == (3, 8, 8) and transform == profile["transform"]
+    assert [int(b[0, 0]) for b in got] == [1, 2, 3]  # B02 B03 B04: the 2nd to 4th of the 12 bands
+    assert tags["PROCESSING_LEVEL"] == "L2A"
