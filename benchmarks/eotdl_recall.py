@@ -205,7 +205,8 @@ def main(argv=None) -> int:
         print("true colour only (B02 B03 B04 copies of the chips)\n")
     print(f"| method | AIS ships ≥ {a.min_length:.0f} m | found | recall | < 80 m | 80–150 m | > 150 m |")
     print("|---|---|---|---|---|---|---|")
-    for m in a.method or ["auto", "seg", "yolo", "baseline"]:
+    default = ["auto", "seg", "seg-b4"] if a.true_colour else ["auto", "seg", "seg-b4", "yolo", "baseline"]
+    for m in a.method or default:  # yolo and baseline need B08
         r = run(root, m, a.min_length, a.radius, a.conf, inputs, bands)
         cls = [f"{r[k][0]}/{r[k][1]}" for k in ("0-80", "80-150", "150-up")]
         print(

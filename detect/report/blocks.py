@@ -375,8 +375,8 @@ TRUCK_L1C_CAVEAT = (
 
 
 def l1c_caveat(method: str) -> str:
-    """The report's caveat for runs with Level-1C scenes; what was simulated applies to ``seg`` (and ``auto``,
-    which runs it) only."""
+    """The report's caveat for runs with Level-1C scenes; what was simulated applies to ``seg`` (and ``auto``
+    on scenes with B08, where it runs ``seg``) only."""
     text = (
         "Some scenes are Level-1C (top of atmosphere, as all of 2018 outside Europe): the ship model was "
         "trained on Level-2A and never measured on real L1C (see the model card)."
@@ -387,6 +387,8 @@ def l1c_caveat(method: str) -> str:
             "models of its recipe 0.01-0.03); the haze correction it applies to L1C scenes (dark-object "
             "subtraction) won back about 0.015 of it, at the cost of some ships under 80 m."
         )
+    if method in ("auto", "seg-b4"):
+        text += " The true-colour model (ships-s2-seg-b4) has not been measured on L1C at all."
     return text
 
 

@@ -31,7 +31,6 @@ from torch import nn
 
 from imagery.errors import InputError
 
-ENCODER = "efficientnet-b4"
 #: EfficientNet-B4's stages to stride 16: (blocks, kernel, stride, expansion, output channels).
 B4_STAGES = ((2, 3, 1, 1, 24), (4, 3, 2, 6, 32), (4, 5, 2, 6, 56), (6, 3, 2, 6, 112), (6, 5, 1, 6, 160))
 B4_STEM = 48

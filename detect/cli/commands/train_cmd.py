@@ -438,7 +438,12 @@ def trucks_cmd(
 @click.option(
     "--rescore", is_flag=True, help="Score finished folds again (their trained models) with this code."
 )
-@click.option("--name", default="ships-s2-seg", show_default=True, help="Name of the final weights.")
+@click.option(
+    "--name",
+    default=None,
+    help="Name of the final weights (default ships-s2-seg; with --encoder, ships-s2-seg-b4, so a copy into "
+    "weights/ never replaces the default model by another network).",
+)
 @click.option("--device", default="cpu", show_default=True, callback=device_option, help="cpu, cuda:0, ...")
 @click.option("--json", "as_json", is_flag=True, help="Print the CV summary as JSON to stdout.")
 def train_seg_cmd(
@@ -469,7 +474,7 @@ def train_seg_cmd(
     folds: str,
     no_final: bool,
     rescore: bool,
-    name: str,
+    name: str | None,
     device: str,
     as_json: bool,
 ) -> None:
@@ -527,6 +532,7 @@ def train_seg_cmd(
     problem = encoder_problem(cfg)
     if problem:
         raise click.BadParameter(problem, param_hint="--encoder")
+    name = name or ("ships-s2-seg-b4" if cfg.encoder else "ships-s2-seg")
     root = data_path("sen2ships", data)
     eotdl_root = data_path("eotdl-s2-ships", eotdl_data, "--eotdl-data") if eotdl else None
     only = [int(f) for f in folds.split(",") if f.strip()] or None

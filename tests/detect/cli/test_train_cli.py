@@ -99,10 +99,12 @@ def test_seg_training_encoder_and_its_rate_reach_the_config(
 ) -> None:
     seen, base = seg_runs
     base = [*base, "--out", str(tmp_path / "run")]
-    code, _ = run([*base, "--encoder", "efficientnet-b4", "--encoder-lr", "0.2"], capsys)
+    code, out = run([*base, "--encoder", "efficientnet-b4", "--encoder-lr", "0.2"], capsys)
     assert code == 0 and (seen[-1][0].encoder, seen[-1][0].encoder_lr) == ("efficientnet-b4", 0.2)
-    code, _ = run(base, capsys)
+    assert "ships-s2-seg-b4.pt" in out  # never the default model's name for another network
+    code, out = run(base, capsys)
     assert code == 0 and (seen[-1][0].encoder, seen[-1][0].encoder_lr) == ("", 0.1)
+    assert "final/ships-s2-seg.pt" in out
     for bad in (
         ["--encoder", "resnet50"],
         ["--encoder-lr", "2"],
