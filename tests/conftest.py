@@ -57,3 +57,21 @@ def load_script():
         return mod
 
     return load
+
+
+@pytest.fixture
+def hide_module(monkeypatch):
+    """``hide_module("name")``: from then on in the test, ``import name`` fails as if not installed."""
+    import builtins
+
+    real_import = builtins.__import__
+
+    def hide(module: str) -> None:
+        def blocked(name, *args, **kwargs):
+            if name == module:
+                raise ImportError(f"No module named '{module}'")
+            return real_import(name, *args, **kwargs)
+
+        monkeypatch.setattr(builtins, "__import__", blocked)
+
+    return hide

@@ -132,10 +132,7 @@ def boxes_to_detections(
 
 #: Named weights (under ``detect.core.weights.weights_dir()``) each learned detector loads by default.
 DEFAULT_WEIGHTS: dict[tuple[str, str], str | tuple[str, ...]] = {
-    ("ship", "auto"): (
-        "ships-s2-seg",
-        "ships-s2-seg-b4",
-    ),  # every model ``detect.ships.auto.PREFERENCE`` runs
+    ("ship", "auto"): ("ships-s2-seg", "ships-s2-seg-b4"),  # every model auto's PREFERENCE may run
     ("ship", "seg"): "ships-s2-seg",
     ("ship", "seg-b4"): "ships-s2-seg-b4",
     ("ship", "yolo"): "ships-s2",

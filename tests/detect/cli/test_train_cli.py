@@ -119,18 +119,9 @@ def test_seg_training_encoder_and_its_rate_reach_the_config(
 
 
 def test_seg_training_on_the_pretrained_encoder_without_its_extra_is_one_line(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, hide_module
 ) -> None:
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_csmask(name, *args, **kwargs):
-        if name == "ukis_csmask":
-            raise ImportError("No module named 'ukis_csmask'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_csmask)
+    hide_module("ukis_csmask")
     data = REPO / "tests" / "fixtures" / "ships_train"
     argv = ["train", "ships-seg", "--data", str(data), "--cv", "0", "--steps", "1"]
     with pytest.raises(SystemExit) as e:

@@ -3,7 +3,6 @@ ukis-csmask's weights, training at two rates, resuming, its spec and both runtim
 
 from __future__ import annotations
 
-import builtins
 from pathlib import Path
 
 import numpy as np
@@ -118,15 +117,8 @@ def test_a_pretrained_encoder_run_killed_midway_resumes_to_the_same_weights_and_
         train(cache, cities, tmp_path / "resumed", SegTrainConfig(**{**other.__dict__, "encoder": ""}))
 
 
-def test_without_ukis_csmask_a_fresh_run_is_a_one_line_error_naming_the_extra(tmp_path, monkeypatch):
-    real_import = builtins.__import__
-
-    def no_csmask(name, *args, **kwargs):
-        if name == "ukis_csmask":
-            raise ImportError("No module named 'ukis_csmask'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_csmask)
+def test_without_ukis_csmask_a_fresh_run_is_a_one_line_error_naming_the_extra(tmp_path, hide_module):
+    hide_module("ukis_csmask")
     cache = tmp_path / "scenes"
     cities = prepare(FIXTURES / "ships_train", cache)
     with pytest.raises(InputError, match=r'not installed \(pip install -e "\.\[pretrained\]"\)'):

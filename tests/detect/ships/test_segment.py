@@ -1096,17 +1096,8 @@ def test_onnxruntime_runs_the_shipped_model_with_the_same_detections_as_torch(tm
         assert a.length_m == pytest.approx(b.length_m)
 
 
-def test_asking_for_onnx_without_onnxruntime_is_a_clear_error(monkeypatch):
-    import builtins
-
-    real_import = builtins.__import__
-
-    def no_ort(name, *args, **kwargs):
-        if name == "onnxruntime":
-            raise ImportError("No module named 'onnxruntime'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_ort)
+def test_asking_for_onnx_without_onnxruntime_is_a_clear_error(hide_module):
+    hide_module("onnxruntime")
     with pytest.raises(ModelError, match="onnxruntime is not installed"):
         SegModel.load(runtime="onnx")
     assert SegModel.load(runtime="auto").runtime == "torch"  # the default falls back quietly
