@@ -17,7 +17,7 @@ measurable: other ships in the chips carry no AIS label. Data: ``--data`` or
 depth at 550 nm, the sun ``--sun-zenith`` degrees from zenith) and tagged ``PROCESSING_LEVEL`` L1C as
 ``harborwatch fetch`` tags an L1C file, so the ship model takes its dark-object subtraction
 (``SegShipDetector(haze="auto")``); ``--tag-level L2A`` tags the same pixels L2A, which it reads as they are.
-``--true-colour`` runs the same on copies holding only B02 B03 B04 (what ``auto`` gives ``seg-b4``).
+``--true-colour`` runs the same on copies holding only B02 B03 B04 (a TCI file, a browser export).
 """
 
 from __future__ import annotations

@@ -19,7 +19,7 @@ from imagery.errors import InputError
 from imagery.types import RasterWindow
 
 #: The ship detector a run uses unless told otherwise: per scene, the best measured model for its bands
-#: (``detect.ships.auto``; weights/ships-s2-seg.md says why).
+#: (``detect.ships.auto``; weights/ships-s2-seg-b4.md says why).
 DEFAULT_SHIP_METHOD = "auto"
 
 
@@ -132,7 +132,7 @@ def boxes_to_detections(
 
 #: Named weights (under ``detect.core.weights.weights_dir()``) each learned detector loads by default.
 DEFAULT_WEIGHTS: dict[tuple[str, str], str | tuple[str, ...]] = {
-    ("ship", "auto"): ("ships-s2-seg", "ships-s2-seg-b4"),  # every model auto's PREFERENCE may run
+    ("ship", "auto"): ("ships-s2-seg-b4",),  # every model auto's PREFERENCE may run (a tuple: see provenance)
     ("ship", "seg"): "ships-s2-seg",
     ("ship", "seg-b4"): "ships-s2-seg-b4",
     ("ship", "yolo"): "ships-s2",

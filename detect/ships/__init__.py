@@ -55,9 +55,9 @@ def _ship_seg(device: str = "cpu", **kw: Any) -> Detector:
 
 
 def _ship_seg_b4(device: str = "cpu", model: Any = None, **kw: Any) -> Detector:
-    from detect.ships.segment import TRUE_COLOUR_MODEL, SegShipDetector  # on the pretrained encoder
+    from detect.ships.segment import B4_SEG_MODEL, SegShipDetector  # on the pretrained encoder
 
-    return SegShipDetector(model or TRUE_COLOUR_MODEL, device=device, **kw)
+    return SegShipDetector(model or B4_SEG_MODEL, device=device, **kw)
 
 
 def _ship_auto(device: str = "cpu", **kw: Any) -> Detector:

@@ -1,14 +1,12 @@
 """The ship detector that picks, per scene, the best measured model for the bands the scene has.
 
-Since v4 of the segmentation model (weights/ships-s2-seg.md) that is the band-robust segmentation model
-(``detect.ships.segment``) on every scene with B08 (until session 23: with B08 or true colour): in the
-leave-cities-out CV it beats the YOLO model on the four-band cities (F1 0.53 vs 0.46, ahead in 4 of YOLO's 5
-city groups, AP50 0.31 vs 0.19, length error 31 vs 39 m). YOLO stays a method (``--method yolo``). Each
+Since session 24 that is one model on every band set: the hull-segmentation model on the pretrained
+EfficientNet-B4 encoder (``seg-b4``, weights/ships-s2-seg-b4.md). In the leave-cities-out CV on sen2ships it
+scores above v7 (``seg``, weights/ships-s2-seg.md) with every band (F1 0.63 against 0.60), B08 only (0.55
+against 0.52) and true colour only (0.57 against 0.42). From v4 of the segmentation model until session 24
+``auto`` ran ``seg`` on every scene with B08 (and, in session 23, ``seg-b4`` on true colour without B08);
+before v4, YOLO where B04 B03 B02 B08 exist. Those stay methods (``--method seg``, ``--method yolo``). Each
 detection's ``detector`` names the model that ran. The choice is fixed in ``PREFERENCE``.
-
-Since session 23 a scene with true colour and no B08 (ESA's TCI "visual" file, browser exports) goes to the
-segmentation model on the pretrained encoder (``seg-b4``, weights/ships-s2-seg-b4.md): in the same CV, read
-with true colour only, F1 0.50 against the default model's 0.42 (8-bit: 0.51 against 0.44).
 """
 
 from __future__ import annotations
@@ -16,18 +14,14 @@ from __future__ import annotations
 from typing import Any
 
 from detect.core.geometry import Detection
-from detect.ships.segment import SEG_BANDS, TRUE_COLOUR, present_bands
+from detect.ships.segment import SEG_BANDS, present_bands
 from imagery.types import RasterWindow
 
-#: (method, bands it needs) in order of measured accuracy on scenes that have those bands; the last
-#: entry (the segmentation model) takes every other scene (and refuses one with neither B08 nor true colour).
-#: Until v4 of the segmentation model, ("yolo", ("B04", "B03", "B02", "B08")) came first; until session 23
-#: the segmentation model took true colour too.
-PREFERENCE: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("seg", ("B08",)),
-    ("seg-b4", TRUE_COLOUR),
-    ("seg", ()),
-)
+#: (method, bands it needs) in order of measured accuracy on scenes that have those bands; the last entry
+#: takes every other scene (and refuses one with neither B08 nor true colour). Until v4 of the
+#: segmentation model, ("yolo", ("B04", "B03", "B02", "B08")) came first; until session 24, ("seg",
+#: ("B08",)) did (session 23: then ("seg-b4", TRUE_COLOUR), then "seg").
+PREFERENCE: tuple[tuple[str, tuple[str, ...]], ...] = (("seg-b4", ()),)
 
 
 class AutoShipDetector:

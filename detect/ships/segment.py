@@ -1,11 +1,11 @@
-"""Ship detection by hull segmentation, the default ship detector.
+"""Ship detection by hull segmentation, the ship detectors ``auto`` (the default), ``seg`` and ``seg-b4`` run.
 
 A small U-Net maps whatever bands a scene has (any of B02 B03 B04 B08 B11 that includes B08 or all three
 true-colour bands) to two probability maps: the hull and its core (the inner half of each hull, apart from
 hulls that touch). Ships moored side by side are split by their cores; each ship's box, length and beam come
 from its own hull pixels. Training: ``detect.ships.segment_train``; weights ``weights/ships-s2-seg.pt``
-(and, on a pretrained encoder, ``detect.ships.effnet``: ``weights/ships-s2-seg-b4.pt``, which ``auto`` runs
-on true colour without B08).
+(v7, method ``seg``) and, on a pretrained encoder (``detect.ships.effnet``), ``weights/ships-s2-seg-b4.pt``
+(method ``seg-b4``, which ``auto`` runs on every scene since session 24).
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import logging
 import os
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +43,8 @@ SEG_BANDS = ("B02", "B03", "B04", "B08", "B11")
 TRUE_COLOUR = ("B02", "B03", "B04")
 DEFAULT_SEG_MODEL = "ships-s2-seg"
 #: The segmentation model on the pretrained encoder (``detect.ships.effnet``), method ``seg-b4``: what
-#: ``auto`` runs on scenes with true colour and no B08 (weights/ships-s2-seg-b4.md).
-TRUE_COLOUR_MODEL = "ships-s2-seg-b4"
+#: ``auto`` runs on every scene since session 24 (weights/ships-s2-seg-b4.md).
+B4_SEG_MODEL = "ships-s2-seg-b4"
 
 
 def usable_bands(bands: Sequence[str]) -> bool:
@@ -516,6 +516,10 @@ class SegShipDetector:
         the spec allows, touching open water where there is a water mask, unless ``keep_land``)."""
         conf = self.conf if conf is None else conf
         bands = self.bands_for(window)
+        full = [i for i, b in enumerate(window.band_names) if np.isfinite(window.data[i]).any()]
+        if len(full) < len(window.band_names):  # a band of all nodata is no band: it masks no pixel, no water
+            kept = tuple(window.band_names[i] for i in full)
+            window = replace(window, data=window.data[full], band_names=kept)
         refl = np.zeros((len(SEG_BANDS), *window.grid.shape), np.float32)
         for b in bands:
             refl[SEG_BANDS.index(b)] = window.band(b)

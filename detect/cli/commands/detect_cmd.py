@@ -63,8 +63,9 @@ def _split(value: str | None) -> list[str] | None:
     default="auto",
     show_default=True,
     help="auto (the default: cfar for Sentinel-1 inputs, else per input the best measured model for its "
-    "bands), seg (hull segmentation: any bands with B08 or true colour), seg-b4 (the same on a pretrained "
-    "encoder: what auto runs on true colour without B08), yolo (oriented boxes, B04 B03 B02 "
+    "bands: since session 24 seg-b4 on every band set), seg-b4 (hull segmentation on a pretrained "
+    "encoder: any bands with B08 or true colour), seg (the plain U-Net v7, the same bands), yolo (oriented "
+    "boxes, B04 B03 B02 "
     "B08), yolo-tta (yolo with flip test-time augmentation: 4x the model's compute), baseline (classical "
     "NIR CFAR) or cfar (Sentinel-1 radar ships: SAFE folders, VV/VH/HH/HV GeoTIFFs).",
 )

@@ -75,9 +75,9 @@ _JSON = click.option(
     "--method",
     default="auto",
     show_default=True,
-    help="Ship detector: auto (the default: per scene, the best measured model for its bands), seg (hull "
-    "segmentation, any bands with B08 or true colour), seg-b4 (the same on a pretrained encoder: what auto "
-    "runs on true colour without B08), yolo (oriented boxes), yolo-tta (yolo "
+    help="Ship detector: auto (the default: per scene, the best measured model for its bands: since session "
+    "24 seg-b4 on every band set), seg-b4 (hull segmentation on a pretrained encoder, any bands with B08 or "
+    "true colour), seg (the plain U-Net v7, the same bands), yolo (oriented boxes), yolo-tta (yolo "
     "with flip test-time augmentation: 4x the model's compute), yolo-onnx, baseline (classical, optical) "
     "or cfar (Sentinel-1).",
 )

@@ -442,7 +442,7 @@ def trucks_cmd(
     "--name",
     default=None,
     help="Name of the final weights (default ships-s2-seg; with --encoder, ships-s2-seg-b4, so a copy into "
-    "weights/ never replaces the default model by another network).",
+    "weights/ never replaces one network by another).",
 )
 @click.option("--device", default="cpu", show_default=True, callback=device_option, help="cpu, cuda:0, ...")
 @click.option("--json", "as_json", is_flag=True, help="Print the CV summary as JSON to stdout.")

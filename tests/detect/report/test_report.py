@@ -237,6 +237,7 @@ def test_the_dark_caveat_quotes_the_ais_gates_the_run_used() -> None:
 def test_the_l1c_caveat_claims_the_haze_correction_only_for_the_model_that_has_it() -> None:
     from detect.report.blocks import l1c_caveat
 
-    for method in ("auto", "seg"):
+    for method in ("auto", "seg-b4", "seg"):
         assert "haze correction" in l1c_caveat(method) and "under 80 m" in l1c_caveat(method)
+    assert l1c_caveat("auto") == l1c_caveat("seg-b4") != l1c_caveat("seg")  # each model its own numbers
     assert "never measured on real L1C" in l1c_caveat("yolo") and "haze" not in l1c_caveat("yolo")
