@@ -20,8 +20,9 @@
 # Everything is checkpointed: a rerun with the same OUT resumes where the last one stopped (finished stages
 # are marked in OUT and skipped; a stage cut short continues from its checkpoints, its folds scored again). Copy
 # OUT/final/ships-s2-seg.pt and .json (ships-s2-seg-b4.* with ENCODER) into weights/ to ship the result, and update
-# the card. ENCODER runs this recipe (v6's three stages) on the pretrained network, which was not measured so; the
-# shipped ships-s2-seg-b4 is STEPS=2400 HULL_COLOUR=0 WAKES=0 PRECISION=bf16 (its card).
+# the card. ENCODER runs this recipe (v6's three stages) on the pretrained network; with STEPS=4800 its first two
+# stages (2,400 and 3,600 steps) are the shipped ships-s2-seg-b4 v2 (its card, PRECISION=bf16), the third adds
+# hard negatives.
 set -euo pipefail
 
 OUT=${1:-runs/seg-cv}

@@ -10,7 +10,8 @@ model band the scene has, water check on), ``no_water``, and the same scenes rea
 true colour, or true colour quantised to 8 bits. ``four-band cities`` restricts a row to the 12 cities with
 B02 B03 B04 B08 (what the YOLO model's CV covers), so the two can be compared; the YOLO row is read from its
 card (its fold weights are not kept), so it has no recall by length. ``auto`` combines the YOLO card's
-folds (four-band cities) with the segmentation model on the other cities, as the default detector runs.
+folds (four-band cities) with the segmentation model on the other cities, as the default detector ran before
+seg v4 (a historical row).
 
 Two columns are moved by no threshold choice, so they compare runs without the noise of each fold's two-city
 threshold (about 0.03 F1): ``ap_count``, average precision under the counting rule of P, R and F1 (IoU >= 0.1

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any
@@ -178,6 +178,19 @@ class RasterWindow:
         valid = self.valid_mask
         n = int(valid.sum())
         return float((self.cloud & valid).sum() / n) if n else None
+
+    def without_empty_bands(self) -> RasterWindow:
+        """This window less every band with no finite pixel (listed but all nodata: an empty asset, a masked
+        band), with ``valid`` recomputed over the bands kept where the empty band had blanked it (a reader's
+        "every band has data"); the window itself when no band, or every band, is empty."""
+        full = [i for i in range(len(self.band_names)) if np.isfinite(self.data[i]).any()]
+        if len(full) in (0, len(self.band_names)):
+            return self
+        data = self.data[full]
+        valid = np.all(np.isfinite(data), axis=0)
+        if self.valid is not None and self.valid.any():  # a mask that says more than the empty band did
+            valid &= self.valid
+        return replace(self, data=data, band_names=tuple(self.band_names[i] for i in full), valid=valid)
 
     def band(self, name: str) -> np.ndarray:
         from imagery.errors import MissingBandsError

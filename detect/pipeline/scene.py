@@ -108,7 +108,8 @@ def process_scene(
                 return on_grid(steps.detect_sar(full, aoi=aoi, conf=conf, device=device), grid)
 
         else:
-            window = steps.read(scene, grid, scene_bands(scene, bands), cache=cache)
+            # a band of all nodata would blank every pixel's validity (and the scene's screen): left out
+            window = steps.read(scene, grid, scene_bands(scene, bands), cache=cache).without_empty_bands()
 
             def find() -> list[Any]:
                 return [

@@ -15,7 +15,7 @@ import logging
 import os
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -457,7 +457,8 @@ class SegPass:
 
 
 class SegShipDetector:
-    """The segmentation ship detector (``detect.core.registry.Detector``), method ``seg``.
+    """The segmentation ship detector (``detect.core.registry.Detector``): methods ``seg`` (v7's U-Net),
+    ``seg-b4`` (the pretrained encoder) and ``auto`` (which runs ``seg-b4``); the weights decide the network.
 
     Reads whichever of ``SEG_BANDS`` a window has; refuses (MissingBandsError) only a window with neither
     B08 nor true colour. ``water_mask``: where B03 and B08 allow an NDWI water mask, skip tiles with no
@@ -467,7 +468,7 @@ class SegShipDetector:
     ``haze``: dark-object subtraction (``detect.core.haze``) down to the spec's ``dark_reference`` before the
     network: ``auto`` on Level-1C (top-of-atmosphere) windows, whose path radiance the L2A-trained model never
     saw; ``on`` on every window; ``off`` never. Where it took something off, the detector label says so
-    (``seg:ships-s2-seg[B02+B03+B04+B08;haze-corrected]``), which the run outputs keep. The water mask is
+    (``seg:ships-s2-seg-b4[B02+B03+B04+B08;haze-corrected]``), which the run outputs keep. The water mask is
     made from the bands as read (NDWI changes little with haze).
     Each detection names the model and the bands that ran (``model_bands``) and what the subtraction took
     off (``haze_offsets``, null where it did not run); lengths come from the hull pixels
@@ -516,10 +517,7 @@ class SegShipDetector:
         the spec allows, touching open water where there is a water mask, unless ``keep_land``)."""
         conf = self.conf if conf is None else conf
         bands = self.bands_for(window)
-        full = [i for i, b in enumerate(window.band_names) if np.isfinite(window.data[i]).any()]
-        if len(full) < len(window.band_names):  # a band of all nodata is no band: it masks no pixel, no water
-            kept = tuple(window.band_names[i] for i in full)
-            window = replace(window, data=window.data[full], band_names=kept)
+        window = window.without_empty_bands()  # an all-nodata band is no band: it blanks no pixel, no water
         refl = np.zeros((len(SEG_BANDS), *window.grid.shape), np.float32)
         for b in bands:
             refl[SEG_BANDS.index(b)] = window.band(b)

@@ -478,8 +478,8 @@ def train_seg_cmd(
     device: str,
     as_json: bool,
 ) -> None:
-    """Train the hull-segmentation ship model (the default `seg` detector) on sen2ships, with
-    leave-cities-out cross-validation; the final model's spec carries the CV metrics.
+    """Train the hull-segmentation ship model (`seg`; with --encoder `seg-b4`, which `auto` runs) on
+    sen2ships, with leave-cities-out cross-validation; the final model's spec carries the CV metrics.
 
     Copy final/<name>.pt and .json into weights/ (or point $HARBORWATCH_WEIGHTS_DIR at final/) to use it.
     """

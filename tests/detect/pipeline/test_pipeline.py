@@ -33,9 +33,11 @@ def _copy_scene(
     days_later: int,
     bands: int | None = None,
     path_light: dict[str, float] | None = None,
+    empty: tuple[str, ...] = (),
 ) -> None:
-    """A copy of the sample as another acquisition (other id and date), optionally with fewer bands, or as
-    a Level-1C scene with ``path_light`` (reflectance per band) added where there is data."""
+    """A copy of the sample as another acquisition (other id and date), optionally with fewer bands, as
+    a Level-1C scene with ``path_light`` (reflectance per band) added where there is data, or with the
+    ``empty`` bands all nodata (0)."""
     dst = dst_root / new_id
     dst.mkdir(parents=True)
     meta = json.loads((src_dir / "scene.json").read_text())
@@ -52,6 +54,8 @@ def _copy_scene(
         scale = float(tags["REFLECTANCE_SCALE"])
         for i, b in enumerate(descriptions):
             data[i] = np.where(data[i] > 0, data[i] + round(path_light[b] / scale), 0)
+    for b in empty:
+        data[descriptions.index(b)] = 0
     meta["bands"] = list(descriptions)
     profile.update(count=n, driver="GTiff")
     with rasterio.open(dst / f"{new_id}.tif", "w", **profile) as out:
@@ -243,19 +247,31 @@ def test_an_l1c_scene_gets_its_haze_taken_off_and_its_outputs_say_so(tmp_path):
     shutil.copytree(SAMPLE.path.parent, root / SAMPLE.id)
     rayleigh = {"B02": 0.058, "B03": 0.034, "B04": 0.017, "B08": 0.007}
     _copy_scene(SAMPLE.path.parent, root, "athens-l1c", 1, path_light=rayleigh)
-    res = _run(root, tmp_path / "out", pipeline.default_steps(), method="seg")
+    res = _run(root, tmp_path / "out", pipeline.default_steps(), method="auto")
     scenes = pd.read_csv(res.paths["scenes_csv"]).set_index("scene")
     assert scenes.loc["athens-l1c", "processing_level"] == "L1C"
     dets = pd.read_parquet(res.paths["detections_parquet"])
     labels = dets.groupby("scene")["detector"].unique()
-    assert list(labels["athens-l1c"]) == ["seg:ships-s2-seg[B02+B03+B04+B08;haze-corrected]"]
-    assert list(labels[SAMPLE.id]) == ["seg:ships-s2-seg[B02+B03+B04+B08]"]
+    assert list(labels["athens-l1c"]) == ["seg:ships-s2-seg-b4[B02+B03+B04+B08;haze-corrected]"]
+    assert list(labels[SAMPLE.id]) == ["seg:ships-s2-seg-b4[B02+B03+B04+B08]"]
     n = dets["scene"].value_counts()
     assert abs(n["athens-l1c"] - n[SAMPLE.id]) <= 0.3 * n[SAMPLE.id]  # about as many ships seen
     # the haze index: B02's dark level, raised by exactly the path light added (one DN of rounding)
     dark = scenes["dark_b02"]
     assert 0.0 < dark[SAMPLE.id] < 0.05
     assert dark["athens-l1c"] - dark[SAMPLE.id] == pytest.approx(rayleigh["B02"], abs=2e-4)
+
+
+def test_a_scene_with_an_all_nodata_band_is_observed_and_read_without_it(tmp_path):
+    # B08 listed but empty (an empty asset, a masked band): the reader's "every band has data" would make
+    # the whole scene invalid, so it would be screened out as unobserved; it is read as a true-colour scene
+    root = tmp_path / "scenes"
+    _copy_scene(SAMPLE.path.parent, root, "athens-no-nir", 0, empty=("B08",))
+    res = _run(root, tmp_path / "out", pipeline.default_steps(), method="auto")
+    scenes = pd.read_csv(res.paths["scenes_csv"]).set_index("scene")
+    assert scenes.loc["athens-no-nir", "observed_fraction"] > 0.9
+    dets = pd.read_parquet(res.paths["detections_parquet"])
+    assert len(dets) and set(dets["detector"]) == {"seg:ships-s2-seg-b4[B02+B03+B04]"}
 
 
 def test_bad_input_is_an_input_error(tmp_path):

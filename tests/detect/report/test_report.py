@@ -223,6 +223,14 @@ def test_card_section_becomes_report_blocks(tmp_path):
     assert report.card_section(tmp_path / "missing.md", "Cross-validation") == []
 
 
+def test_the_default_ship_models_card_gives_reports_its_cross_validation_table():
+    from detect.report.provenance import model_info
+
+    card = model_info("auto").card
+    assert card is not None
+    assert any(b[0] == "table" for b in report.card_section(Path(card), "Cross-validation"))
+
+
 def test_the_dark_caveat_quotes_the_ais_gates_the_run_used() -> None:
     from dataclasses import asdict
 

@@ -939,6 +939,8 @@ def test_shipped_seg_model_stays_quiet_on_open_sea(shipped: SegShipDetector) -> 
     assert len(shipped.detect(open_raster(CHIPS / "marseille_water.tif"))) <= 1
 
 
+TC_SHIPPED = resolve_weights("ships-s2-seg-b4")[0].is_file()
+needs_tc_weights = pytest.mark.skipif(not TC_SHIPPED, reason="weights/ships-s2-seg-b4.pt not present")
 SEG_RECALL_FLOOR = 0.25  # the shipped model (v7) finds 8 of 12 at 0.5 (v6: 3); 2 or fewer fails
 
 #: Rayleigh path reflectance of a sun 25° from zenith (benchmarks/seg_toa.py, aerosol-free).
@@ -982,7 +984,7 @@ def test_an_l1c_window_has_its_path_light_taken_off_before_the_network(shipped: 
     assert SegShipDetector(shipped.model, haze="off").run(l1c).haze_offsets is None
 
 
-@needs_weights
+@needs_tc_weights
 def test_an_l1c_geotiff_is_known_by_its_tag_and_detect_takes_its_path_light_off(tmp_path, capsys) -> None:
     import rasterio
 
@@ -1159,10 +1161,6 @@ def test_saved_weights_are_the_same_bytes_for_the_same_tensors(tmp_path):
     assert (tmp_path / "a" / "w.pt").read_bytes() == (tmp_path / "b" / "w.pt").read_bytes()
 
 
-TC_SHIPPED = resolve_weights("ships-s2-seg-b4")[0].is_file()
-needs_tc_weights = pytest.mark.skipif(not TC_SHIPPED, reason="weights/ships-s2-seg-b4.pt not present")
-
-
 @needs_tc_weights
 @pytest.mark.parametrize(
     "bands", [("B02", "B03", "B04", "B08"), ("B08",), ("B02", "B08", "B11"), ("B04", "B03", "B02")]
@@ -1194,20 +1192,42 @@ def test_the_true_colour_model_finds_ships_moored_side_by_side_from_true_colour_
     assert len(det.detect(open_raster(CHIPS / "marseille_water.tif", ["B04", "B03", "B02"]))) <= 1
 
 
-@needs_tc_weights
-def test_auto_reads_an_all_nodata_b08_as_no_b08_and_reports_the_model_it_runs() -> None:
-    from dataclasses import replace
+def test_autos_weights_entry_names_every_model_its_preference_may_run() -> None:
+    # the fingerprint of auto's runs and the model its reports name come from DEFAULT_WEIGHTS: reverting
+    # PREFERENCE alone would leave them naming the wrong weights
+    from detect.core.registry import DEFAULT_WEIGHTS
+    from detect.ships.auto import PREFERENCE
 
-    from detect.detectors import get_detector
+    entry = DEFAULT_WEIGHTS[("ship", "auto")]
+    assert isinstance(entry, tuple)
+    assert set(entry) == {DEFAULT_WEIGHTS[("ship", method)] for method, _ in PREFERENCE}
+
+
+@needs_tc_weights
+def test_auto_reads_an_all_nodata_b08_as_no_b08_and_reports_the_model_it_runs(tmp_path, capsys) -> None:
+    import rasterio
+
+    from detect.cli import main
     from detect.report.blocks import _model_text
     from detect.report.provenance import model_info
 
-    window = open_raster(CHIPS / "honolulu_chip.tif")
-    data = window.data.copy()
-    data[window.band_names.index("B08")] = np.nan  # B08 listed but empty (outside the swath, masked)
-    blank = replace(window, data=data)
-    dets = get_detector("ship", "auto").detect(blank, conf=0.5)
-    assert dets and {d.detector for d in dets} == {"seg:ships-s2-seg-b4[B02+B03+B04]"}
+    # B08 listed but empty (an empty asset, a masked band), as a reader gives it: its "every band has data"
+    # mask would blank every pixel; the file is read as true colour
+    with rasterio.open(CHIPS / "honolulu_chip.tif") as src:
+        dn, profile, names = src.read(), src.profile, src.descriptions
+    dn[names.index("B08")] = 0
+    path = tmp_path / "no_nir.tif"
+    with rasterio.open(path, "w", **{**profile, "nodata": 0}) as dst:
+        dst.write(dn)
+        dst.descriptions = names
+    out = tmp_path / "no_nir.geojson"
+    with pytest.raises(SystemExit) as e:
+        main(["detect", str(path), "--conf", "0.5", "--out", str(out), "--json"])
+    assert e.value.code == 0, capsys.readouterr().err
+    features = json.loads(out.read_text())["features"]
+    assert len(features) >= 5 and {f["properties"]["detector"] for f in features} == {
+        "seg:ships-s2-seg-b4[B02+B03+B04]"
+    }
     auto = model_info("auto")
     assert auto.name == "ships-s2-seg-b4" and Path(auto.card).name == "ships-s2-seg-b4.md"
     assert "ships-s2-seg-b4" in _model_text(auto) and "every band set" in _model_text(auto)
