@@ -22,7 +22,8 @@
 # OUT/final/ships-s2-seg.pt and .json (ships-s2-seg-b4.* with ENCODER) into weights/ to ship the result, and update
 # the card. ENCODER runs this recipe (v6's three stages) on the pretrained network; with STEPS=4800 its first two
 # stages (2,400 and 3,600 steps) are the shipped ships-s2-seg-b4 v2 (its card, PRECISION=bf16); the third adds
-# hard negatives, which lowered that network's CV F1 and AP50 (0.621 and 0.323 against 0.631 and 0.402; its card).
+# hard negatives, which lowered that network's CV F1 and AP50 (0.621 and 0.323 against 0.631 and 0.402; its card),
+# and OUT/final is then trained through it too: to remake v2, run the card's two calls instead.
 set -euo pipefail
 
 OUT=${1:-runs/seg-cv}

@@ -180,17 +180,25 @@ class RasterWindow:
         return float((self.cloud & valid).sum() / n) if n else None
 
     def without_empty_bands(self) -> RasterWindow:
-        """This window less every band with no finite pixel (listed but all nodata: an empty asset, a masked
-        band), with ``valid`` recomputed over the bands kept where the empty band had blanked it (a reader's
-        "every band has data"); the window itself when no band, or every band, is empty."""
-        full = [i for i in range(len(self.band_names)) if np.isfinite(self.data[i]).any()]
-        if len(full) in (0, len(self.band_names)):
+        """This window less every reflectance band with no finite pixel (listed but all nodata: an empty
+        asset, a masked band), with ``valid`` rebuilt over what is kept as the readers build it (every band
+        finite, class layers such as SCL not 0) where the empty band had blanked it. Class layers
+        (``CATEGORICAL_LAYERS``) are always kept. The window itself when no reflectance band, or every one,
+        is empty."""
+        bands = self.band_names
+        reflectance = [i for i, b in enumerate(bands) if b not in CATEGORICAL_LAYERS]
+        empty = [i for i in reflectance if not np.isfinite(self.data[i]).any()]
+        if not empty or len(empty) == len(reflectance):
             return self
-        data = self.data[full]
-        valid = np.all(np.isfinite(data), axis=0)
+        kept = [i for i in range(len(bands)) if i not in empty]
+        data = self.data[kept]
+        names = tuple(bands[i] for i in kept)
+        valid = np.ones(self.grid.shape, bool)
+        for b, layer in zip(names, data, strict=True):
+            valid &= (layer != 0) if b in CATEGORICAL_LAYERS else np.isfinite(layer)
         if self.valid is not None and self.valid.any():  # a mask that says more than the empty band did
             valid &= self.valid
-        return replace(self, data=data, band_names=tuple(self.band_names[i] for i in full), valid=valid)
+        return replace(self, data=data, band_names=names, valid=valid)
 
     def band(self, name: str) -> np.ndarray:
         from imagery.errors import MissingBandsError

@@ -15,7 +15,8 @@ from imagery.types import Grid, Scene
 
 #: Per-scene result format; a record written by another version is redone.
 #: 2: ship boxes refitted to the hull's pixels (``detect.ships.refine``) and weights in the record key.
-SCENE_RECORD_VERSION = 2
+#: 3: a band of all nodata is left out on read (it made the whole scene invalid: "nodata").
+SCENE_RECORD_VERSION = 3
 
 
 def safe_name(scene_id: str) -> str:

@@ -63,7 +63,7 @@ def model_info(method: str, name: str | None = None) -> ModelInfo:
     from detect.core.weights import resolve_weights
 
     names = name or DEFAULT_WEIGHTS.get(("ship", method))
-    if isinstance(names, tuple) and len(names) == 1:  # a method that picks among one model: that model's
+    if isinstance(names, tuple) and len(names) == 1:  # a per-scene choice among one model: read as that model
         names = names[0]
     if isinstance(names, tuple):  # a method that picks a model per scene: every model it may load
         parts = [model_info(method, n) for n in names]

@@ -48,19 +48,20 @@ def test_a_window_without_its_empty_bands_gets_its_validity_back():
     from imagery.types import Grid, RasterWindow
 
     grid = Grid("EPSG:32631", Affine(10, 0, 500000, 0, -10, 4800000), 4, 4)
-    data = np.full((3, 4, 4), 0.1, np.float32)
+    data = np.full((4, 4, 4), 0.1, np.float32)
     data[1] = np.nan  # B08 listed, all nodata
     data[0, 0, 0] = np.nan  # one pixel without B02
-    read = RasterWindow(data, ("B02", "B08", "B11"), grid, valid=np.all(np.isfinite(data), axis=0))
-    assert not read.valid_mask.any()  # a reader's "every band has data": nothing left
+    data[3] = 4.0  # SCL: vegetation, but one pixel of class 0 (no data)
+    data[3, 3, 3] = 0
+    names = ("B02", "B08", "B11", "SCL")
+    as_read = np.all(np.isfinite(data[:3]), axis=0) & (data[3] != 0)  # the readers' "every band has data"
+    read = RasterWindow(data, names, grid, valid=as_read)
+    assert not read.valid_mask.any()  # nothing left
     kept = read.without_empty_bands()
-    assert kept.band_names == ("B02", "B11") and kept.data.shape == (2, 4, 4)
-    assert kept.valid_mask.sum() == 15 and not kept.valid_mask[0, 0]
-    cloudless = np.ones((4, 4), bool)
-    cloudless[3, 3] = False  # a mask that says more than "every band has data" (SCL no-data) is kept
-    scl = RasterWindow(data, read.band_names, grid, valid=cloudless).without_empty_bands()
-    assert scl.valid_mask.sum() == 14 and not scl.valid_mask[3, 3] and not scl.valid_mask[0, 0]
+    assert kept.band_names == ("B02", "B11", "SCL") and kept.data.shape == (3, 4, 4)
+    assert kept.valid_mask.sum() == 14 and not kept.valid_mask[0, 0] and not kept.valid_mask[3, 3]
     whole = RasterWindow(data[[0, 2]], ("B02", "B11"), grid)
     assert whole.without_empty_bands() is whole
-    empty = RasterWindow(np.full((1, 4, 4), np.nan, np.float32), ("B08",), grid)
-    assert empty.without_empty_bands() is empty  # nothing to read: left for the detector to refuse
+    # every reflectance band empty: nothing to read, even with SCL (left for the screen to call no data)
+    empty = RasterWindow(data[[1, 3]], ("B08", "SCL"), grid)
+    assert empty.without_empty_bands() is empty

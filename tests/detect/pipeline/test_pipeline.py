@@ -270,8 +270,13 @@ def test_a_scene_with_an_all_nodata_band_is_observed_and_read_without_it(tmp_pat
     res = _run(root, tmp_path / "out", pipeline.default_steps(), method="auto")
     scenes = pd.read_csv(res.paths["scenes_csv"]).set_index("scene")
     assert scenes.loc["athens-no-nir", "observed_fraction"] > 0.9
+    assert "band(s) with no data left out: B08" in scenes.loc["athens-no-nir", "reason"]
     dets = pd.read_parquet(res.paths["detections_parquet"])
     assert len(dets) and set(dets["detector"]) == {"seg:ships-s2-seg-b4[B02+B03+B04]"}
+    # the truck model needs B08: the scene fails in one line that says the band is empty, not missing
+    res = _run(root, tmp_path / "trucks", pipeline.default_steps(), classes=("truck",))
+    rec = pd.read_csv(res.paths["scenes_csv"]).set_index("scene").loc["athens-no-nir"]
+    assert rec["status"] == "failed" and "B08" in rec["reason"] and "listed, but all nodata" in rec["reason"]
 
 
 def test_bad_input_is_an_input_error(tmp_path):

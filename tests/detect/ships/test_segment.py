@@ -1228,6 +1228,11 @@ def test_auto_reads_an_all_nodata_b08_as_no_b08_and_reports_the_model_it_runs(tm
     assert len(features) >= 5 and {f["properties"]["detector"] for f in features} == {
         "seg:ships-s2-seg-b4[B02+B03+B04]"
     }
+    # the truck model needs B08: one line that says the band is empty, exit 2 (before: 0 trucks, silently)
+    with pytest.raises(SystemExit) as e:
+        main(["detect", str(path), "--classes", "ship,truck", "--out", str(tmp_path / "t.geojson")])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and "B08" in err and "listed, but all nodata" in err and "Traceback" not in err
     auto = model_info("auto")
     assert auto.name == "ships-s2-seg-b4" and Path(auto.card).name == "ships-s2-seg-b4.md"
     assert "ships-s2-seg-b4" in _model_text(auto) and "every band set" in _model_text(auto)
