@@ -188,7 +188,8 @@ def detect_paths(
                 found = d.detect(window, conf=conf)
             except MissingBandsError as e:
                 if set(e.missing) & empty:
-                    raise MissingBandsError(e.missing, f"{p} (listed, but all nodata)") from None
+                    note = f"{', '.join(sorted(set(e.missing) & empty))} listed, but all nodata"
+                    raise MissingBandsError(e.missing, f"{e.context or p} ({note})") from None
                 raise
             counts[c] = len(found)
             all_dets.extend(found)

@@ -24,6 +24,8 @@ S2_BANDS: Mapping[str, float] = MappingProxyType(
 )
 #: Band-like layers that are classifications, not reflectance (resampled with nearest neighbour).
 CATEGORICAL_LAYERS = frozenset({"SCL", "CLM", "CLD", "dataMask"})
+#: The class layers whose 0 means "no data" (SCL class 0, Sentinel Hub's dataMask); CLM and CLD: 0 is clear.
+ZERO_IS_NODATA = frozenset({"SCL", "dataMask"})
 
 
 @dataclass(frozen=True)
@@ -181,8 +183,8 @@ class RasterWindow:
 
     def without_empty_bands(self) -> RasterWindow:
         """This window less every reflectance band with no finite pixel (listed but all nodata: an empty
-        asset, a masked band), with ``valid`` rebuilt over what is kept as the readers build it (every band
-        finite, class layers such as SCL not 0) where the empty band had blanked it. Class layers
+        asset, a masked band), with ``valid`` rebuilt over what is kept as the catalogue reader builds it
+        (every band finite, SCL and dataMask not 0) where the empty band had blanked it. Class layers
         (``CATEGORICAL_LAYERS``) are always kept. The window itself when no reflectance band, or every one,
         is empty."""
         bands = self.band_names
@@ -195,7 +197,7 @@ class RasterWindow:
         names = tuple(bands[i] for i in kept)
         valid = np.ones(self.grid.shape, bool)
         for b, layer in zip(names, data, strict=True):
-            valid &= (layer != 0) if b in CATEGORICAL_LAYERS else np.isfinite(layer)
+            valid &= (layer != 0) if b in ZERO_IS_NODATA else np.isfinite(layer)
         if self.valid is not None and self.valid.any():  # a mask that says more than the empty band did
             valid &= self.valid
         return replace(self, data=data, band_names=names, valid=valid)

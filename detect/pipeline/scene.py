@@ -123,8 +123,10 @@ def process_scene(
                         for d in steps.detect(window, classes=(c,), method=m, conf=conf, device=device)
                     ]
                 except MissingBandsError as e:
-                    if set(e.missing) & set(empty_bands):  # listed by the catalogue, but no pixel has data
-                        raise MissingBandsError(e.missing, f"{scene.id} (listed, but all nodata)") from None
+                    dropped = sorted(set(e.missing) & set(empty_bands))
+                    if dropped:  # listed by the catalogue, but no pixel has data
+                        note = f"{', '.join(dropped)} listed, but all nodata"
+                        raise MissingBandsError(e.missing, f"{e.context or scene.id} ({note})") from None
                     raise
 
         screen, cloud, valid = steps.screen(window, masks[agg.ALL_ZONE])

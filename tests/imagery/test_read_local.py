@@ -60,6 +60,9 @@ def test_a_window_without_its_empty_bands_gets_its_validity_back():
     kept = read.without_empty_bands()
     assert kept.band_names == ("B02", "B11", "SCL") and kept.data.shape == (3, 4, 4)
     assert kept.valid_mask.sum() == 14 and not kept.valid_mask[0, 0] and not kept.valid_mask[3, 3]
+    clm = RasterWindow(data.copy(), ("B02", "B08", "B11", "CLM"), grid, valid=np.zeros((4, 4), bool))
+    clm.data[3] = 0  # Sentinel Hub's cloud mask: 0 is clear, not no data
+    assert clm.without_empty_bands().valid_mask.sum() == 15
     whole = RasterWindow(data[[0, 2]], ("B02", "B11"), grid)
     assert whole.without_empty_bands() is whole
     # every reflectance band empty: nothing to read, even with SCL (left for the screen to call no data)
