@@ -29,7 +29,7 @@ from detect.core.registry import (
     weights_fingerprint,
 )
 from detect.core.water import WATER_BANDS
-from imagery.errors import InputError, MissingBandsError
+from imagery.errors import InputError
 from imagery.sar import (
     SAR_POLARISATIONS,
     check_calibration,
@@ -175,22 +175,15 @@ def detect_paths(
             pol = plans[str(p)][0]
             window = read_sar_input(p, pol, reading)
             pairs = [("ship", get_detector("ship", SAR_METHOD, device, polarisation=pol))]
-            empty: set[str] = set()
         else:
-            # a band of all nodata is left out, as `run` does (it would blank every pixel's validity)
-            read = read_window(p, bands, required=required, optional=optional, scale=scale)
-            window = read.without_empty_bands()
+            # a band of all nodata is left out, as `run` does (it would blank every pixel's validity); a
+            # detector that needs it says so (RasterWindow.missing_bands)
+            window = read_window(p, bands, required=required, optional=optional, scale=scale)
+            window = window.without_empty_bands()
             pairs = list(zip(classes, detectors, strict=True))
-            empty = set(read.band_names) - set(window.band_names)
         counts = {}
         for c, d in pairs:
-            try:
-                found = d.detect(window, conf=conf)
-            except MissingBandsError as e:
-                if set(e.missing) & empty:
-                    note = f"{', '.join(sorted(set(e.missing) & empty))} listed, but all nodata"
-                    raise MissingBandsError(e.missing, f"{e.context or p} ({note})") from None
-                raise
+            found = d.detect(window, conf=conf)
             counts[c] = len(found)
             all_dets.extend(found)
         summaries.append(PathSummary(str(p), window.scene_id, counts, round(time.perf_counter() - t0, 3)))

@@ -34,7 +34,6 @@ class MissingBandsError(InputError):
 
     def __init__(self, missing: list[str] | tuple[str, ...], context: str = "") -> None:
         self.missing = tuple(missing)
-        self.context = context
         where = f" in {context}" if context else ""
         super().__init__(f"missing band(s) {', '.join(self.missing)}{where}")
 

@@ -29,7 +29,7 @@ from rasterio.windows import Window, from_bounds
 from imagery.aoi import utm_crs_for
 from imagery.errors import CredentialsError, CrsError, InputError, MissingBandsError, RasterReadError
 from imagery.gdal import gdal_env, vsi_path
-from imagery.types import CATEGORICAL_LAYERS, ZERO_IS_NODATA, Asset, Grid, RasterWindow, Scene
+from imagery.types import CATEGORICAL_LAYERS, Asset, Grid, RasterWindow, Scene, valid_pixels
 
 if TYPE_CHECKING:
     from imagery.cache import Cache
@@ -364,9 +364,7 @@ def read_window(
             cache.put(keys[b], layers[b], meta)
 
     data = np.stack([layers[b].astype(np.float32, copy=False) for b in names])
-    valid = np.ones(grid.shape, dtype=bool)
-    for b, layer in zip(names, data, strict=True):
-        valid &= (layer != 0) if b in ZERO_IS_NODATA else np.isfinite(layer)
+    valid = valid_pixels(names, data)
     return RasterWindow(
         data=data,
         band_names=tuple(names),

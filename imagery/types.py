@@ -15,6 +15,8 @@ from typing import Any
 import numpy as np
 from affine import Affine
 
+from imagery.errors import MissingBandsError
+
 #: Sentinel-2 MSI band names in product order, and their native resolution in metres.
 S2_BANDS: Mapping[str, float] = MappingProxyType(
     {
@@ -26,6 +28,14 @@ S2_BANDS: Mapping[str, float] = MappingProxyType(
 CATEGORICAL_LAYERS = frozenset({"SCL", "CLM", "CLD", "dataMask"})
 #: The class layers whose 0 means "no data" (SCL class 0, Sentinel Hub's dataMask); CLM and CLD: 0 is clear.
 ZERO_IS_NODATA = frozenset({"SCL", "dataMask"})
+
+
+def valid_pixels(names: tuple[str, ...] | list[str], data: np.ndarray) -> np.ndarray:
+    """Where every layer has data: reflectance finite, SCL and dataMask not 0 (the readers' ``valid``)."""
+    valid = np.ones(data.shape[1:], dtype=bool)
+    for b, layer in zip(names, data, strict=True):
+        valid &= (layer != 0) if b in ZERO_IS_NODATA else np.isfinite(layer)
+    return valid
 
 
 @dataclass(frozen=True)
@@ -184,9 +194,10 @@ class RasterWindow:
     def without_empty_bands(self) -> RasterWindow:
         """This window less every reflectance band with no finite pixel (listed but all nodata: an empty
         asset, a masked band), with ``valid`` rebuilt over what is kept as the catalogue reader builds it
-        (every band finite, SCL and dataMask not 0) where the empty band had blanked it. Class layers
-        (``CATEGORICAL_LAYERS``) are always kept. The window itself when no reflectance band, or every one,
-        is empty."""
+        (``valid_pixels``) where the empty band had blanked it. Class layers (``CATEGORICAL_LAYERS``) are
+        always kept. The bands left out are kept in ``meta["empty_bands"]``, so asking for one later names
+        it as empty, not missing (``missing_bands``). The window itself when no reflectance band, or every
+        one, is empty."""
         bands = self.band_names
         reflectance = [i for i, b in enumerate(bands) if b not in CATEGORICAL_LAYERS]
         empty = [i for i in reflectance if not np.isfinite(self.data[i]).any()]
@@ -195,26 +206,33 @@ class RasterWindow:
         kept = [i for i in range(len(bands)) if i not in empty]
         data = self.data[kept]
         names = tuple(bands[i] for i in kept)
-        valid = np.ones(self.grid.shape, bool)
-        for b, layer in zip(names, data, strict=True):
-            valid &= (layer != 0) if b in ZERO_IS_NODATA else np.isfinite(layer)
+        valid = valid_pixels(names, data)
         if self.valid is not None and self.valid.any():  # a mask that says more than the empty band did
             valid &= self.valid
-        return replace(self, data=data, band_names=names, valid=valid)
+        empty_bands = (*self.meta.get("empty_bands", ()), *(bands[i] for i in empty))
+        meta = {**self.meta, "empty_bands": empty_bands}
+        return replace(self, data=data, band_names=names, valid=valid, meta=meta)
+
+    def missing_bands(
+        self, missing: list[str] | tuple[str, ...], context: str | None = None
+    ) -> MissingBandsError:
+        """The MissingBandsError for ``missing`` (``context``: default the scene id), saying which of them
+        the scene listed with no data at all (``without_empty_bands``)."""
+        where = context or self.scene_id or "raster window"
+        empty = [b for b in missing if b in self.meta.get("empty_bands", ())]
+        if empty:
+            where += f" ({', '.join(empty)} listed, but all nodata)"
+        return MissingBandsError(missing, where)
 
     def band(self, name: str) -> np.ndarray:
-        from imagery.errors import MissingBandsError
-
         try:
             return self.data[self.band_names.index(name)]
         except ValueError:
-            raise MissingBandsError([name], self.scene_id or "raster window") from None
+            raise self.missing_bands([name]) from None
 
     def select(self, names: tuple[str, ...] | list[str]) -> np.ndarray:
         """Stack the named bands in the given order; raises MissingBandsError naming every absent band."""
-        from imagery.errors import MissingBandsError
-
         missing = [n for n in names if n not in self.band_names]
         if missing:
-            raise MissingBandsError(missing, self.scene_id or "raster window")
+            raise self.missing_bands(missing)
         return np.stack([self.data[self.band_names.index(n)] for n in names])

@@ -21,7 +21,7 @@ from detect.sar.s1 import S1_MARGIN_M, margin_grid, on_grid, scene_sensor
 from imagery.aoi import Aoi
 from imagery.atomic import atomic_write_json, atomic_write_text
 from imagery.clouds import S2CLOUDLESS_BANDS
-from imagery.errors import MissingBandsError, RasterReadError
+from imagery.errors import RasterReadError
 from imagery.sources.local import UNREADABLE, UNREADABLE_BANDS
 from imagery.types import Grid, Scene
 
@@ -89,7 +89,6 @@ def process_scene(
     rec = base_record(scene, key)
     rec["sensor"] = sensor = sensor or scene_sensor(scene)
     name = safe_name(scene.id)
-    empty_bands: list[str] = []
     try:
         check_readable(scene)
         if sensor == "S1":
@@ -110,24 +109,15 @@ def process_scene(
 
         else:
             # a band of all nodata would blank every pixel's validity (and the scene's screen): left out, and
-            # said in the record; a detector that needs it fails the scene naming it (missing band)
-            read = steps.read(scene, grid, scene_bands(scene, bands), cache=cache)
-            window = read.without_empty_bands()
-            empty_bands = [b for b in read.band_names if b not in window.band_names]
+            # said in the record; a detector that needs it fails the scene naming it as empty
+            window = steps.read(scene, grid, scene_bands(scene, bands), cache=cache).without_empty_bands()
 
             def find() -> list[Any]:
-                try:
-                    return [
-                        d
-                        for c, m in methods.items()
-                        for d in steps.detect(window, classes=(c,), method=m, conf=conf, device=device)
-                    ]
-                except MissingBandsError as e:
-                    dropped = sorted(set(e.missing) & set(empty_bands))
-                    if dropped:  # listed by the catalogue, but no pixel has data
-                        note = f"{', '.join(dropped)} listed, but all nodata"
-                        raise MissingBandsError(e.missing, f"{e.context or scene.id} ({note})") from None
-                    raise
+                return [
+                    d
+                    for c, m in methods.items()
+                    for d in steps.detect(window, classes=(c,), method=m, conf=conf, device=device)
+                ]
 
         screen, cloud, valid = steps.screen(window, masks[agg.ALL_ZONE])
         coverage = agg.zone_coverage(scene.id, masks, valid, cloud)
@@ -145,7 +135,8 @@ def process_scene(
         if left_out:  # corrupt band files this run did not need: said, not silently ignored
             note = f"unreadable band file(s) not used: {', '.join(left_out)}"
             rec["reason"] = "; ".join(r for r in (rec["reason"], note) if r)
-        if sensor != "S1" and empty_bands:
+        empty_bands = window.meta.get("empty_bands")
+        if empty_bands:
             note = f"band(s) with no data left out: {', '.join(empty_bands)}"
             rec["reason"] = "; ".join(r for r in (rec["reason"], note) if r)
         if max(c["observed_fraction"] for c in coverage) < params.partial_min:

@@ -33,7 +33,7 @@ from detect.core.haze import check_haze_mode, haze_applies, subtract_dark
 from detect.core.water import WaterMask, water_mask
 from detect.core.weights import resolve_weights, sha256_file, weights_dir
 from imagery.atomic import atomic_write_json
-from imagery.errors import MissingBandsError, ModelError
+from imagery.errors import ModelError
 from imagery.types import Grid, RasterWindow
 
 log = logging.getLogger(__name__)
@@ -505,7 +505,7 @@ class SegShipDetector:
         """The model bands this window really holds (a band of all-nodata counts as absent)."""
         have = present_bands(window)
         if not usable_bands(have):
-            raise MissingBandsError(
+            raise window.missing_bands(
                 ["B08"] if not set(TRUE_COLOUR) & set(have) else [b for b in TRUE_COLOUR if b not in have],
                 f"{window.scene_id or 'window'}: the ship model needs B08, or B02+B03+B04 "
                 f"(bands present: {', '.join(window.band_names) or 'none'})",

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import rasterio
 from affine import Affine
 
+from imagery.errors import MissingBandsError
 from imagery.read import open_raster
 
 
@@ -60,6 +62,11 @@ def test_a_window_without_its_empty_bands_gets_its_validity_back():
     kept = read.without_empty_bands()
     assert kept.band_names == ("B02", "B11", "SCL") and kept.data.shape == (3, 4, 4)
     assert kept.valid_mask.sum() == 14 and not kept.valid_mask[0, 0] and not kept.valid_mask[3, 3]
+    with pytest.raises(MissingBandsError, match=r"B08 in .*\(B08 listed, but all nodata\)"):
+        kept.select(["B02", "B08"])  # a detector that needs it is told it is empty, not absent
+    with pytest.raises(MissingBandsError) as absent:
+        kept.band("B04")
+    assert "nodata" not in str(absent.value)
     clm = RasterWindow(data.copy(), ("B02", "B08", "B11", "CLM"), grid, valid=np.zeros((4, 4), bool))
     clm.data[3] = 0  # Sentinel Hub's cloud mask: 0 is clear, not no data
     assert clm.without_empty_bands().valid_mask.sum() == 15
