@@ -72,6 +72,7 @@ SCENE_COLUMNS = (
     "dark_b02",
     "status",
     "reason",
+    "unobserved_classes",
     "n_detections",
     "ais_fixes",
 )
@@ -360,7 +361,8 @@ def daily_counts(
     """One row per day × zone × class over the whole period (see :data:`DAILY_COLUMNS`).
 
     Per day, zone and class one scene is counted, among the scenes whose sensor can see the class
-    (:data:`SENSOR_CLASSES`): first a Sentinel-2 scene with at least ``observed_min`` of the zone
+    (:data:`SENSOR_CLASSES`) and whose model for it could run (not in the scene's ``unobserved_classes``,
+    e.g. trucks on a scene without B08): first a Sentinel-2 scene with at least ``observed_min`` of the zone
     observed, else the scene with the highest observed fraction (ties: earliest acquisition, then
     scene id). So S2 counts on clear days and S1 fills the cloudy ones; the others are listed in
     ``scenes`` but not counted, so a ship seen on two overlapping tiles counts once. Without a
@@ -384,8 +386,14 @@ def daily_counts(
     info = looked.set_index("scene")[["sensor", "status"]].assign(
         ais=looked["ais_fixes"].to_numpy() if "ais_fixes" in looked else pd.NA
     )
+    unseen = (
+        looked["unobserved_classes"].fillna("").astype(str).str.split(";")
+        if "unobserved_classes" in looked
+        else pd.Series([[]] * len(looked), index=looked.index, dtype=object)
+    )
     can_see = {
         cls: looked["sensor"].map(lambda s, c=cls: c in SENSOR_CLASSES.get(s, (c,))).astype(bool)
+        & ~unseen.map(lambda cs, c=cls: c in cs).astype(bool)
         for cls in classes
     }
 

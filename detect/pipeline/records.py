@@ -16,7 +16,9 @@ from imagery.types import Grid, Scene
 #: Per-scene result format; a record written by another version is redone.
 #: 2: ship boxes refitted to the hull's pixels (``detect.ships.refine``) and weights in the record key.
 #: 3: a band of all nodata is left out on read (it made the whole scene invalid: "nodata").
-SCENE_RECORD_VERSION = 3
+#: 4: a class whose model lacks a band (trucks without B08) is left out (``unobserved_classes``) and the
+#: scene counts its other classes, where before the whole scene failed.
+SCENE_RECORD_VERSION = 4
 
 
 def safe_name(scene_id: str) -> str:
@@ -75,6 +77,7 @@ def base_record(scene: Scene, key: dict[str, Any]) -> dict[str, Any]:
         "observed_fraction": None,
         "status": "failed",
         "reason": "",
+        "unobserved_classes": "",
         "n_detections": 0,
         "coverage": [],
         "key": key,

@@ -21,7 +21,7 @@ from detect.sar.s1 import S1_MARGIN_M, margin_grid, on_grid, scene_sensor
 from imagery.aoi import Aoi
 from imagery.atomic import atomic_write_json, atomic_write_text
 from imagery.clouds import S2CLOUDLESS_BANDS
-from imagery.errors import RasterReadError
+from imagery.errors import MissingBandsError, RasterReadError
 from imagery.sources.local import UNREADABLE, UNREADABLE_BANDS
 from imagery.types import Grid, Scene
 
@@ -89,6 +89,7 @@ def process_scene(
     rec = base_record(scene, key)
     rec["sensor"] = sensor = sensor or scene_sensor(scene)
     name = safe_name(scene.id)
+    unseen: dict[str, str] = {}  # class -> why this scene cannot show it (a band its model needs)
     try:
         check_readable(scene)
         if sensor == "S1":
@@ -113,11 +114,7 @@ def process_scene(
             window = steps.read(scene, grid, scene_bands(scene, bands), cache=cache).without_empty_bands()
 
             def find() -> list[Any]:
-                return [
-                    d
-                    for c, m in methods.items()
-                    for d in steps.detect(window, classes=(c,), method=m, conf=conf, device=device)
-                ]
+                return detect_classes(window, methods, steps, unseen, conf=conf, device=device)
 
         screen, cloud, valid = steps.screen(window, masks[agg.ALL_ZONE])
         coverage = agg.zone_coverage(scene.id, masks, valid, cloud)
@@ -145,6 +142,10 @@ def process_scene(
             detections: list[Any] = []
         else:
             detections = flag_trucks(find(), aoi)
+        if unseen:  # the scene counts for its other classes; for these its days stay unobserved
+            rec["unobserved_classes"] = ";".join(unseen)
+            notes = [f"no {c} detection: {why}" for c, why in unseen.items()]
+            rec["reason"] = "; ".join(r for r in (rec["reason"], *notes) if r)
         rows = agg.detection_rows(detections, aoi)
     except (KeyboardInterrupt, SystemExit):
         raise
@@ -161,6 +162,33 @@ def process_scene(
     rec["elapsed_s"] = round(time.perf_counter() - t0, 3)
     atomic_write_json(scenes_dir / f"{name}.json", rec)
     return rec
+
+
+def detect_classes(
+    window: Any,
+    methods: dict[str, str],
+    steps: Steps,
+    unseen: dict[str, str],
+    *,
+    conf: float | None,
+    device: str,
+) -> list[Any]:
+    """Each class's detections on ``window`` by its own method. A class whose model lacks a band this
+    scene does not have (``MissingBandsError``) is left out and named in ``unseen`` with the error, so the
+    scene still counts the other classes (a scene whose B08 is empty still counts ships); when no class
+    could run, the first class's error fails the scene."""
+    found: list[Any] = []
+    errors: list[MissingBandsError] = []
+    for c, m in methods.items():
+        try:
+            found += steps.detect(window, classes=(c,), method=m, conf=conf, device=device)
+        except MissingBandsError as e:
+            errors.append(e)
+            unseen[c] = str(e).splitlines()[0]
+    if errors and len(errors) == len(methods):
+        unseen.clear()
+        raise errors[0]
+    return found
 
 
 def check_readable(scene: Scene) -> None:

@@ -322,3 +322,27 @@ def test_truck_count_uncertainty_is_the_error_recorded_on_the_truck_model():
     spec = json.loads((weights_dir() / "trucks-s2.json").read_text())
     measured = abs(spec["metrics"]["real"]["count_error"])
     assert agg.COUNT_REL_ERROR["truck"] == pytest.approx(measured, abs=0.005)
+
+
+def test_a_class_a_scene_could_not_search_is_unobserved_or_counted_from_another_scene():
+    # day 1: tile A (best view) has no truck model input (B08 empty), tile B saw trucks; day 3: only C, no trucks
+    dets = [
+        det("A", 1, 120.01, 37.01, 100.0),
+        det("B", 1, 120.02, 37.02, 12.0, cls="truck"),
+        det("C", 3, 120.03, 37.03, 90.0),
+    ]
+    detections = agg.detections_table(agg.detection_rows(dets, AOI))
+    scenes = agg.scenes_table(
+        [
+            {**scene("A", 1), "unobserved_classes": "truck"},
+            scene("B", 1, valid=0.95, minute=41),
+            {**scene("C", 3), "unobserved_classes": "truck"},
+        ]
+    )
+    d = daily((detections, scenes), classes=("ship", "truck"))
+    assert row(d, 1)["scene"] == "A" and row(d, 1)["count"] == 1 and row(d, 1)["scenes"] == "A;B"
+    t1 = row(d, 1, cls="truck")
+    assert t1["scene"] == "B" and t1["scenes"] == "B" and t1["count"] == 1 and t1["status"] == "observed"
+    assert row(d, 3)["count"] == 1 and row(d, 3)["status"] == "observed"
+    t3 = row(d, 3, cls="truck")
+    assert t3["status"] == "unobserved" and pd.isna(t3["count"]) and t3["scene"] == ""

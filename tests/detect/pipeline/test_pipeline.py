@@ -273,10 +273,28 @@ def test_a_scene_with_an_all_nodata_band_is_observed_and_read_without_it(tmp_pat
     assert "band(s) with no data left out: B08" in scenes.loc["athens-no-nir", "reason"]
     dets = pd.read_parquet(res.paths["detections_parquet"])
     assert len(dets) and set(dets["detector"]) == {"seg:ships-s2-seg-b4[B02+B03+B04]"}
-    # the truck model needs B08: the scene fails in one line that says the band is empty, not missing
+    # the truck model needs B08: asked for trucks alone, the scene fails in one line that says the band
+    # is empty, not missing
     res = _run(root, tmp_path / "trucks", pipeline.default_steps(), classes=("truck",))
     rec = pd.read_csv(res.paths["scenes_csv"]).set_index("scene").loc["athens-no-nir"]
     assert rec["status"] == "failed" and "B08" in rec["reason"] and "listed, but all nodata" in rec["reason"]
+    # asked for ships and trucks, the scene still counts its ships; its day is unobserved for trucks only
+    res = _run(
+        root,
+        tmp_path / "both",
+        pipeline.default_steps(),
+        method="auto",
+        classes=("ship", "truck"),
+        report=True,
+    )
+    rec = res.scenes.set_index("scene").loc["athens-no-nir"]
+    assert rec["status"] == "unknown" and rec["unobserved_classes"] == "truck"  # unknown: no cloud band
+    assert "no truck detection: missing band(s) B08" in rec["reason"]
+    daily = res.daily_counts
+    day = daily[(daily["date"] == DAY) & (daily["zone"] == "all")].set_index("class")
+    assert day.loc["ship", "status"] == "observed-unmasked" and day.loc["ship", "count"] > 0
+    assert day.loc["truck", "status"] == "unobserved" and pd.isna(day.loc["truck", "count"])
+    assert "could not be searched for trucks" in res.paths["report_md"].read_text()
 
 
 def test_bad_input_is_an_input_error(tmp_path):
