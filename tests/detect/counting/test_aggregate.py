@@ -325,7 +325,7 @@ def test_truck_count_uncertainty_is_the_error_recorded_on_the_truck_model():
 
 
 def test_a_class_a_scene_could_not_search_is_unobserved_or_counted_from_another_scene():
-    # day 1: tile A (best view) has no truck model input (B08 empty), tile B saw trucks; day 3: only C, no trucks
+    # day 1: tile A (best view) had no truck input (B08 empty), tile B saw trucks; day 3: only C, no trucks
     dets = [
         det("A", 1, 120.01, 37.01, 100.0),
         det("B", 1, 120.02, 37.02, 12.0, cls="truck"),
