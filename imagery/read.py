@@ -255,7 +255,6 @@ def open_raster(
         guesses = {b: (1.0 / 65535.0 if g == 1e-4 else g) for b, g in guesses.items()}
 
     layers: list[np.ndarray] = []
-    valid = None
     for band, raw, nodata, declared, offset, _, src_crs, src_transform in reads:
         categorical = band in CATEGORICAL_LAYERS
         band_scale = declared or (1.0 if categorical else guesses[band])
@@ -268,16 +267,15 @@ def open_raster(
                      and raw.shape == out_grid.shape)
         if not same_grid:
             arr = reproject_array(arr, src_transform, src_crs, out_grid, categorical=categorical)
-        band_valid = np.isfinite(arr) if not categorical else np.ones(arr.shape, bool)
-        valid = band_valid if valid is None else valid & band_valid
         layers.append(arr.astype(np.float32))
     data = np.stack(layers)
+    names = tuple(b for _, _, b in sources)
     return RasterWindow(
         data=data,
-        band_names=tuple(b for _, _, b in sources),
+        band_names=names,
         grid=out_grid,
         acquired=acquired,
-        valid=valid,
+        valid=valid_pixels(names, data),  # the catalogue reader's rule: SCL or dataMask 0 is no data too
         scene_id=scene_id or path.name,
         source="local",
         meta={"path": str(path)},

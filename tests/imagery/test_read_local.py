@@ -75,3 +75,15 @@ def test_a_window_without_its_empty_bands_gets_its_validity_back():
     # every reflectance band empty: nothing to read, even with SCL (left for the screen to call no data)
     empty = RasterWindow(data[[1, 3]], ("B08", "SCL"), grid)
     assert empty.without_empty_bands() is empty
+
+
+def test_a_local_scl_layer_of_class_0_marks_no_data_as_the_catalogue_reader_does(tmp_path):
+    refl = np.full((8, 8), 800, np.uint16)
+    scl = np.full((8, 8), 6, np.uint16)  # water
+    scl[:2, :3] = 0  # SCL class 0: no data (a tile edge)
+    _band(tmp_path / "x_B02.tif", refl)
+    _band(tmp_path / "x_B08.tif", refl + 400)
+    _band(tmp_path / "x_SCL.tif", scl)
+    window = open_raster(tmp_path, ["B02", "B08", "SCL"])
+    assert window.valid_mask.sum() == 64 - 6 and not window.valid_mask[:2, :3].any()
+    assert open_raster(tmp_path, ["B02", "B08"]).valid_mask.all()  # without SCL every pixel has data
