@@ -319,6 +319,8 @@ def scenes_table(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
         df[c] = pd.to_numeric(df[c]).astype(float)
     df["n_detections"] = pd.to_numeric(df["n_detections"]).astype("Int64")
     df["ais_fixes"] = pd.to_numeric(df["ais_fixes"]).astype("Int64")
+    # ";"-joined classes the scene could not be searched for; absent in records written before it existed
+    df["unobserved_classes"] = df["unobserved_classes"].astype(object).fillna("").astype(str)
     grd = df["processing_level"].astype(object).fillna("").astype(str).str.upper() == "GRD"
     df["sensor"] = df["sensor"].where(df["sensor"].notna(), np.where(grd, "S1", PREFERRED_SENSOR)).astype(str)
     return df.sort_values(["datetime", "scene"], kind="stable").reset_index(drop=True)
@@ -387,7 +389,7 @@ def daily_counts(
         ais=looked["ais_fixes"].to_numpy() if "ais_fixes" in looked else pd.NA
     )
     unseen = (
-        looked["unobserved_classes"].fillna("").astype(str).str.split(";")
+        looked["unobserved_classes"].astype(object).fillna("").astype(str).str.split(";")
         if "unobserved_classes" in looked
         else pd.Series([[]] * len(looked), index=looked.index, dtype=object)
     )

@@ -16,9 +16,10 @@ from imagery.types import Grid, Scene
 #: Per-scene result format; a record written by another version is redone.
 #: 2: ship boxes refitted to the hull's pixels (``detect.ships.refine``) and weights in the record key.
 #: 3: a band of all nodata is left out on read (it made the whole scene invalid: "nodata").
-#: 4: a class whose model lacks a band (trucks without B08) is left out (``unobserved_classes``) and the
-#: scene counts its other classes, where before the whole scene failed.
-SCENE_RECORD_VERSION = 4
+#: (Not bumped when a class whose model lacks a band, trucks without B08, became ``unobserved_classes``
+#: instead of failing the scene: such scenes were recorded as failed, which a rerun retries anyway, and a
+#: version-3 success ran every class.)
+SCENE_RECORD_VERSION = 3
 
 
 def safe_name(scene_id: str) -> str:

@@ -151,6 +151,7 @@ def process_scene(
         raise
     except Exception as e:  # one bad scene must not sink the run: record it, go on, retry on rerun
         rec.update(status="failed", reason=f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}")
+        rec["unobserved_classes"] = ""  # a failed scene saw no class; it is retried whole
         log.warning("scene %s failed: %s", scene.id, rec["reason"])
         rec["elapsed_s"] = round(time.perf_counter() - t0, 3)
         atomic_write_json(scenes_dir / f"{name}.json", rec)

@@ -331,7 +331,8 @@ def report_blocks(
             f"they count are `{OBSERVED_UNMASKED}`, not `observed`."
         )
     if "unobserved_classes" in scenes:
-        unseen = scenes["unobserved_classes"].fillna("").astype(str)
+        looked = scenes[scenes["status"] != "failed"]
+        unseen = looked["unobserved_classes"].astype(object).fillna("").astype(str)
         for cls in sorted({c for cs in unseen for c in cs.split(";") if c}):
             n = int(unseen.str.split(";").map(lambda cs, c=cls: c in cs).sum())
             caveats.append(

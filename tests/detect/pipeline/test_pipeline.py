@@ -295,6 +295,7 @@ def test_a_scene_with_an_all_nodata_band_is_observed_and_read_without_it(tmp_pat
     assert day.loc["ship", "status"] == "observed-unmasked" and day.loc["ship", "count"] > 0
     assert day.loc["truck", "status"] == "unobserved" and pd.isna(day.loc["truck", "count"])
     assert "could not be searched for trucks" in res.paths["report_md"].read_text()
+    assert res.summary()["scenes_without_class"] == {"truck": 1}
 
 
 def test_bad_input_is_an_input_error(tmp_path):
