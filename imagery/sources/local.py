@@ -14,8 +14,9 @@ import json
 import logging
 import os
 import re
+from collections import Counter
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -138,6 +139,22 @@ class LocalCatalog:
                     scene = self._file_scene(p, quiet=True)
                     if scene is not None:
                         out.append(scene)
+        return self._distinct_ids(out)
+
+    def _distinct_ids(self, scenes: list[Scene]) -> list[Scene]:
+        """Scenes that share an id (``2018-05-20.tif`` in two folders, or sidecars naming one product for
+        two files) each take their path under the root as id instead: searches keep one scene per id, so
+        all but one would be silently lost."""
+        counts = Counter(s.id for s in scenes)
+        if all(n == 1 for n in counts.values()):
+            return scenes
+        out = []
+        for s in scenes:
+            if counts[s.id] > 1:
+                own = Path(s.properties["path"]).relative_to(self.root).as_posix()
+                log.info("local scene id %s is not unique under %s: using %s", s.id, self.root, own)
+                s = replace(s, id=own)
+            out.append(s)
         return out
 
     # -- one scene per band folder -------------------------------------------------------------------

@@ -169,3 +169,13 @@ def test_corrupt_files_are_scenes_marked_unreadable(tmp_path, caplog):
     assert list(good.properties[UNREADABLE_BANDS]) == ["B04"] and good.bands == ("B02", "B04", "B08")
     assert "nodate.tif" in caplog.text and "no acquisition time" in caplog.text
     assert get_catalog(f"local:{tmp_path}").search(AOI, "2018-06-01", "2018-06-30", collection="any") == []
+
+
+def test_files_of_one_name_in_two_folders_are_two_scenes(tmp_path):
+    # halves of one date in two folders, both named by the date: a search keeps one scene per id, so one
+    # half was silently lost; each now takes its path under the root as id
+    write_tif(tmp_path / "west" / "2018-05-10.tif", 2, ("B04", "B08"), size=100)
+    write_tif(tmp_path / "east" / "2018-05-10.tif", 2, ("B04", "B08"), size=100, origin=(260600.0, 4171040.0))
+    write_tif(tmp_path / "other" / "chip_2018-05-10.tif", 2, ("B04", "B08"))  # a unique name keeps its id
+    found = get_catalog(f"local:{tmp_path}").search(AOI, "2018-05-01", "2018-06-30", collection="any")
+    assert sorted(s.id for s in found) == ["chip_2018-05-10", "east/2018-05-10.tif", "west/2018-05-10.tif"]
