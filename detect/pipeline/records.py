@@ -59,7 +59,20 @@ def load_done(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
         return None
     if rec.get("key") != key or rec.get("status") == "failed":
         return None  # other parameters, or a failure worth retrying
+    # the detections are written before the record: a file lost or damaged since leaves the scene to redo
+    features = read_features(path.with_suffix(".geojson"))
+    if features is None or len(features) != rec.get("n_detections"):
+        return None
     return rec
+
+
+def read_features(path: Path) -> list[dict[str, Any]] | None:
+    """A scene's detections file's features; None when it is missing or not a feature collection."""
+    try:
+        features = json.loads(path.read_text())["features"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return features if isinstance(features, list) else None
 
 
 def base_record(scene: Scene, key: dict[str, Any]) -> dict[str, Any]:

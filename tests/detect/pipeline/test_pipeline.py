@@ -193,6 +193,27 @@ def test_interrupted_run_keeps_finished_scenes_and_resumes(imagery_dir, tmp_path
     assert (result.daily()["status"] == "observed-unmasked").sum() == 2
 
 
+@pytest.mark.parametrize("damage", ["empty", "corrupt", "missing", "fewer features"])
+def test_a_finished_scene_whose_detections_file_is_damaged_is_redone(imagery_dir, tmp_path, damage):
+    counting = CountingDetect(LabelledVessels())
+    steps = replace(pipeline.default_steps(), detect=counting)
+    first = _run(imagery_dir, tmp_path / "run", steps)
+    geojson = tmp_path / "run" / "scenes" / "athens-later.geojson"
+    if damage == "missing":
+        geojson.unlink()
+    elif damage == "fewer features":
+        fc = json.loads(geojson.read_text())
+        geojson.write_text(json.dumps({**fc, "features": fc["features"][1:]}))
+    else:
+        geojson.write_text({"empty": "", "corrupt": '{"type": "FeatureCollection", "feat'}[damage])
+
+    counting.calls.clear()
+    again = _run(imagery_dir, tmp_path / "run", steps)
+    assert counting.calls == ["athens-later"]
+    pd.testing.assert_frame_equal(again.daily_counts, first.daily_counts)
+    assert len(again.detections) == len(first.detections)
+
+
 def test_changed_parameters_or_zones_redo_the_scenes(imagery_dir, tmp_path):
     base = pipeline.default_steps()
     _run(imagery_dir, tmp_path / "run", base)
