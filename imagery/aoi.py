@@ -34,6 +34,9 @@ ZONE_KINDS = ("berth", "anchorage", "port", "bridge_deck", "road", "water", "oth
 AOI_KINDS = ("port", "bridge", "anchorage", "custom")
 #: Zone kinds drawn as a line and counted within ``buffer_m`` of it.
 LINE_ZONE_KINDS = ("bridge_deck", "road")
+#: The widest AOI in degrees of longitude or latitude. An AOI is a port or a border bridge (the bundled ones
+#: span about 0.1°) read onto one UTM grid; a country or the world would give a distorted, enormous grid.
+MAX_AOI_SPAN_DEG = 2.0
 
 _POLYGONAL = ("Polygon", "MultiPolygon")
 _LINEAR = ("LineString", "MultiLineString")
@@ -89,6 +92,12 @@ class Aoi:
             raise AoiError(
                 f"AOI {self.name!r} bounds {self.geometry.bounds} are not lon/lat degrees "
                 "(EPSG:4326 expected)"
+            )
+        if max(maxx - minx, maxy - miny) > MAX_AOI_SPAN_DEG:
+            raise AoiError(
+                f"AOI {self.name!r} spans {maxx - minx:g} x {maxy - miny:g} degrees (lon x lat); an AOI is a "
+                f"port or a border bridge, at most {MAX_AOI_SPAN_DEG:g} degrees either way (one across the "
+                "antimeridian is not supported: split it)"
             )
 
     @property

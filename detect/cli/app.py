@@ -14,6 +14,20 @@ import click
 log = logging.getLogger("harborwatch")
 
 
+#: Grid pixel sizes ``--res`` accepts, in metres: Sentinel grids are 10, 20 or 60 m; finer makes huge grids.
+RES_RANGE_M = (1.0, 1000.0)
+
+
+def res_option(ctx: Any, param: Any, value: float | None) -> float | None:
+    """click callback for ``--res`` options: a finite pixel size within ``RES_RANGE_M``, else InputError."""
+    from imagery.errors import InputError
+
+    low, high = RES_RANGE_M
+    if value is not None and not low <= value <= high:  # NaN fails the comparison too
+        raise InputError(f"--res must be a pixel size from {low:g} to {high:g} m (e.g. 10), got {value:g}")
+    return value
+
+
 def emit(result: Any, as_json: bool, human: str | None = None) -> None:
     """Print a result: JSON on stdout with ``--json``, else the human text (stdout)."""
     if as_json:

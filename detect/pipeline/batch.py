@@ -23,7 +23,7 @@ from detect.counting import aggregate as agg
 from detect.detectors import detector_methods
 from detect.pipeline.jobs import Job, load_jobs
 from detect.pipeline.plan import plan_run
-from detect.pipeline.records import load_done, safe_name
+from detect.pipeline.records import load_done, plain_name, safe_name
 from detect.pipeline.result import RunResult, unobserved_class_counts
 from detect.pipeline.runner import run
 from detect.pipeline.search import search_scenes
@@ -385,7 +385,7 @@ def write_datasets(result: BatchResult) -> dict[str, Path]:
     for o in result.jobs:
         if o.result is None:
             continue
-        job_id, aoi = o.job.id, safe_name(o.result.aoi.name)
+        job_id, aoi = o.job.id, plain_name(o.result.aoi.name)
         written: set[Path] = set()
         dets = o.result.detections
         for day, part in dets.groupby(dets["date"].astype(str)) if len(dets) else ():

@@ -11,7 +11,7 @@ from typing import Any
 
 from detect.core.registry import DEFAULT_SHIP_METHOD
 from detect.pipeline.plan import parse_date
-from detect.pipeline.records import safe_name
+from detect.pipeline.records import plain_name
 from imagery.errors import InputError
 
 _JOB_FIELDS = {
@@ -42,7 +42,7 @@ class Job:
     def id(self) -> str:
         """The job's folder name under ``out/jobs/`` (its ``name``, else aoi_start_end_source)."""
         aoi = Path(self.aoi).stem if self.aoi.endswith((".geojson", ".json")) else self.aoi
-        return safe_name(self.name or f"{aoi}_{self.start}_{self.end}_{self.source}")
+        return plain_name(self.name or f"{aoi}_{self.start}_{self.end}_{self.source}")
 
 
 def expand_jobs(entries: Iterable[Mapping[str, Any]], defaults: Mapping[str, Any] | None = None) -> list[Job]:

@@ -22,8 +22,25 @@ from imagery.types import Grid, Scene
 SCENE_RECORD_VERSION = 3
 
 
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+def plain_name(text: str) -> str:
+    """``text`` as a file name: characters outside A-Z, a-z, 0-9, ``._-`` become "_", cut to 200. Two texts
+    can share one (a job id: jobs that do are refused, ``jobs.expand_jobs``)."""
+    return _UNSAFE.sub("_", text)[:200]
+
+
 def safe_name(scene_id: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", scene_id)[:200]
+    """A file name for ``scene_id``, distinct for distinct ids: ``plain_name``, and when that changed the id,
+    a short hash of the whole id ("a b" and "a_b" would share "a_b"). An id of safe characters keeps its name,
+    so run folders written before still resume."""
+    import hashlib
+
+    name = plain_name(scene_id)
+    if name == scene_id:
+        return name
+    return f"{name[:189]}-{hashlib.sha256(scene_id.encode()).hexdigest()[:10]}"
 
 
 def record_key(methods: dict[str, str], conf: float | None, grid: Grid, aoi: Aoi) -> dict[str, Any]:
@@ -59,7 +76,20 @@ def load_done(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
         return None
     if rec.get("key") != key or rec.get("status") == "failed":
         return None  # other parameters, or a failure worth retrying
+    # the detections are written before the record: a file lost or damaged since leaves the scene to redo
+    features = read_features(path.with_suffix(".geojson"))
+    if features is None or len(features) != rec.get("n_detections"):
+        return None
     return rec
+
+
+def read_features(path: Path) -> list[dict[str, Any]] | None:
+    """A scene's detections file's features; None when it is missing or not a feature collection."""
+    try:
+        features = json.loads(path.read_text())["features"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return features if isinstance(features, list) else None
 
 
 def base_record(scene: Scene, key: dict[str, Any]) -> dict[str, Any]:

@@ -399,6 +399,12 @@ def evaluate(
             raise InputError(
                 f"no labelled scene for {', '.join(unknown)}; scenes: {', '.join(sorted(sources))}"
             )
+    if not any(truth.values()):  # nothing to find: every score would be a vacuous 1.0
+        among = f" among {', '.join(cities)}" if cities else ""
+        raise InputError(
+            f"no labelled images found in {annotations_path}{among}: {len(truth)} image(s), "
+            "none with an annotation; nothing to score"
+        )
     op_conf = float(conf if conf is not None else getattr(detector, "conf", 0.25))
     per_scene: dict[str, tuple[list[Detection], list[Truth]]] = {}
     skipped: dict[str, str] = {}

@@ -187,9 +187,9 @@ def test_user_geojson_of_zones_only_takes_their_union_as_outline(tmp_path):
 
 def test_multipolygon_features_are_unioned(tmp_path):
     doc = {"type": "FeatureCollection", "features": [
-        _feature(box(0, 0, 1, 1)), _feature(box(1, 0, 2, 1)), _feature(box(5, 5, 6, 6))]}
+        _feature(box(0, 0, 0.1, 0.1)), _feature(box(0.1, 0, 0.2, 0.1)), _feature(box(0.5, 0.5, 0.6, 0.6))]}
     aoi = aoi_from_geojson(_write(tmp_path / "parts.geojson", doc))
-    assert aoi.geometry.area == pytest.approx(3.0)
+    assert aoi.geometry.area == pytest.approx(0.03)
 
 
 def test_bbox_string_and_sequence_give_the_same_aoi():
@@ -291,6 +291,25 @@ def test_bad_input_gives_one_line_aoi_error(tmp_path, make_spec, expected):
     assert "\n" not in message
     for part in expected:
         assert part in message, message
+
+
+@pytest.mark.parametrize(
+    "make_spec",
+    [
+        lambda tmp: "-180,-90,180,90",
+        lambda tmp: "100,10,102.5,10.5",
+        lambda tmp: "100,10,100.5,12.5",
+        # Fiji's ports either side of the antimeridian, as two polygons: their box spans the world
+        lambda tmp: _bad_file(tmp, {"type": "FeatureCollection", "features": [
+            _feature(box(179.8, -17.0, 180.0, -16.8)), _feature(box(-180.0, -17.0, -179.8, -16.8))]}),
+    ],
+    ids=["whole-world", "wide", "tall", "across-antimeridian"],
+)  # fmt: skip
+def test_an_aoi_wider_than_a_port_or_bridge_is_refused(tmp_path, make_spec):
+    with pytest.raises(AoiError, match="at most 2 degrees either way") as err:
+        get_aoi(make_spec(tmp_path))
+    assert "\n" not in str(err.value)
+    assert aoi_from_bbox((100, 10, 102, 12)).bbox == (100, 10, 102, 12)  # up to the limit is an AOI
 
 
 def test_aoi_error_is_also_a_value_error_and_key_error():

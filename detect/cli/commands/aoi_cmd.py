@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from detect.cli.app import cli, emit
+from detect.cli.app import cli, emit, res_option
 from imagery.aoi import aoi_details, aoi_summary, aois, export_aoi, get_aoi
 
 
@@ -34,7 +34,8 @@ def list_cmd(as_json: bool) -> None:
 @click.option(
     "--res",
     "res_m",
-    type=click.FloatRange(min=0, min_open=True),
+    type=float,
+    callback=res_option,
     default=10.0,
     show_default=True,
     help="Grid resolution in metres for the reported grid size.",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from detect.cli.app import cli, emit
+from detect.cli.app import cli, emit, res_option
 from detect.core.device import device_option
 from imagery.errors import InputError
 
@@ -104,7 +104,8 @@ def _split(value: str | None) -> list[str] | None:
 @click.option(
     "--res",
     "res_m",
-    type=click.FloatRange(min=1.0),
+    type=float,
+    callback=res_option,
     default=None,
     help="Sentinel-1: grid pixel size in metres (default 10, or the raster's own spacing if coarser).",
 )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from detect.cli.app import cli, emit
+from detect.cli.app import cli, emit, res_option
 from imagery.errors import InputError
 
 
@@ -66,7 +66,8 @@ def _bands(text: str) -> tuple[str, ...]:
 @click.option(
     "--res",
     "res_m",
-    type=click.FloatRange(min=0, min_open=True),
+    type=float,
+    callback=res_option,
     default=10.0,
     show_default=True,
     help="Pixel size in metres of the AOI's UTM grid.",

@@ -165,15 +165,14 @@ def demo_cmd(out: str, method: str, as_json: bool) -> None:
 def _human(results: list[Any]) -> str:
     lines = []
     for r in results:
-        d = r.daily()
+        days = {c: r.daily(class_name=c).set_index("date") for c in r.classes}
         lines.append(
             f"{r.aoi.name}  {r.start} – {r.end}  ({len(r.scenes)} scene(s), {len(r.detections)} detections)"
         )
-        for row in d.itertuples(index=False):
-            count = "NA" if pd.isna(row.count) else int(row.count)
+        for day, row in days[r.classes[0]].iterrows():
             sensor = f"  ({row.sensor})" if len(r.sensors) > 1 and row.sensor else ""
-            dark = "" if pd.isna(row.dark_count) else f", dark: {int(row.dark_count)}"
-            lines.append(f"  {row.date}  {row.status:<17}  {r.classes[0]}s: {count}{dark}{sensor}")
+            counts = ", ".join(_class_count(c, d.loc[day], row.status) for c, d in days.items())
+            lines.append(f"  {day}  {row.status:<17}  {counts}{sensor}")
         for v in r.verdicts:
             lines.append(f"  claim {v.claim.id}: {v.verdict}")
         for c in r.baseline:
@@ -187,6 +186,14 @@ def _human(results: list[Any]) -> str:
             lines.append(f"  map: {r.paths['map_html']}")
         lines.append(f"  folder: {r.out_dir}")
     return "\n".join(lines)
+
+
+def _class_count(class_name: str, row: pd.Series, status: str) -> str:
+    """One class's count on a day's line; its status too when it is not the line's (the first class's)."""
+    count = "NA" if pd.isna(row["count"]) else int(row["count"])
+    own = "" if row["status"] == status else f" ({row['status']})"
+    dark = "" if pd.isna(row["dark_count"]) else f", dark: {int(row['dark_count'])}"
+    return f"{class_name}s: {count}{own}{dark}"
 
 
 def _num(v: float | None) -> str:

@@ -76,6 +76,18 @@ def test_unknown_name_exits_2_with_one_line_and_no_traceback(capsys):
     assert "longkou-port" in err and "Traceback" not in err
 
 
+def test_a_whole_world_aoi_exits_2_with_one_line(capsys, tmp_path):
+    for argv in (
+        ["aoi", "show", "--", "-180,-90,180,90"],
+        ["run", "--aoi", "-180,-90,180,90", "--start", "2023-08-18", "--end", "2023-08-18", "--source",
+         "samples", "--out", str(tmp_path / "run")],
+    ):  # fmt: skip
+        code, out, err = run(capsys, *argv)
+        assert code == 2 and out == "" and err.count("\n") == 1, err
+        assert err.startswith("harborwatch: error: AOI 'bbox:-180,-90,180,90' spans 360 x 180 degrees")
+    assert not (tmp_path / "run").exists()
+
+
 def test_projected_geojson_exits_2_naming_the_problem(capsys, tmp_path):
     path = tmp_path / "utm.geojson"
     path.write_text(json.dumps({"type": "Polygon", "coordinates": [

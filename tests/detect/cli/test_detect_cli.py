@@ -272,6 +272,26 @@ def test_evaluate_with_a_missing_annotations_file_is_exit_2(
     assert rc == 2 and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("case", ["no images", "no annotations", "annotations elsewhere", "no ships there"])
+def test_evaluate_without_a_labelled_image_is_exit_2(
+    case: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    coco = json.loads((CHIPS / "annotations.json").read_text())
+    cities = ["--cities", "marseille"] if case == "no ships there" else []  # a chip of open water
+    if case == "no images":
+        coco.update(images=[], annotations=[])
+    elif case == "no annotations":
+        coco["annotations"] = []
+    elif case == "annotations elsewhere":  # on an image the file does not list
+        coco["annotations"] = [{**a, "image_id": 99} for a in coco["annotations"]]
+    path = tmp_path / "coco.json"
+    path.write_text(json.dumps(coco))
+    args = ["evaluate", "--images", str(CHIPS), "--annotations", str(path), "--method", "baseline"]
+    rc, out, err = run([*args, *cities], capsys)
+    assert rc == 2 and out == ""
+    assert err.count("\n") == 1 and err.startswith("harborwatch: error: no labelled images found in")
+
+
 @pytest.mark.parametrize(("method", "weights"), [("seg", "ships-s2-seg.pt"), ("yolo", "ships-s2.pt")])
 def test_missing_weights_fail_with_one_line(
     method: str,

@@ -17,7 +17,7 @@ from shapely.geometry import box, shape
 
 from detect import pipeline
 from detect.core.geometry import Detection
-from detect.pipeline.records import record_key
+from detect.pipeline.records import record_key, safe_name
 from imagery.aoi import Zone, aoi_from_bbox
 from imagery.errors import InputError
 from imagery.samples import list_samples
@@ -191,6 +191,52 @@ def test_interrupted_run_keeps_finished_scenes_and_resumes(imagery_dir, tmp_path
     result = _run(imagery_dir, tmp_path / "run", replace(base, detect=counting))
     assert counting.calls == ["athens-later"]
     assert (result.daily()["status"] == "observed-unmasked").sum() == 2
+
+
+@pytest.mark.parametrize("damage", ["empty", "corrupt", "missing", "fewer features"])
+def test_a_finished_scene_whose_detections_file_is_damaged_is_redone(imagery_dir, tmp_path, damage):
+    counting = CountingDetect(LabelledVessels())
+    steps = replace(pipeline.default_steps(), detect=counting)
+    first = _run(imagery_dir, tmp_path / "run", steps)
+    geojson = tmp_path / "run" / "scenes" / "athens-later.geojson"
+    if damage == "missing":
+        geojson.unlink()
+    elif damage == "fewer features":
+        fc = json.loads(geojson.read_text())
+        geojson.write_text(json.dumps({**fc, "features": fc["features"][1:]}))
+    else:
+        geojson.write_text({"empty": "", "corrupt": '{"type": "FeatureCollection", "feat'}[damage])
+
+    counting.calls.clear()
+    again = _run(imagery_dir, tmp_path / "run", steps)
+    assert counting.calls == ["athens-later"]
+    pd.testing.assert_frame_equal(again.daily_counts, first.daily_counts)
+    assert len(again.detections) == len(first.detections)
+
+
+def test_scene_ids_that_differ_only_in_odd_characters_keep_their_own_files(tmp_path):
+    imagery = tmp_path / "scenes"
+    _copy_scene(SAMPLE.path.parent, imagery, "athens 2023-08-20", 2)
+    _copy_scene(SAMPLE.path.parent, imagery, "athens_2023-08-20", 2)
+    steps = replace(pipeline.default_steps(), detect=LabelledVessels())
+    first = _run(imagery, tmp_path / "run", steps)
+    assert sorted(first.scenes["scene"]) == ["athens 2023-08-20", "athens_2023-08-20"]
+    assert list(first.scenes["n_detections"]) == [labels_inside(AOI)] * 2
+    assert len(first.detections) == 2 * labels_inside(AOI)
+    # the id of safe characters keeps its file name, so run folders written before still resume
+    assert (tmp_path / "run" / "scenes" / "athens_2023-08-20.json").is_file()
+    assert len(list((tmp_path / "run" / "scenes").glob("*.json"))) == 2
+
+    counting = CountingDetect(LabelledVessels())
+    again = _run(imagery, tmp_path / "run", replace(steps, detect=counting))
+    assert counting.calls == []
+    assert len(again.detections) == len(first.detections)
+
+
+def test_safe_name_keeps_ids_of_safe_characters_and_tells_the_others_apart():
+    assert safe_name("S2A_34SGH_20230818_0_L2A") == "S2A_34SGH_20230818_0_L2A"
+    names = {safe_name(i) for i in ("a b", "a_b", "a/b", "x" * 250, "x" * 251)}
+    assert len(names) == 5 and "a_b" in names and all(len(n) <= 200 for n in names)
 
 
 def test_changed_parameters_or_zones_redo_the_scenes(imagery_dir, tmp_path):

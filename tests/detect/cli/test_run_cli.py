@@ -1,0 +1,31 @@
+"""`harborwatch run`'s human summary through the real entry point, `detect.cli.main`."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from datetime import timedelta
+
+import pytest
+
+from detect.cli import main
+from tests.detect.pipeline.test_pipeline import DAY, SAMPLE, _copy_scene
+
+
+def test_the_summary_gives_every_class_its_count_and_its_own_status(tmp_path, capsys):
+    # the sample, and a copy a day later whose B08 holds no data: ships are counted there, trucks are not
+    scenes = tmp_path / "scenes"
+    shutil.copytree(SAMPLE.path.parent, scenes / SAMPLE.id)
+    _copy_scene(SAMPLE.path.parent, scenes, "athens-no-b08", 1, empty=("B08",))
+    west, south, east, north = SAMPLE.bbox
+    aoi = f"{west + 0.002},{south + 0.002},{east - 0.002},{north - 0.002}"
+    period = ["--start", str(DAY), "--end", str(DAY + timedelta(days=2))]
+    with pytest.raises(SystemExit) as e:
+        main(["-q", "run", "--aoi", aoi, *period, "--source", f"local:{scenes}", "--classes", "ship,truck",
+              "--out", str(tmp_path / "run")])  # fmt: skip
+    assert e.value.code == 0
+    days = {ln.split()[0]: ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("  20")}
+    assert re.fullmatch(r"  \S+  observed-unmasked  ships: \d+, trucks: \d+", days[str(DAY)])
+    later = days[str(DAY + timedelta(days=1))]
+    assert re.fullmatch(r"  \S+  observed-unmasked  ships: \d+, trucks: NA \(unobserved\)", later)
+    assert days[str(DAY + timedelta(days=2))].endswith("  unobserved         ships: NA, trucks: NA")
