@@ -51,7 +51,14 @@ def recipe_config(a: argparse.Namespace, **fields: Any) -> Any:
 
 def add_run_arguments(ap: argparse.ArgumentParser) -> None:
     """The options of a script that compares trained runs through per-fold records cached in ``--cache``."""
-    ap.add_argument("--cv-dir", action="append", required=True, type=Path, help="a run: fold<k>/model.pt")
+    ap.add_argument(
+        "--cv-dir",
+        action="append",
+        required=True,
+        type=Path,
+        help="a run: fold<k>/model.pt, or a folder whose ensemble.json lists runs (paths relative to it) "
+        "whose fold models' probabilities are averaged",
+    )
     ap.add_argument("--cache", required=True, type=Path, help="where each fold's records are kept")
     ap.add_argument("--folds", default="0,1,2,3,4")
     ap.add_argument("--data", default=None)
@@ -70,10 +77,18 @@ def run_inputs(
 
 
 def fold_model(run: Path, f: int) -> Any:
-    """Fold ``f``'s trained model of ``run`` (``fold<f>/model.pt``) as a ``SegModel`` on CPU (torch)."""
+    """Fold ``f``'s trained model of ``run`` (``fold<f>/model.pt``) as a ``SegModel`` on CPU (torch); for a
+    folder with ``ensemble.json`` (``{"members": [run, ...]}``, paths relative to the folder), the members'
+    fold models as one ``SegEnsemble``."""
+    import json
+
     import torch
 
-    from detect.ships.segment import SegModel, SegSpec, network_for
+    from detect.ships.segment import SegEnsemble, SegModel, SegSpec, network_for
+
+    if (run / "ensemble.json").is_file():
+        members = json.loads((run / "ensemble.json").read_text())["members"]
+        return SegEnsemble([fold_model(run / m, f) for m in members], SegSpec(name=f"fold{f}"))
 
     state = torch.load(run / f"fold{f}" / "model.pt", map_location="cpu", weights_only=True)
     net = network_for(state)  # any width, depth or encoder the run trained

@@ -1,5 +1,6 @@
 """CPU ship-detection speed on a 1000 × 1000 px 4-band scene: the default ``auto`` detector, the
-hull-segmentation model (``seg``: on onnxruntime where installed, and on torch), the sliced, batched,
+hull-segmentation models (``seg-b4``, ``seg-ens`` = both averaged, and ``seg``: on onnxruntime where
+installed, and on torch), the sliced, batched,
 land-skipping YOLO ``ShipDetector`` (and with flip TTA) against a naive tile-by-tile loop,
 plus the classical baseline.
 
@@ -146,6 +147,15 @@ def main() -> None:
     rows[f"default auto (--method auto: {auto.choose(window)} on 4 bands)"] = timed(
         lambda: len(auto.detect(window)), args.repeat
     )
+    from detect.ships.segment import B4_SEG_MODEL, ENSEMBLE_SEG_MODEL
+
+    for method, weights in (("seg-b4", B4_SEG_MODEL), ("seg-ens", ENSEMBLE_SEG_MODEL)):
+        other = SegShipDetector(weights)
+        other.detect(window)
+        torch.set_num_threads(args.threads)
+        rows[f"{method} (--method {method}, {other.model.runtime})"] = timed(
+            lambda d=other: len(d.detect(window)), args.repeat
+        )
     rows[f"seg, water skipping (--method seg, {seg.model.runtime})"] = timed(
         lambda: len(seg.detect(window)), args.repeat
     )

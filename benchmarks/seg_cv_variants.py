@@ -3,8 +3,9 @@
 has, water check on), each fold's threshold chosen again on its own two inner cities.
 
 - ``--cv-dir A`` alone: the run as trained (should repeat ``benchmarks/ship_cv_seg.py``'s ``default`` row);
-- ``--cv-dir A --cv-dir B``: a snapshot ensemble, the hull and core probabilities of A's and B's fold models
-  averaged (e.g. the 1,200-step and 2,400-step snapshots of one warm-restart run);
+- ``--cv-dir A --cv-dir B``: an ensemble, the hull and core probabilities of A's and B's fold models averaged
+  (e.g. the 1,200-step and 2,400-step snapshots of one warm-restart run, or two architectures: the plain U-Net
+  and the pretrained-encoder network, each rebuilt from its weights);
 - ``--average-weights``: the fold models' weights averaged instead (one network, no extra inference time);
 - ``--views 2|4|8``: test-time augmentation, probabilities averaged over the identity and its transpose (2),
   the four flips (4) or all eight rotations and flips (8) of every tile, at that many times the inference;
@@ -13,6 +14,8 @@ has, water check on), each fold's threshold chosen again on its own two inner ci
 
     python benchmarks/seg_cv_variants.py --cv-dir RUNS/cvC [--cv-dir RUNS/cvB] [--average-weights]
         [--views 4] [--folds 0,1] [--data SEN2SHIPS_TRAINVAL] [--threads 1]
+
+    python benchmarks/seg_cv_variants.py --cv-dir B4_RUN --cv-dir V7_RUN   # the two shipped recipes averaged
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from detect.ships.segment import SegModel, SegSpec, UNet  # noqa: E402
+from detect.ships.segment import SegModel, SegSpec, network_for  # noqa: E402
 from detect.ships.segment_train import (  # noqa: E402
     THRESHOLDS,
     VARIANTS,
@@ -73,9 +76,10 @@ def from_view(a: torch.Tensor, view: tuple[bool, bool, bool]) -> torch.Tensor:
 
 
 class EnsembleModel(SegModel):
-    """Several networks of one architecture, each run on every test-time view; probabilities averaged."""
+    """Several networks (any architecture that reads the same input), each run on every test-time view;
+    probabilities averaged."""
 
-    def __init__(self, nets: list[UNet], spec: SegSpec, views: int = 1) -> None:
+    def __init__(self, nets: list[torch.nn.Module], spec: SegSpec, views: int = 1) -> None:
         super().__init__(nets[0], spec)
         self.nets = [n.eval() for n in nets]
         self.views = VIEWS[views]
@@ -87,17 +91,22 @@ class EnsembleModel(SegModel):
         return torch.stack(probs).mean(0).numpy()
 
 
-def load_net(path: Path, base: int) -> UNet:
-    net = UNet(base=base)
-    net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+def load_net(path: Path) -> torch.nn.Module:
+    """The fold model at ``path``, rebuilt as the architecture its weights hold."""
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    net = network_for(state)
+    net.load_state_dict(state)
     return net.eval()
 
 
-def average_weights(paths: list[Path], base: int) -> UNet:
+def average_weights(paths: list[Path]) -> torch.nn.Module:
     """The runs' weights averaged as they are (batch-norm statistics too, not re-estimated; for that see
-    ``harborwatch train ships-seg --average-cycles`` and ``benchmarks/seg_cv_rescore.py``)."""
+    ``harborwatch train ships-seg --average-cycles`` and ``benchmarks/seg_cv_rescore.py``); one network
+    architecture."""
     states = [torch.load(p, map_location="cpu", weights_only=True) for p in paths]
-    net = UNet(base=base)
+    if len({tuple(s) for s in states}) > 1:
+        sys.exit("seg_cv_variants: --average-weights needs runs of one architecture")
+    net = network_for(states[0])
     net.load_state_dict(average_states(states))
     return net.eval()
 
@@ -108,30 +117,55 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--average-weights", action="store_true")
     ap.add_argument("--views", type=int, choices=sorted(VIEWS), default=1, help="test-time views per tile")
     ap.add_argument("--folds", default="0,1,2,3,4")
-    ap.add_argument("--base", type=int, default=16)
     ap.add_argument("--data", default=None)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument(
+        "--spec-out",
+        type=Path,
+        help="write an ensemble spec (weights/<name>.json) of the shipped --members, with the folds' median "
+        "threshold (training grid) and this CV as its metrics",
+    )
+    ap.add_argument("--members", help="comma-separated weights names, one per --cv-dir, in the same order")
+    ap.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        choices=[v for v in VARIANTS if v != "default"],
+        help="also score the held-out cities with this input (e.g. B08, rgb, rgb8) at each fold's threshold "
+        "(training grid), as training's result.json does",
+    )
     a = ap.parse_args(argv)
+    if a.spec_out and (not a.members or len(a.members.split(",")) != len(a.cv_dir) or a.average_weights):
+        sys.exit("seg_cv_variants: --spec-out needs --members naming one weights per --cv-dir (no averaging)")
     from _seg_cv import cv_inputs
 
     data, plan, truth = cv_inputs("seg_cv_variants", a.data, a.cv_dir[0] / "scenes", a.threads)
-    spec = SegSpec(name="variant", base=a.base)
+    spec = SegSpec(name="variant")
     held: dict[str, list[dict]] = {g: [] for g in GRIDS}
+    by_input: dict[str, list[dict]] = {v: [] for v in a.variant}
+    thresholds: dict[str, dict[str, float]] = {g: {} for g in GRIDS}
+    per_fold: dict[str, dict[str, float]] = {g: {} for g in GRIDS}
     for f in (int(x) for x in a.folds.split(",")):
         paths = [d / f"fold{f}" / "model.pt" for d in a.cv_dir]
         missing = [str(p) for p in paths if not p.is_file()]
         if missing:
             sys.exit(f"seg_cv_variants: fold {f} not trained: {', '.join(missing)}")
-        nets = [average_weights(paths, a.base)] if a.average_weights else [load_net(p, a.base) for p in paths]
+        nets = [average_weights(paths)] if a.average_weights else [load_net(p) for p in paths]
         t0 = time.perf_counter()
         scored = plan[f]["inner"] + plan[f]["held_out"]
-        found = detect_cities(EnsembleModel(nets, spec, a.views), data, scored, VARIANTS["default"], truth)
+        model = EnsembleModel(nets, spec, a.views)
+        found = detect_cities(model, data, scored, VARIANTS["default"], truth)
         for g, grid in GRIDS.items():
             inner = [c for c in plan[f]["inner"] if c in found]
             th, _ = best_threshold({t: [scene_record(*found[c], t) for c in inner] for t in grid})
             recs = [scene_record(*found[c], th) for c in plan[f]["held_out"] if c in found]
             held[g].extend(recs)
             s = pool(recs)
+            thresholds[g][f"fold{f}"], per_fold[g][f"fold{f}"] = th, s["f1"]
+            if g == next(iter(GRIDS)):
+                for v in a.variant:
+                    seen = detect_cities(model, data, plan[f]["held_out"], VARIANTS[v], truth)
+                    by_input[v].extend(scene_record(*seen[c], th) for c in plan[f]["held_out"] if c in seen)
             print(
                 f"fold {f} | {g} | threshold {th} | P {s['precision']} R {s['recall']} F1 {s['f1']} "
                 f"| {time.perf_counter() - t0:.0f} s",
@@ -139,15 +173,63 @@ def main(argv: list[str] | None = None) -> int:
             )
     what = " + ".join(d.name for d in a.cv_dir) + (" (weights averaged)" if a.average_weights else "")
     what += f", {a.views} views" if a.views > 1 else ""
-    head = "| P | R | F1 | AP50 | R < 80 m | R 80–150 m | R > 150 m | length MAE |"
+    head = "| P | R | F1 | AP50 | `ap_count` | `f1_best` | R < 80 m | R 80–150 m | R > 150 m | length MAE |"
     print(f"\n| {what} | threshold grid {head}")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
+    cols = ("precision", "recall", "f1", "ap50", "ap_count", "f1_best")
+    cols += ("recall_0_80m", "recall_80_150m", "recall_150_upm")
     for g in GRIDS:
         s = pool(held[g])
-        cols = ("precision", "recall", "f1", "ap50", "recall_0_80m", "recall_80_150m", "recall_150_upm")
-        vals = " | ".join(str(s[k]) for k in cols)
+        vals = " | ".join(str(s.get(k)) for k in cols)
         print(f"| folds {a.folds} | {g} | {vals} | {s['length_mae_m']} m |")
+        print(f"  per-fold F1 {per_fold[g]}; thresholds {thresholds[g]}")
+    for v, recs in by_input.items():
+        s = pool(recs)
+        vals = " | ".join(str(s.get(k)) for k in cols)
+        print(f"| input {v} ({s['n_truth']} ships) | training grid | {vals} | {s['length_mae_m']} m |")
+    if a.spec_out:
+        grid = next(iter(GRIDS))  # the training grid, as training chooses its thresholds
+        path = write_ensemble_spec(
+            a.spec_out,
+            a.members.split(","),
+            thresholds[grid],
+            pool(held[grid]),
+            {
+                "protocol": "leave-cities-out 5-fold CV on sen2ships trainval, whole held-out scenes, match "
+                "IoU >= 0.1 or centres <= 30 m; the members' fold models' probabilities averaged; each "
+                "fold's threshold chosen on 2 of its training cities held out of its training",
+                "runs": [str(d) for d in a.cv_dir],
+                "per_fold_f1": per_fold[grid],
+                "thresholds": thresholds[grid],
+                "by_input": {"default": pool(held[grid]), **{v: pool(r) for v, r in by_input.items()}},
+            },
+        )
+        print(f"wrote {path}")
     return 0
+
+
+def write_ensemble_spec(
+    out: Path, members: list[str], thresholds: dict[str, float], pooled: dict, cv: dict
+) -> Path:
+    """The ensemble's spec: the members' sha256 (from their shipped specs), the median of the folds'
+    thresholds, the members' shared input settings, and this CV as its metrics."""
+    import statistics
+    from dataclasses import replace
+
+    from detect.core.weights import resolve_weights
+    from detect.ships.segment import ensemble_digest
+
+    specs = [SegSpec.read(resolve_weights(m)[1]) for m in members]
+    if any(s.members or s.dark_reference != specs[0].dark_reference for s in specs):
+        sys.exit("seg_cv_variants: members must be single models with one dark_reference")
+    spec = SegSpec(
+        name=out.stem,
+        threshold=float(statistics.median(thresholds.values())),
+        dark_reference=specs[0].dark_reference,
+        members={m: s.sha256 for m, s in zip(members, specs, strict=True)},
+        metrics={"cv": {**cv, "pooled": pooled}},
+    )
+    return replace(spec, sha256=ensemble_digest(spec)).write(out)
 
 
 if __name__ == "__main__":

@@ -51,7 +51,7 @@ def fold_records(run: Path, f: int, fold: dict, data: Path, truth: dict, cache: 
     from the cache where it is there (a condition missing there is added)."""
     from _seg_cv import fold_model, read_records
 
-    from detect.ships.segment import SegModel, SegShipDetector
+    from detect.ships.segment import SegShipDetector
     from detect.ships.segment_train import (
         VARIANTS,
         best_threshold,
@@ -73,7 +73,7 @@ def fold_records(run: Path, f: int, fold: dict, data: Path, truth: dict, cache: 
         out["threshold"] = best_threshold(records_by_threshold(inner))[0]
     if "reference" not in out:
         out["reference"] = fold_reference(data, tuple(fold["fit"] + fold["inner"]))
-    seg = SegModel(seg.net, replace(seg.spec, dark_reference=out["reference"]))
+    seg = seg.with_spec(replace(seg.spec, dark_reference=out["reference"]))
     # each held-out city read once, for every condition (San Francisco's bands cannot be scored: None)
     windows = [w for w in (read_city(data, c) for c in fold["held_out"]) if w is not None]
     for name, (aot, dark) in todo.items():

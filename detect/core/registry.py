@@ -19,7 +19,7 @@ from imagery.errors import InputError
 from imagery.types import RasterWindow
 
 #: The ship detector a run uses unless told otherwise: per scene, the best measured model for its bands
-#: (``detect.ships.auto``; weights/ships-s2-seg-b4.md says why).
+#: (``detect.ships.auto``; weights/ships-s2-seg-ens.md says why).
 DEFAULT_SHIP_METHOD = "auto"
 
 
@@ -132,9 +132,11 @@ def boxes_to_detections(
 
 #: Named weights (under ``detect.core.weights.weights_dir()``) each learned detector loads by default.
 DEFAULT_WEIGHTS: dict[tuple[str, str], str | tuple[str, ...]] = {
-    ("ship", "auto"): ("ships-s2-seg-b4",),  # every model auto's PREFERENCE may run (a tuple: see provenance)
+    # every model auto's PREFERENCE may run (a tuple: see provenance)
+    ("ship", "auto"): ("ships-s2-seg-ens",),
     ("ship", "seg"): "ships-s2-seg",
     ("ship", "seg-b4"): "ships-s2-seg-b4",
+    ("ship", "seg-ens"): "ships-s2-seg-ens",
     ("ship", "yolo"): "ships-s2",
     ("ship", "yolo-tta"): "ships-s2",
     ("ship", "yolo-onnx"): "ships-s2",

@@ -386,12 +386,18 @@ TRUCK_L1C_CAVEAT = (
 
 def l1c_caveat(method: str) -> str:
     """The report's caveat for runs with Level-1C scenes; what was simulated applies to the segmentation
-    models (``auto`` runs ``seg-b4``), each with its own numbers."""
+    models (``auto`` runs ``seg-ens``), each with its own numbers."""
     text = (
         "Some scenes are Level-1C (top of atmosphere, as all of 2018 outside Europe): the ship model was "
         "trained on Level-2A and never measured on real L1C (see the model card)."
     )
-    if method in ("auto", "seg-b4"):  # weights/ships-s2-seg-b4.md, "Level-1C input (simulated)"
+    if method in ("auto", "seg-ens"):  # weights/ships-s2-seg-ens.md, "Level-1C input (simulated)"
+        text += (
+            " On simulated L1C (aerosol optical depth 0.5) it lost 0.031 F1 in cross-validation; the haze "
+            "correction it applies to L1C scenes (dark-object subtraction) won back 0.024 of it, at the cost "
+            "of ships under 80 m (recall 0.42 on L2A, 0.36 on corrected L1C)."
+        )
+    if method == "seg-b4":  # weights/ships-s2-seg-b4.md, "Level-1C input (simulated)"
         text += (
             " On simulated L1C (aerosol optical depth 0.5) it lost 0.035 F1 in cross-validation; the haze "
             "correction it applies to L1C scenes (dark-object subtraction) won back 0.021 of it, at the cost "
@@ -563,19 +569,20 @@ def _model_text(m: ModelInfo) -> str:
     if m.weights is None and m.sha256 is None:
         return (
             f"Detector `{m.method}` (classical, no trained weights): a reference and fallback; see the "
-            "model card of the default ship model (weights/ships-s2-seg-b4.md) for its measured accuracy "
+            "model card of the default ship model (weights/ships-s2-seg-ens.md) for its measured accuracy "
             "beside it."
         )
     if m.method == "auto":
         return (
             f"Ship detector `auto`: per scene, the best measured model for its bands (`{m.name}`: since "
-            "session 24 the hull-segmentation model on a pretrained EfficientNet-B4 encoder on every band "
-            "set; until then the plain U-Net, `ships-s2-seg` v7, on every scene with B08, and before its v4 "
-            "YOLO on scenes with B04 B03 B02 B08); each detection's `detector` names the model that ran. "
-            "Accuracy by input, and against v7 and YOLO: weights/ships-s2-seg-b4.md and "
-            "weights/ships-s2-seg.md."
+            "session 25 on every band set the ensemble of the two hull-segmentation models, the U-Net on a "
+            "pretrained EfficientNet-B4 encoder and the plain U-Net `ships-s2-seg` v7, their probabilities "
+            "averaged; in session 24 the first alone, from v4 to session 23 the second on every scene "
+            "with B08, and before that YOLO on scenes with B04 B03 B02 B08); each detection's `detector` "
+            "names the model that ran. Accuracy by input, and against each member and YOLO: "
+            "weights/ships-s2-seg-ens.md, weights/ships-s2-seg-b4.md and weights/ships-s2-seg.md."
         )
-    kind = "Hull-segmentation (U-Net)" if m.method in ("seg", "seg-b4") else "YOLO"
+    kind = "Hull-segmentation (U-Net)" if m.method in ("seg", "seg-b4", "seg-ens") else "YOLO"
     parts = [f"{kind} weights `{m.name}`"]
     if m.sha256:
         parts.append(f"sha256 `{m.sha256[:16]}…`")

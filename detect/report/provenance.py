@@ -97,10 +97,12 @@ def model_info(method: str, name: str | None = None) -> ModelInfo:
             metrics={},
             card=str(card) if card.exists() else None,
         )
+    members = spec.get("members") if isinstance(spec.get("members"), dict) else {}
     return ModelInfo(
         name=str(spec.get("name") or name),
         method=method,
-        weights=str(pt),
+        # an ensemble has no weights file of its own: its members' files
+        weights=", ".join(str(pt.with_name(f"{m}.pt")) for m in members) if members else str(pt),
         sha256=spec.get("sha256") or None,
         bands=tuple(spec.get("bands") or ()),
         metrics=dict(spec.get("metrics") or {}),

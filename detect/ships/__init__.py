@@ -1,7 +1,7 @@
 """Ship detection on Sentinel-2: ``auto`` (the default: per scene, the best measured model for its bands),
 the band-robust hull-segmentation detector (``seg``) and its training, the YOLO detector (``yolo``) with its
 model adapter, training and data preparation, evaluation, and the NIR baseline. Importing the package
-registers its detectors (``ship`` with ``auto``, ``seg``, ``seg-b4``, ``yolo``, ``yolo-tta``,
+registers its detectors (``ship`` with ``auto``, ``seg``, ``seg-b4``, ``seg-ens``, ``yolo``, ``yolo-tta``,
 ``yolo-onnx``, ``baseline``); modules load only when a detector is built.
 """
 
@@ -60,6 +60,12 @@ def _ship_seg_b4(device: str = "cpu", model: Any = None, **kw: Any) -> Detector:
     return SegShipDetector(model or B4_SEG_MODEL, device=device, **kw)
 
 
+def _ship_seg_ens(device: str = "cpu", model: Any = None, **kw: Any) -> Detector:
+    from detect.ships.segment import ENSEMBLE_SEG_MODEL, SegShipDetector  # b4 and v7, probabilities averaged
+
+    return SegShipDetector(model or ENSEMBLE_SEG_MODEL, device=device, **kw)
+
+
 def _ship_auto(device: str = "cpu", **kw: Any) -> Detector:
     from detect.ships.auto import AutoShipDetector  # the best measured model for each scene's bands
 
@@ -69,6 +75,7 @@ def _ship_auto(device: str = "cpu", **kw: Any) -> Detector:
 register_detector("ship", "auto", _ship_auto)
 register_detector("ship", "seg", _ship_seg)
 register_detector("ship", "seg-b4", _ship_seg_b4)
+register_detector("ship", "seg-ens", _ship_seg_ens)
 register_detector("ship", "yolo", _ship_yolo)
 register_detector("ship", "yolo-tta", _ship_yolo_tta)
 register_detector("ship", "baseline", _ship_baseline)

@@ -1,11 +1,13 @@
-"""Ship detection by hull segmentation, the ship detectors ``auto`` (the default), ``seg`` and ``seg-b4`` run.
+"""Ship detection by hull segmentation: what the ship detectors ``auto`` (the default), ``seg-ens``, ``seg``
+and ``seg-b4`` run.
 
 A small U-Net maps whatever bands a scene has (any of B02 B03 B04 B08 B11 that includes B08 or all three
 true-colour bands) to two probability maps: the hull and its core (the inner half of each hull, apart from
 hulls that touch). Ships moored side by side are split by their cores; each ship's box, length and beam come
 from its own hull pixels. Training: ``detect.ships.segment_train``; weights ``weights/ships-s2-seg.pt``
 (v7, method ``seg``) and, on a pretrained encoder (``detect.ships.effnet``), ``weights/ships-s2-seg-b4.pt``
-(method ``seg-b4``, which ``auto`` runs on every scene since session 24).
+(method ``seg-b4``); ``ships-s2-seg-ens`` is the two averaged (``SegEnsemble``, method ``seg-ens``), which
+``auto`` runs on every scene since session 25.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import logging
 import os
 import warnings
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -43,8 +45,12 @@ SEG_BANDS = ("B02", "B03", "B04", "B08", "B11")
 TRUE_COLOUR = ("B02", "B03", "B04")
 DEFAULT_SEG_MODEL = "ships-s2-seg"
 #: The segmentation model on the pretrained encoder (``detect.ships.effnet``), method ``seg-b4``: what
-#: ``auto`` runs on every scene since session 24 (weights/ships-s2-seg-b4.md).
+#: ``auto`` ran on every scene in session 24, since then a member of ``ENSEMBLE_SEG_MODEL``
+#: (weights/ships-s2-seg-b4.md).
 B4_SEG_MODEL = "ships-s2-seg-b4"
+#: The two segmentation models as one ensemble (their probabilities averaged), method ``seg-ens``: what
+#: ``auto`` runs on every scene since session 25 (weights/ships-s2-seg-ens.md).
+ENSEMBLE_SEG_MODEL = "ships-s2-seg-ens"
 
 
 def usable_bands(bands: Sequence[str]) -> bool:
@@ -167,6 +173,10 @@ class SegSpec:
     metrics: dict[str, Any] = field(default_factory=dict, compare=False)
     #: The network (``ENCODERS``): "" the plain U-Net of ``base`` and ``depth``.
     encoder: str = ""
+    #: An ensemble's members: weights name → sha256 (each a segmentation model of its own beside this spec,
+    #: whose hull and core probabilities are averaged); empty for one network. An ensemble has no .pt: its
+    #: ``sha256`` is ``ensemble_digest`` (members and thresholds), what a run's record key checks.
+    members: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "bands", tuple(self.bands))
@@ -182,10 +192,12 @@ class SegSpec:
 
     def to_json(self) -> dict[str, Any]:
         d = asdict(self)
-        d["arch"] = "unet"
+        d["arch"] = "ensemble" if self.members else "unet"
         d["bands"] = list(self.bands)
         if not self.encoder:  # the plain U-Net's specs read as they did before encoders
             del d["encoder"]
+        if not self.members:
+            del d["members"]
         return d
 
     @classmethod
@@ -196,12 +208,26 @@ class SegSpec:
             raise ModelError(f"model spec {path} not found") from None
         except (OSError, ValueError) as e:
             raise ModelError(f"model spec {path} is unreadable: {e}") from None
-        if d.get("arch") != "unet":
+        arch = d.get("arch")
+        if arch not in ("unet", "ensemble") or (arch == "ensemble") != bool(d.get("members")):
             raise ModelError(f"{path} is not a segmentation model spec (arch {d.get('arch')!r})")
         return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
 
     def write(self, path: str | Path) -> Path:
         return atomic_write_json(path, self.to_json())
+
+
+def ensemble_digest(spec: SegSpec) -> str:
+    """What defines an ensemble's detections, hashed: its members' sha256 and its thresholds (it has no
+    weights file of its own to hash)."""
+    import hashlib
+
+    what = {
+        "members": dict(sorted(spec.members.items())),
+        **{k: getattr(spec, k) for k in ("threshold", "mask_threshold", "core_threshold", "min_pixels")},
+        "max_length_m": spec.max_length_m,
+    }
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
 
 
 def onnx_session(net: nn.Module, spec: SegSpec) -> Any | None:
@@ -267,6 +293,10 @@ class SegModel:
     def runtime(self) -> str:
         return "onnxruntime" if self.session is not None else "torch"
 
+    def with_spec(self, spec: SegSpec) -> SegModel:
+        """The same network(s) under another spec (thresholds, ``dark_reference``)."""
+        return SegModel(self.net, spec, self.device, session=self.session)
+
     @classmethod
     def load(
         cls, name_or_path: str | Path = DEFAULT_SEG_MODEL, device: str = "cpu", runtime: str = "auto"
@@ -276,6 +306,10 @@ class SegModel:
         if runtime not in ("auto", "torch", "onnx"):
             raise ValueError(f"unknown runtime {runtime!r}; use auto, torch or onnx")
         pt, spec_path = resolve_weights(name_or_path)
+        if spec_path.is_file() and not pt.is_file():
+            spec = SegSpec.read(spec_path)
+            if spec.members:
+                return SegEnsemble.from_spec(spec, spec_path.parent, device=device, runtime=runtime)
         if not pt.is_file():
             raise ModelError(f"model weights {pt} not found (weights dir: {weights_dir()})")
         spec = SegSpec.read(spec_path)
@@ -337,6 +371,49 @@ class SegModel:
                 cx1 = t.shape[2] if x1 == w else t.shape[2] - overlap
                 out[:, y0 + cy0 : y0 + cy1, x0 + cx0 : x0 + cx1] = p[:, cy0:cy1, cx0:cx1]
         return out
+
+
+class SegEnsemble(SegModel):
+    """Several segmentation models that read the same input, run on every tile, their hull and core
+    probabilities averaged; ``spec`` (the ensemble's: thresholds, ``members``) decides the detections."""
+
+    def __init__(self, members: Sequence[SegModel], spec: SegSpec) -> None:
+        if not members:
+            raise ModelError(f"ensemble {spec.name} has no members")
+        self.members = list(members)
+        self.net = self.members[0].net
+        self.spec = spec
+        self.device = self.members[0].device
+        self.session = None
+
+    @property
+    def runtime(self) -> str:
+        return "+".join(m.runtime for m in self.members)
+
+    def with_spec(self, spec: SegSpec) -> SegEnsemble:
+        return SegEnsemble(self.members, spec)
+
+    @classmethod
+    def from_spec(
+        cls, spec: SegSpec, folder: Path, device: str = "cpu", runtime: str = "auto"
+    ) -> SegEnsemble:
+        """The members named in ``spec`` from ``folder``, each checked against the sha256 the ensemble
+        was measured with (a member retrained since would silently change the ensemble)."""
+        members = []
+        for name, digest in spec.members.items():
+            m = SegModel.load(folder / f"{name}.pt", device=device, runtime=runtime)
+            if m.spec.sha256 != digest:
+                raise ModelError(
+                    f"ensemble {spec.name}: member {name} is not the weights it was measured with "
+                    f"(expected {digest[:12]}…, found {m.spec.sha256[:12]}…)"
+                )
+            members.append(m)
+        if spec.sha256 and spec.sha256 != ensemble_digest(spec):
+            raise ModelError(f"ensemble spec {spec.name} does not match its sha256 (edited by hand?)")
+        return cls(members, spec if spec.sha256 else replace(spec, sha256=ensemble_digest(spec)))
+
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        return np.mean([m._forward(x) for m in self.members], axis=0, dtype=np.float32)
 
 
 @dataclass(frozen=True)
@@ -458,7 +535,8 @@ class SegPass:
 
 class SegShipDetector:
     """The segmentation ship detector (``detect.core.registry.Detector``): methods ``seg`` (v7's U-Net),
-    ``seg-b4`` (the pretrained encoder) and ``auto`` (which runs ``seg-b4``); the weights decide the network.
+    ``seg-b4`` (the pretrained encoder), ``seg-ens`` (both, averaged: a ``SegEnsemble``) and ``auto`` (which
+    runs ``seg-ens``); the weights decide the network.
 
     Reads whichever of ``SEG_BANDS`` a window has; refuses (MissingBandsError) only a window with neither
     B08 nor true colour. ``water_mask``: where B03 and B08 allow an NDWI water mask, skip tiles with no
@@ -468,7 +546,7 @@ class SegShipDetector:
     ``haze``: dark-object subtraction (``detect.core.haze``) down to the spec's ``dark_reference`` before the
     network: ``auto`` on Level-1C (top-of-atmosphere) windows, whose path radiance the L2A-trained model never
     saw; ``on`` on every window; ``off`` never. Where it took something off, the detector label says so
-    (``seg:ships-s2-seg-b4[B02+B03+B04+B08;haze-corrected]``), which the run outputs keep. The water mask is
+    (``seg:ships-s2-seg-ens[B02+B03+B04+B08;haze-corrected]``), which the run outputs keep. The water mask is
     made from the bands as read (NDWI changes little with haze).
     Each detection names the model and the bands that ran (``model_bands``) and what the subtraction took
     off (``haze_offsets``, null where it did not run); lengths come from the hull pixels

@@ -14,7 +14,7 @@ from imagery.errors import InputError
 log = logging.getLogger("harborwatch")
 
 #: Optical ship methods (``evaluate`` scores these); ``detect`` adds ``cfar`` for Sentinel-1.
-METHODS = ("auto", "seg", "seg-b4", "yolo", "yolo-tta", "baseline")
+METHODS = ("auto", "seg", "seg-b4", "seg-ens", "yolo", "yolo-tta", "baseline")
 DETECT_METHODS = (*METHODS, "cfar")
 
 
@@ -63,8 +63,9 @@ def _split(value: str | None) -> list[str] | None:
     default="auto",
     show_default=True,
     help="auto (the default: cfar for Sentinel-1 inputs, else per input the best measured model for its "
-    "bands: since session 24 seg-b4 on every band set), seg-b4 (hull segmentation on a pretrained "
-    "encoder: any bands with B08 or true colour), seg (the plain U-Net v7, the same bands), yolo (oriented "
+    "bands: since session 25 seg-ens on every band set), seg-ens (seg-b4 and seg, their probabilities "
+    "averaged), seg-b4 (hull segmentation on a pretrained encoder: any bands with B08 or true colour), seg "
+    "(the plain U-Net v7, the same bands), yolo (oriented "
     "boxes, B04 B03 B02 "
     "B08), yolo-tta (yolo with flip test-time augmentation: 4x the model's compute), baseline (classical "
     "NIR CFAR) or cfar (Sentinel-1 radar ships: SAFE folders, VV/VH/HH/HV GeoTIFFs).",
@@ -181,8 +182,8 @@ def detect_command(
 @click.option(
     "--model",
     default=None,
-    help="Weights name or .pt path for --method seg (default ships-s2-seg), seg-b4 (ships-s2-seg-b4) or "
-    "yolo (ships-s2).",
+    help="Weights name or .pt/.json path for --method seg (default ships-s2-seg), seg-b4 (ships-s2-seg-b4), "
+    "seg-ens (ships-s2-seg-ens: an ensemble spec) or yolo (ships-s2).",
 )
 @click.option("--cities", default=None, help="Comma-separated scene keys/cities to score (default: all).")
 @click.option("--conf", type=float, default=None, help="Operating threshold for P/R/F1/counts.")
@@ -210,8 +211,8 @@ def evaluate_command(
         raise InputError(f"--annotations {annotations} is not a file")
     if conf is not None and not 0.0 <= conf <= 1.0:
         raise InputError(f"conf must lie in [0, 1], got {conf}")
-    if model is not None and method not in ("seg", "seg-b4", "yolo", "yolo-tta"):
-        raise InputError("--model applies to --method seg, seg-b4, yolo or yolo-tta only")
+    if model is not None and method not in ("seg", "seg-b4", "seg-ens", "yolo", "yolo-tta"):
+        raise InputError("--model applies to --method seg, seg-b4, seg-ens, yolo or yolo-tta only")
     kw = {"model": model} if model else {}
     detector = get_detector("ship", method, device, **kw)
     report = evaluate(

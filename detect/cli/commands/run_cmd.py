@@ -76,8 +76,9 @@ _JSON = click.option(
     default="auto",
     show_default=True,
     help="Ship detector: auto (the default: per scene, the best measured model for its bands: since session "
-    "24 seg-b4 on every band set), seg-b4 (hull segmentation on a pretrained encoder, any bands with B08 or "
-    "true colour), seg (the plain U-Net v7, the same bands), yolo (oriented boxes), yolo-tta (yolo "
+    "25 seg-ens on every band set), seg-ens (seg-b4 and seg, their probabilities averaged), seg-b4 (hull "
+    "segmentation on a pretrained encoder, any bands with B08 or true colour),"
+    " seg (the plain U-Net v7, the same bands), yolo (oriented boxes), yolo-tta (yolo "
     "with flip test-time augmentation: 4x the model's compute), yolo-onnx, baseline (classical, optical) "
     "or cfar (Sentinel-1).",
 )
@@ -149,7 +150,7 @@ def run_cmd(
 )
 @click.option(
     "--method",
-    type=click.Choice(["auto", "seg", "seg-b4", "yolo", "yolo-tta", "baseline"]),
+    type=click.Choice(["auto", "seg", "seg-b4", "seg-ens", "yolo", "yolo-tta", "baseline"]),
     default="auto",
     show_default=True,
 )

@@ -478,7 +478,7 @@ def train_seg_cmd(
     device: str,
     as_json: bool,
 ) -> None:
-    """Train the hull-segmentation ship model (`seg`; with --encoder `seg-b4`, which `auto` runs) on
+    """Train the hull-segmentation ship model (`seg`; with --encoder `seg-b4`; `auto` runs both, averaged) on
     sen2ships, with leave-cities-out cross-validation; the final model's spec carries the CV metrics.
 
     Copy final/<name>.pt and .json into weights/ (or point $HARBORWATCH_WEIGHTS_DIR at final/) to use it.

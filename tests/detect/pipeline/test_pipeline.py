@@ -298,8 +298,8 @@ def test_an_l1c_scene_gets_its_haze_taken_off_and_its_outputs_say_so(tmp_path):
     assert scenes.loc["athens-l1c", "processing_level"] == "L1C"
     dets = pd.read_parquet(res.paths["detections_parquet"])
     labels = dets.groupby("scene")["detector"].unique()
-    assert list(labels["athens-l1c"]) == ["seg:ships-s2-seg-b4[B02+B03+B04+B08;haze-corrected]"]
-    assert list(labels[SAMPLE.id]) == ["seg:ships-s2-seg-b4[B02+B03+B04+B08]"]
+    assert list(labels["athens-l1c"]) == ["seg:ships-s2-seg-ens[B02+B03+B04+B08;haze-corrected]"]
+    assert list(labels[SAMPLE.id]) == ["seg:ships-s2-seg-ens[B02+B03+B04+B08]"]
     n = dets["scene"].value_counts()
     assert abs(n["athens-l1c"] - n[SAMPLE.id]) <= 0.3 * n[SAMPLE.id]  # about as many ships seen
     # the haze index: B02's dark level, raised by exactly the path light added (one DN of rounding)
@@ -318,7 +318,7 @@ def test_a_scene_with_an_all_nodata_band_is_observed_and_read_without_it(tmp_pat
     assert scenes.loc["athens-no-nir", "observed_fraction"] > 0.9
     assert "band(s) with no data left out: B08" in scenes.loc["athens-no-nir", "reason"]
     dets = pd.read_parquet(res.paths["detections_parquet"])
-    assert len(dets) and set(dets["detector"]) == {"seg:ships-s2-seg-b4[B02+B03+B04]"}
+    assert len(dets) and set(dets["detector"]) == {"seg:ships-s2-seg-ens[B02+B03+B04]"}
     # the truck model needs B08: asked for trucks alone, the scene fails in one line that says the band
     # is empty, not missing
     res = _run(root, tmp_path / "trucks", pipeline.default_steps(), classes=("truck",))

@@ -223,7 +223,7 @@ def test_card_section_becomes_report_blocks(tmp_path):
     assert report.card_section(tmp_path / "missing.md", "Cross-validation") == []
 
 
-@pytest.mark.parametrize("method", ["auto", "seg-b4", "seg", "yolo"])
+@pytest.mark.parametrize("method", ["auto", "seg-ens", "seg-b4", "seg", "yolo"])
 def test_every_ship_models_card_gives_reports_its_cross_validation_table(method):
     from detect.report.provenance import model_info
 
@@ -249,7 +249,8 @@ def test_the_dark_caveat_quotes_the_ais_gates_the_run_used() -> None:
 def test_the_l1c_caveat_claims_the_haze_correction_only_for_the_model_that_has_it() -> None:
     from detect.report.blocks import l1c_caveat
 
-    for method in ("auto", "seg-b4", "seg"):
+    for method in ("auto", "seg-ens", "seg-b4", "seg"):
         assert "haze correction" in l1c_caveat(method) and "under 80 m" in l1c_caveat(method)
-    assert l1c_caveat("auto") == l1c_caveat("seg-b4") != l1c_caveat("seg")  # each model its own numbers
+    assert l1c_caveat("auto") == l1c_caveat("seg-ens")  # auto runs the ensemble
+    assert len({l1c_caveat(m) for m in ("seg-ens", "seg-b4", "seg")}) == 3  # each model its own numbers
     assert "never measured on real L1C" in l1c_caveat("yolo") and "haze" not in l1c_caveat("yolo")

@@ -1009,7 +1009,7 @@ def test_an_l1c_geotiff_is_known_by_its_tag_and_detect_takes_its_path_light_off(
     l1c = [f["properties"] for f in json.loads(outs["L1C"].read_text())["features"]]
     l2a = [f["properties"] for f in json.loads(outs["L2A"].read_text())["features"]]
     assert l1c and all(p["haze_offsets"]["B02"] > 0.04 for p in l1c)  # most of B02's 0.058 taken off
-    assert {p["detector"] for p in l1c} == {"seg:ships-s2-seg-b4[B02+B03+B04+B08;haze-corrected]"}
+    assert {p["detector"] for p in l1c} == {"seg:ships-s2-seg-ens[B02+B03+B04+B08;haze-corrected]"}
     assert l2a and all(p["haze_offsets"] is None for p in l2a)  # the same pixels called L2A: read as they are
 
 
@@ -1054,7 +1054,7 @@ def test_spec_round_trips_and_refuses_other_band_orders(tmp_path):
 
 @needs_weights
 @pytest.mark.skipif(not resolve_weights("ships-s2-seg-b4")[0].is_file(), reason="no ships-s2-seg-b4 weights")
-def test_an_8bit_true_colour_file_like_esa_tci_goes_to_the_true_colour_model(tmp_path, capsys) -> None:
+def test_an_8bit_true_colour_file_like_esa_tci_is_read_by_the_default_model(tmp_path, capsys) -> None:
     import rasterio
 
     from detect.cli import main
@@ -1079,9 +1079,9 @@ def test_an_8bit_true_colour_file_like_esa_tci_goes_to_the_true_colour_model(tmp
         main(["detect", str(path), "--bands", "B04,B03,B02", "--out", str(out), "--json"])
     assert e.value.code == 0, capsys.readouterr().err
     features = json.loads(out.read_text())["features"]
-    # true colour alone: auto runs the model on the pretrained encoder (weights/ships-s2-seg-b4.md)
+    # true colour alone: auto runs the ensemble on it too (weights/ships-s2-seg-ens.md)
     labels = {f["properties"]["detector"] for f in features}
-    assert features and labels == {"seg:ships-s2-seg-b4[B02+B03+B04]"}
+    assert features and labels == {"seg:ships-s2-seg-ens[B02+B03+B04]"}
 
 
 def test_onnxruntime_runs_the_shipped_model_with_the_same_detections_as_torch(tmp_path, monkeypatch):
@@ -1165,17 +1165,17 @@ def test_saved_weights_are_the_same_bytes_for_the_same_tensors(tmp_path):
 @pytest.mark.parametrize(
     "bands", [("B02", "B03", "B04", "B08"), ("B08",), ("B02", "B08", "B11"), ("B04", "B03", "B02")]
 )
-def test_auto_runs_the_pretrained_model_on_every_band_set(bands) -> None:
-    # since session 24 auto's PREFERENCE has one entry (weights/ships-s2-seg-b4.md, "Why it is the default")
+def test_auto_runs_the_ensemble_on_every_band_set(bands) -> None:
+    # since session 25 auto's PREFERENCE has one entry, the ensemble (weights/ships-s2-seg-ens.md)
     from detect.detectors import get_detector
 
     path = CHIPS / ("honolulu_b02_b08_b11.tif" if bands == ("B02", "B08", "B11") else "honolulu_chip.tif")
     window = open_raster(path, None if bands == ("B02", "B08", "B11") else list(bands))
     auto = get_detector("ship", "auto")
-    assert auto.choose(window) == "seg-b4"
+    assert auto.choose(window) == "seg-ens"
     dets = auto.detect(window, conf=0.5)
     want = "+".join(b for b in SEG_BANDS if b in bands)
-    assert dets and all(d.detector == f"seg:ships-s2-seg-b4[{want}]" for d in dets)
+    assert dets and all(d.detector == f"seg:ships-s2-seg-ens[{want}]" for d in dets)
 
 
 @needs_tc_weights
@@ -1226,7 +1226,7 @@ def test_auto_reads_an_all_nodata_b08_as_no_b08_and_reports_the_model_it_runs(tm
     assert e.value.code == 0, capsys.readouterr().err
     features = json.loads(out.read_text())["features"]
     assert len(features) >= 5 and {f["properties"]["detector"] for f in features} == {
-        "seg:ships-s2-seg-b4[B02+B03+B04]"
+        "seg:ships-s2-seg-ens[B02+B03+B04]"
     }
     # the truck model needs B08: one line that says the band is empty, exit 2 (before: 0 trucks, silently)
     with pytest.raises(SystemExit) as e:
@@ -1234,6 +1234,9 @@ def test_auto_reads_an_all_nodata_b08_as_no_b08_and_reports_the_model_it_runs(tm
     err = capsys.readouterr().err
     assert e.value.code == 2 and "B08" in err and "listed, but all nodata" in err and "Traceback" not in err
     auto = model_info("auto")
-    assert auto.name == "ships-s2-seg-b4" and Path(auto.card).name == "ships-s2-seg-b4.md"
-    assert "ships-s2-seg-b4" in _model_text(auto) and "every band set" in _model_text(auto)
+    assert auto.name == "ships-s2-seg-ens" and Path(auto.card).name == "ships-s2-seg-ens.md"
+    assert "ships-s2-seg-ens" in _model_text(auto) and "every band set" in _model_text(auto)
+    assert [Path(w).name for w in auto.weights.split(", ")] == ["ships-s2-seg-b4.pt", "ships-s2-seg.pt"]
+    ens = _model_text(model_info("seg-ens"))
+    assert ens.startswith("Hull-segmentation (U-Net) weights `ships-s2-seg-ens`")
     assert _model_text(model_info("seg-b4")).startswith("Hull-segmentation (U-Net) weights `ships-s2-seg-b4`")
