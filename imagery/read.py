@@ -169,11 +169,19 @@ def resolve_input(
     if not path.exists():
         raise InputError(f"no such file or folder: {path}")
     wanted = [normalise_band_name(b) for b in bands] if bands else None
+    if wanted and len(set(wanted)) < len(wanted):
+        raise InputError(f"bands named twice: {','.join(wanted)}")
     if not path.is_dir():
         return path, wanted, None
     files = find_band_files(path)
     if not files:
-        raise InputError(f"{path} holds no band files named like *_B04.tif")
+        rasters = sorted(p.name for p in path.iterdir() if p.suffix.lower() in (".tif", ".tiff", ".jp2"))
+        hint = (
+            f"; it holds {len(rasters)} raster file(s) such as {rasters[0]}: pass the files themselves"
+            if rasters
+            else ""
+        )
+        raise InputError(f"{path} holds no band files named like *_B04.tif{hint}")
     return path, wanted, files
 
 
@@ -209,6 +217,8 @@ def open_raster(
                 count = src.count
         except RasterioIOError as e:
             raise RasterReadError(f"cannot read {path}: {str(e).splitlines()[0]}") from None
+        if all(desc) and len(set(desc)) < len(desc):
+            raise InputError(f"{path} names a band twice in its descriptions: {', '.join(desc)}")  # type: ignore[arg-type]
         if all(desc):
             available = dict(zip(desc, range(1, count + 1), strict=True))
             names = wanted or list(desc)  # type: ignore[arg-type]

@@ -586,7 +586,9 @@ class SegShipDetector:
             raise window.missing_bands(
                 ["B08"] if not set(TRUE_COLOUR) & set(have) else [b for b in TRUE_COLOUR if b not in have],
                 f"{window.scene_id or 'window'}: the ship model needs B08, or B02+B03+B04 "
-                f"(bands present: {', '.join(window.band_names) or 'none'})",
+                f"(bands with data: {', '.join(have) or 'none'}"
+                + (f"; listed: {', '.join(window.band_names)}" if set(window.band_names) != set(have) else "")
+                + ")",
             )
         return tuple(have)
 

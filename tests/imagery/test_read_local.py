@@ -87,3 +87,32 @@ def test_a_local_scl_layer_of_class_0_marks_no_data_as_the_catalogue_reader_does
     window = open_raster(tmp_path, ["B02", "B08", "SCL"])
     assert window.valid_mask.sum() == 64 - 6 and not window.valid_mask[:2, :3].any()
     assert open_raster(tmp_path, ["B02", "B08"]).valid_mask.all()  # without SCL every pixel has data
+
+
+def test_a_band_named_twice_is_refused_not_silently_dropped(tmp_path):
+    from imagery.errors import InputError
+
+    path = tmp_path / "dup.tif"
+    with rasterio.open(
+        path,
+        "w",
+        driver="GTiff",
+        width=4,
+        height=4,
+        count=3,
+        dtype="uint16",
+        crs="EPSG:32631",
+        transform=Affine(10, 0, 500000, 0, -10, 4800000),
+    ) as dst:
+        dst.write(np.full((3, 4, 4), 800, np.uint16))
+        dst.descriptions = ("B02", "B02", "B08")
+    with pytest.raises(InputError, match="names a band twice"):
+        open_raster(path)
+    _band(tmp_path / "x_B02.tif", np.full((4, 4), 800, np.uint16))
+    with pytest.raises(InputError, match="bands named twice: B02,B02"):
+        open_raster(tmp_path / "x_B02.tif", ["B02", "B02"])
+    folder = tmp_path / "stacks"
+    folder.mkdir()
+    path.rename(folder / "dup.tif")
+    with pytest.raises(InputError, match=r"holds 1 raster file.*dup\.tif: pass the files themselves"):
+        open_raster(folder)

@@ -133,6 +133,9 @@ def detect_command(
     from imagery.atomic import atomic_write_json
     from imagery.sar import MissingCalibrationError
 
+    if not out.name or out.suffix.lower() not in (".geojson", ".json"):
+        # checked before any work: GeoJSON is what is written, whatever the name says
+        raise InputError(f"--out {str(out)!r}: name a GeoJSON file to write (….geojson or ….json)")
     class_list = _split(classes) or ["ship"]
     sar = SarReading(calibration, calibrated, uncalibrated, res_m)
     try:

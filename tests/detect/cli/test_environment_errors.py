@@ -93,3 +93,13 @@ def test_a_write_the_system_refuses_is_one_line(error, code, words, tmp_path, ca
     rc, err = run(["detect", str(SAMPLE), "--method", "baseline", "--out", str(out)], capsys)
     assert rc == code and words in one_line(err) and str(out) in err
     assert not out.exists() and not list(tmp_path.glob(".*.part"))  # nothing half-written left behind
+
+
+@pytest.mark.parametrize("name", ["", "ships.gpkg", "ships.txt", "dir/"])
+def test_detect_refuses_an_output_that_is_not_a_geojson_file_before_any_work(tmp_path, capsys, name) -> None:
+    # GeoJSON is what detect writes: "" used to fail at the end with "Device or resource busy", a .gpkg got
+    # GeoJSON under its name
+    out = str(tmp_path / name) if name else ""
+    rc, err = run(["detect", str(SAMPLE), "--method", "baseline", "--out", out], capsys)
+    assert rc == 2 and "name a GeoJSON file" in one_line(err)
+    assert not list(tmp_path.iterdir())

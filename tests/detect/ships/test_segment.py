@@ -102,6 +102,10 @@ def test_a_window_without_nir_or_true_colour_is_refused_naming_what_is_needed():
     )
     with pytest.raises(MissingBandsError, match="B08, or B02\\+B03\\+B04"):
         SegShipDetector(small_model()).detect(window)
+    # every band listed but holding no data: the message names what has data, not what is listed
+    empty = RasterWindow(np.full((4, 16, 16), np.nan, np.float32), ("B02", "B03", "B04", "B08"), window.grid)
+    with pytest.raises(MissingBandsError, match=r"bands with data: none; listed: B02, B03, B04, B08\)"):
+        SegShipDetector(small_model()).detect(empty)
 
 
 class Killed(Exception):
