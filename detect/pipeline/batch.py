@@ -23,7 +23,7 @@ from detect.counting import aggregate as agg
 from detect.detectors import detector_methods
 from detect.pipeline.jobs import Job, load_jobs
 from detect.pipeline.plan import plan_run
-from detect.pipeline.records import load_done, plain_name, safe_name
+from detect.pipeline.records import load_done, plain_name, safe_name, scene_key
 from detect.pipeline.result import RunResult, unobserved_class_counts
 from detect.pipeline.runner import run
 from detect.pipeline.search import search_scenes
@@ -155,7 +155,8 @@ def _plan(job: Job, out: Path, steps: Steps | None, device: str, cache_dir: str 
     tasks = []
     for scene in found:
         sensor = scene_sensor(scene)
-        if load_done(scenes_dir / f"{safe_name(scene.id)}.json", keys[sensor]) is not None:
+        key = scene_key(scene, keys[sensor])
+        if load_done(scenes_dir / f"{safe_name(scene.id)}.json", key) is not None:
             outcome.scenes_skipped += 1
             continue
         tasks.append(
@@ -169,7 +170,7 @@ def _plan(job: Job, out: Path, steps: Steps | None, device: str, cache_dir: str 
                 cache_dir=cache_dir,
                 source=job.source,
                 params=agg.AggregateParams(),
-                key=keys[sensor],
+                key=key,
                 scenes_dir=str(scenes_dir),
                 sensor=sensor,
                 steps=steps,

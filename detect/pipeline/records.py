@@ -58,6 +58,26 @@ def record_key(methods: dict[str, str], conf: float | None, grid: Grid, aoi: Aoi
     }
 
 
+def scene_key(scene: Scene, key: dict[str, Any]) -> dict[str, Any]:
+    """The run's record key for one scene: with the size and modification time of the scene's local files
+    (a local folder's scene replaced under the same name is redone, not read back stale); a catalogue
+    scene's assets are URLs of immutable products and add nothing."""
+    import hashlib
+
+    stamps = []
+    for band, asset in sorted(scene.assets.items()):
+        if "://" in asset.href:
+            continue
+        try:
+            st = Path(asset.href).stat()
+        except OSError:
+            continue  # reading it will say what is wrong
+        stamps.append(f"{band}:{st.st_size}:{st.st_mtime_ns}")
+    if not stamps:
+        return key
+    return {**key, "files": hashlib.sha256("|".join(stamps).encode()).hexdigest()[:16]}
+
+
 def aoi_fingerprint(aoi: Aoi) -> str:
     """A short hash of the AOI polygon and its zones (names, geometry, buffers)."""
     import hashlib

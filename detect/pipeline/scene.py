@@ -15,7 +15,7 @@ import numpy as np
 
 from detect.counting import aggregate as agg
 from detect.pipeline.plan import RunSetup
-from detect.pipeline.records import base_record, load_done, safe_name
+from detect.pipeline.records import base_record, load_done, safe_name, scene_key
 from detect.pipeline.steps import Steps
 from detect.sar.s1 import S1_MARGIN_M, margin_grid, on_grid, scene_sensor
 from imagery.aoi import Aoi
@@ -281,7 +281,8 @@ def process_scenes(
     try:
         for scene in found:
             sensor = scene_sensor(scene)
-            rec = load_done(scenes_dir / f"{safe_name(scene.id)}.json", setup.keys[sensor])
+            key = scene_key(scene, setup.keys[sensor])
+            rec = load_done(scenes_dir / f"{safe_name(scene.id)}.json", key)
             if rec is None:
                 rec = process_scene(
                     scene,
@@ -295,7 +296,7 @@ def process_scenes(
                     device=device,
                     cache=cache,
                     params=params,
-                    key=setup.keys[sensor],
+                    key=key,
                     scenes_dir=scenes_dir,
                     sensor=sensor,
                     s1_margin_m=s1_margin_m,

@@ -193,6 +193,23 @@ def test_interrupted_run_keeps_finished_scenes_and_resumes(imagery_dir, tmp_path
     assert (result.daily()["status"] == "observed-unmasked").sum() == 2
 
 
+def test_a_local_scene_file_replaced_under_its_name_is_redone(tmp_path):
+    import os
+
+    root = tmp_path / "scenes"
+    _copy_scene(SAMPLE.path.parent, root, "athens-copy", 0)
+    counting = CountingDetect(LabelledVessels())
+    steps = replace(pipeline.default_steps(), detect=counting)
+    _run(root, tmp_path / "run", steps)
+    _run(root, tmp_path / "run", steps)
+    assert counting.calls == ["athens-copy"]  # the rerun read it back
+    tif = root / "athens-copy" / "athens-copy.tif"
+    st = tif.stat()
+    os.utime(tif, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # new pixels under the same name
+    _run(root, tmp_path / "run", steps)
+    assert counting.calls == ["athens-copy", "athens-copy"]
+
+
 @pytest.mark.parametrize("damage", ["empty", "corrupt", "missing", "fewer features"])
 def test_a_finished_scene_whose_detections_file_is_damaged_is_redone(imagery_dir, tmp_path, damage):
     counting = CountingDetect(LabelledVessels())
