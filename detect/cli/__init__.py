@@ -41,9 +41,9 @@ def describe_os_error(e: OSError) -> tuple[str, int]:
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the CLI, turning harborwatch errors into one line and an exit code."""
-    from detect.cli import commands  # noqa: F401  (registers the commands on `cli`)
-
     try:
+        from detect.cli import commands  # noqa: F401  (registers the commands on `cli`; Ctrl-C may land here)
+
         rc = cli.main(args=argv, prog_name="harborwatch", standalone_mode=False)
     except click.exceptions.Abort:
         click.echo("harborwatch: interrupted; finished work is kept, rerun to resume", err=True)

@@ -129,7 +129,7 @@ def load_claims(path: str | Path) -> tuple[Claim, ...]:
         names = ", ".join(p.stem for p in sorted(bundled_claims_dir().glob("*.yaml")))
         raise InputError(f"no such claims file: {path} (bundled claims: {names})") from None
     except yaml.YAMLError as e:
-        raise InputError(f"{path}: not valid YAML: {e}") from None
+        raise InputError(f"{path}: not valid YAML: {' '.join(str(e).split())}") from None  # one line
     items = doc.get("claims") if isinstance(doc, dict) else doc
     if not isinstance(items, list) or not items:
         raise InputError(f"{path}: expected a list of claims (or a mapping with a 'claims' list)")

@@ -172,5 +172,6 @@ def test_bad_claim_files_raise_input_errors(tmp_path, text, message):
     p = tmp_path / "c.yaml"
     if text is not None:
         p.write_text(text)
-    with pytest.raises(InputError, match=message):
+    with pytest.raises(InputError, match=message) as e:
         load_claims(p)
+    assert "\n" not in str(e.value)  # the CLI prints it as one line
