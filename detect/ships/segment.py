@@ -218,15 +218,12 @@ class SegSpec:
 
 
 def ensemble_digest(spec: SegSpec) -> str:
-    """What defines an ensemble's detections, hashed: its members' sha256 and its thresholds (it has no
-    weights file of its own to hash)."""
+    """What defines an ensemble's detections, hashed: its members' sha256, its thresholds and its grid (it
+    has no weights file of its own to hash; ``dark_reference`` enters run record keys on its own)."""
     import hashlib
 
-    what = {
-        "members": dict(sorted(spec.members.items())),
-        **{k: getattr(spec, k) for k in ("threshold", "mask_threshold", "core_threshold", "min_pixels")},
-        "max_length_m": spec.max_length_m,
-    }
+    keys = ("threshold", "mask_threshold", "core_threshold", "min_pixels", "max_length_m", "gsd_m")
+    what = {"members": dict(sorted(spec.members.items())), **{k: getattr(spec, k) for k in keys}}
     return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()
 
 
@@ -311,7 +308,8 @@ class SegModel:
             if spec.members:
                 return SegEnsemble.from_spec(spec, spec_path.parent, device=device, runtime=runtime)
         if not pt.is_file():
-            raise ModelError(f"model weights {pt} not found (weights dir: {weights_dir()})")
+            missing = pt if spec_path.is_file() else f"{pt} (or an ensemble spec {spec_path.name})"
+            raise ModelError(f"model weights {missing} not found (weights dir: {weights_dir()})")
         spec = SegSpec.read(spec_path)
         digest = sha256_file(pt)
         if spec.sha256 and spec.sha256 != digest:
@@ -399,17 +397,24 @@ class SegEnsemble(SegModel):
     ) -> SegEnsemble:
         """The members named in ``spec`` from ``folder``, each checked against the sha256 the ensemble
         was measured with (a member retrained since would silently change the ensemble)."""
+        if spec.sha256 and spec.sha256 != ensemble_digest(spec):
+            raise ModelError(f"ensemble spec {spec.name} does not match its sha256 (edited by hand?)")
         members = []
         for name, digest in spec.members.items():
-            m = SegModel.load(folder / f"{name}.pt", device=device, runtime=runtime)
+            try:
+                m = SegModel.load(folder / f"{name}.pt", device=device, runtime=runtime)
+            except ModelError as e:
+                raise ModelError(f"ensemble {spec.name}: member {name}: {e}") from None
             if m.spec.sha256 != digest:
                 raise ModelError(
                     f"ensemble {spec.name}: member {name} is not the weights it was measured with "
                     f"(expected {digest[:12]}…, found {m.spec.sha256[:12]}…)"
                 )
+            if m.spec.gsd_m != spec.gsd_m:
+                raise ModelError(
+                    f"ensemble {spec.name}: member {name} reads a {m.spec.gsd_m} m grid, not {spec.gsd_m}"
+                )
             members.append(m)
-        if spec.sha256 and spec.sha256 != ensemble_digest(spec):
-            raise ModelError(f"ensemble spec {spec.name} does not match its sha256 (edited by hand?)")
         return cls(members, spec if spec.sha256 else replace(spec, sha256=ensemble_digest(spec)))
 
     def _forward(self, x: np.ndarray) -> np.ndarray:

@@ -39,8 +39,10 @@ def test_the_shipped_ensemble_spec_names_its_members_by_sha256_and_hashes_what_d
     assert spec.members and spec.sha256 == ensemble_digest(spec)
     for name, digest in spec.members.items():
         assert SegSpec.read(resolve_weights(name)[1]).sha256 == digest  # the members as measured
-    # every detection-changing setting is in the digest, so a run's record key follows it
+    # the members, thresholds and grid are in the digest, so a run's record key follows them (its
+    # dark_reference enters the key on its own: detect.core.registry.weights_fingerprint)
     assert ensemble_digest(replace(spec, threshold=0.5)) != spec.sha256
+    assert ensemble_digest(replace(spec, gsd_m=5.0)) != spec.sha256
     assert ensemble_digest(replace(spec, members={**spec.members, "x": "0" * 64})) != spec.sha256
     back = json.loads(json.dumps(spec.to_json()))
     assert back["arch"] == "ensemble" and "members" in back
@@ -74,11 +76,20 @@ def test_an_ensemble_refuses_a_member_that_is_not_the_one_measured_and_a_spec_ed
     d = json.loads((weights_dir() / f"{ENSEMBLE_SEG_MODEL}.json").read_text())
     d["members"]["ships-s2-seg"] = "f" * 64
     spec_path.write_text(json.dumps(d))
+    with pytest.raises(ModelError, match="does not match its sha256"):  # members are in the digest
+        SegModel.load(spec_path, runtime="torch")
+    d["sha256"] = ensemble_digest(SegSpec.read(spec_path))  # as if measured with another ships-s2-seg
+    spec_path.write_text(json.dumps(d))
     with pytest.raises(ModelError, match="member ships-s2-seg is not the weights it was measured with"):
         SegModel.load(spec_path, runtime="torch")
     (tmp_path / "ships-s2-seg.pt").unlink()
     spec_path.write_text((weights_dir() / f"{ENSEMBLE_SEG_MODEL}.json").read_text())
-    with pytest.raises(ModelError, match="not found"):
+    with pytest.raises(
+        ModelError, match=r"ensemble ships-s2-seg-ens: member ships-s2-seg: model weights .* not found"
+    ):
+        SegModel.load(spec_path, runtime="torch")
+    spec_path.unlink()
+    with pytest.raises(ModelError, match=r"or an ensemble spec ships-s2-seg-ens\.json"):
         SegModel.load(spec_path, runtime="torch")
 
 
