@@ -386,15 +386,22 @@ def read_window(
     )
 
 
+def local_file_stamp(href: str) -> list[int] | None:
+    """[size, mtime_ns] of a local asset (a path or a ``file://`` link): a local file can change under the
+    same name, so caches and run records key on it; None for a remote link or a file that cannot be read."""
+    if "://" in href and not href.startswith("file://"):
+        return None
+    try:
+        st = Path(href[7:] if href.startswith("file://") else href).stat()
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
+
+
 def _cache_key(cache: Cache, scene: Scene, asset: Asset, grid: Grid) -> str:
     params = harmonisation_params(asset)
-    local = Path(asset.href[7:] if asset.href.startswith("file://") else asset.href)
-    if "://" not in asset.href or asset.href.startswith("file://"):
-        try:  # a local file can change under the same name: its size and mtime are part of the key
-            st = local.stat()
-            params["file"] = [st.st_size, st.st_mtime_ns]
-        except OSError:
-            pass
+    if (stamp := local_file_stamp(asset.href)) is not None:
+        params["file"] = stamp
     return cache.key(source=scene.source, item_id=scene.id, href=asset.href, band=asset.band, grid=grid,
                      params=params)
 

@@ -326,6 +326,19 @@ def scenes_table(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     return df.sort_values(["datetime", "scene"], kind="stable").reset_index(drop=True)
 
 
+def unobserved_class_counts(scenes: pd.DataFrame) -> dict[str, int]:
+    """Class → how many scenes that did not fail could not be searched for it (``unobserved_classes``: a
+    band its model needs is missing or empty; they counted their other classes)."""
+    if "unobserved_classes" not in scenes:
+        return {}
+    seen = scenes.loc[scenes["status"] != "failed", "unobserved_classes"].astype(object).fillna("")
+    out: dict[str, int] = {}
+    for classes in seen.astype(str):
+        for c in filter(None, classes.split(";")):
+            out[c] = out.get(c, 0) + 1
+    return out
+
+
 def coverage_table(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     df = pd.DataFrame(list(rows), columns=list(COVERAGE_COLUMNS))
     for c in COVERAGE_COLUMNS[2:]:
@@ -388,11 +401,8 @@ def daily_counts(
     info = looked.set_index("scene")[["sensor", "status"]].assign(
         ais=looked["ais_fixes"].to_numpy() if "ais_fixes" in looked else pd.NA
     )
-    unseen = (
-        looked["unobserved_classes"].astype(object).fillna("").astype(str).str.split(";")
-        if "unobserved_classes" in looked
-        else pd.Series([[]] * len(looked), index=looked.index, dtype=object)
-    )
+    unseen = looked.get("unobserved_classes", pd.Series("", index=looked.index))
+    unseen = unseen.astype(object).fillna("").astype(str).str.split(";")
     can_see = {
         cls: looked["sensor"].map(lambda s, c=cls: c in SENSOR_CLASSES.get(s, (c,))).astype(bool)
         & ~unseen.map(lambda cs, c=cls: c in cs).astype(bool)

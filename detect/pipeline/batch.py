@@ -24,7 +24,7 @@ from detect.detectors import detector_methods
 from detect.pipeline.jobs import Job, load_jobs
 from detect.pipeline.plan import plan_run
 from detect.pipeline.records import load_done, plain_name, safe_name, scene_key
-from detect.pipeline.result import RunResult, unobserved_class_counts
+from detect.pipeline.result import RunResult
 from detect.pipeline.runner import run
 from detect.pipeline.search import search_scenes
 from detect.pipeline.steps import Steps, default_steps
@@ -75,7 +75,7 @@ class JobOutcome:
         if self.error:
             d["error"] = self.error
         if self.result is not None:
-            if without := unobserved_class_counts(self.result.scenes):
+            if without := agg.unobserved_class_counts(self.result.scenes):
                 d["scenes_without_class"] = without  # class -> scenes that could not be searched for it
             d["detections"] = len(self.result.detections)
             d["out_dir"] = str(self.result.out_dir)

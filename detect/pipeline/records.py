@@ -64,15 +64,11 @@ def scene_key(scene: Scene, key: dict[str, Any]) -> dict[str, Any]:
     scene's assets are URLs of immutable products and add nothing."""
     import hashlib
 
-    stamps = []
-    for band, asset in sorted(scene.assets.items()):
-        if "://" in asset.href:
-            continue
-        try:
-            st = Path(asset.href).stat()
-        except OSError:
-            continue  # reading it will say what is wrong
-        stamps.append(f"{band}:{st.st_size}:{st.st_mtime_ns}")
+    from imagery.read import local_file_stamp
+
+    stamps = [
+        f"{b}:{s}" for b, a in sorted(scene.assets.items()) if (s := local_file_stamp(a.href)) is not None
+    ]
     if not stamps:
         return key
     return {**key, "files": hashlib.sha256("|".join(stamps).encode()).hexdigest()[:16]}

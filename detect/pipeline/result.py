@@ -65,7 +65,7 @@ class RunResult:
             "out_dir": str(self.out_dir),
             "scenes": {"total": len(self.scenes), **{str(k): int(v) for k, v in status.items()}},
             "scenes_by_sensor": {str(k): int(v) for k, v in self.scenes["sensor"].value_counts().items()},
-            "scenes_without_class": unobserved_class_counts(self.scenes),
+            "scenes_without_class": agg.unobserved_class_counts(self.scenes),
             "detections": len(self.detections),
             "dark_detections": int(dark.sum()) if dark.notna().any() else None,
             "daily_counts": daily.to_dict("records"),
@@ -74,16 +74,3 @@ class RunResult:
             "baseline": [c.to_dict() for c in self.baseline],
             "files": {k: str(p) for k, p in self.paths.items()},
         }
-
-
-def unobserved_class_counts(scenes: pd.DataFrame) -> dict[str, int]:
-    """Class → how many scenes that did not fail could not be searched for it (``unobserved_classes``: a
-    band its model needs is missing or empty; they counted their other classes)."""
-    if "unobserved_classes" not in scenes:
-        return {}
-    seen = scenes.loc[scenes["status"] != "failed", "unobserved_classes"].astype(object).fillna("")
-    out: dict[str, int] = {}
-    for classes in seen.astype(str):
-        for c in filter(None, classes.split(";")):
-            out[c] = out.get(c, 0) + 1
-    return out

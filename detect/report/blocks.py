@@ -13,7 +13,13 @@ from typing import Any
 
 import pandas as pd
 
-from detect.counting.aggregate import ALL_ZONE, COUNT_REL_ERROR, DAILY_COLUMNS, OBSERVED_UNMASKED
+from detect.counting.aggregate import (
+    ALL_ZONE,
+    COUNT_REL_ERROR,
+    DAILY_COLUMNS,
+    OBSERVED_UNMASKED,
+    unobserved_class_counts,
+)
 from detect.counting.baseline import CAN_AND_CANNOT, PeriodComparison, comparison_table
 from detect.report.provenance import ModelInfo
 
@@ -330,16 +336,12 @@ def report_blocks(
             "fraction is the share of valid pixels, and cloud over a zone would not lower it; the days "
             f"they count are `{OBSERVED_UNMASKED}`, not `observed`."
         )
-    if "unobserved_classes" in scenes:
-        looked = scenes[scenes["status"] != "failed"]
-        unseen = looked["unobserved_classes"].astype(object).fillna("").astype(str)
-        for cls in sorted({c for cs in unseen for c in cs.split(";") if c}):
-            n = int(unseen.str.split(";").map(lambda cs, c=cls: c in cs).sum())
-            caveats.append(
-                f"{n} scene(s) could not be searched for {cls}s (a band its model needs is missing or empty; "
-                f"`unobserved_classes` and `reason` in scenes.csv): they count the other classes, and their "
-                f"days are `unobserved` for {cls}s unless another scene saw them."
-            )
+    for cls, n in sorted(unobserved_class_counts(scenes).items()):
+        caveats.append(
+            f"{n} scene(s) could not be searched for {cls}s (a band its model needs is missing or empty; "
+            f"`unobserved_classes` and `reason` in scenes.csv): they count the other classes, and their "
+            f"days are `unobserved` for {cls}s unless another scene saw them."
+        )
     b.append(("ul", caveats))
     failed = scenes[scenes["status"] == "failed"]
     if len(failed):

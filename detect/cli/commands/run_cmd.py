@@ -9,6 +9,7 @@ import click
 import pandas as pd
 
 from detect.cli.app import cli, emit
+from detect.cli.commands.detect_cmd import METHODS
 from detect.core.device import device_option
 from imagery.errors import InputError
 
@@ -150,7 +151,7 @@ def run_cmd(
 )
 @click.option(
     "--method",
-    type=click.Choice(["auto", "seg", "seg-b4", "seg-ens", "yolo", "yolo-tta", "baseline"]),
+    type=click.Choice(METHODS),
     default="auto",
     show_default=True,
 )

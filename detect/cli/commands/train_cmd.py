@@ -481,7 +481,9 @@ def train_seg_cmd(
     """Train the hull-segmentation ship model (`seg`; with --encoder `seg-b4`; `auto` runs both, averaged) on
     sen2ships, with leave-cities-out cross-validation; the final model's spec carries the CV metrics.
 
-    Copy final/<name>.pt and .json into weights/ (or point $HARBORWATCH_WEIGHTS_DIR at final/) to use it.
+    Copy final/<name>.pt and .json into weights/ (or point $HARBORWATCH_WEIGHTS_DIR at final/) to use it
+    with --method seg or seg-b4. The default detector (auto = the seg-ens ensemble) names its members by
+    sha256 and refuses a retrained one until its spec is remade (README, "Development").
     """
     from pathlib import Path
 

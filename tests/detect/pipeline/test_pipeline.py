@@ -518,3 +518,19 @@ def test_trucks_on_an_l1c_scene_are_haze_corrected_and_the_report_says_what_l1c_
     assert shown == {sc: f"{dark[sc]:.3f}" for sc in (SAMPLE.id, "athens-l1c")}
     assert all(r[col].strip() == "" for r in rows if not r[scol].strip())  # unobserved days: no index
     assert "`dark_b02` is a haze index" in text
+
+
+def test_a_scene_key_stamps_local_files_by_path_or_file_link_and_leaves_remote_ones(tmp_path):
+    from detect.pipeline.records import scene_key
+    from imagery.catalog import get_catalog
+
+    root = tmp_path / "scenes"
+    _copy_scene(SAMPLE.path.parent, root, "athens-copy", 0)
+    [scene] = get_catalog(f"local:{root}").search(AOI, DAY, DAY + timedelta(days=1), collection="any")
+    key = {"version": 3}
+    plain = scene_key(scene, key)
+    assert set(plain) == {"version", "files"}
+    linked = replace(scene, assets={b: replace(a, href=f"file://{a.href}") for b, a in scene.assets.items()})
+    assert scene_key(linked, key) == plain  # the imagery cache stamps file:// links too
+    remote = replace(scene, assets={b: replace(a, href=f"https://x/{b}") for b, a in scene.assets.items()})
+    assert scene_key(remote, key) == key
