@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import warnings
 from typing import Any
 
 import click
@@ -53,6 +54,15 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
     # Libraries are noisy at INFO; keep them at WARNING unless -vv.
     for name in ("rasterio", "urllib3", "botocore", "sentinelhub", "ultralytics", "distributed", "fsspec"):
         logging.getLogger(name).setLevel(logging.DEBUG if verbose > 2 else logging.WARNING)
+    # GDAL's own warnings (rasterio._env: "CPLE_AppDefined in x.tif: TIFFReadDirectory: …", once per open)
+    # are about a file's internals, not the work; a file GDAL cannot read still fails in one line. -v shows
+    # them.
+    gdal = logging.DEBUG if verbose > 2 else (logging.WARNING if verbose else logging.ERROR)
+    logging.getLogger("rasterio._env").setLevel(gdal)
+    if not verbose:  # a PNG or JPEG without georeferencing is refused in one line (CrsError) after it
+        from rasterio.errors import NotGeoreferencedWarning
+
+        warnings.filterwarnings("ignore", category=NotGeoreferencedWarning)
     for name in STARTUP_NOISE:
         logger = logging.getLogger(name)
         logger.removeFilter(_not_startup_noise)  # one filter however often the CLI runs in a process

@@ -103,3 +103,16 @@ def test_detect_refuses_an_output_that_is_not_a_geojson_file_before_any_work(tmp
     rc, err = run(["detect", str(SAMPLE), "--method", "baseline", "--out", out], capsys)
     assert rc == 2 and "name a GeoJSON file" in one_line(err)
     assert not list(tmp_path.iterdir())
+
+
+def test_gdal_warnings_about_a_files_internals_show_only_with_verbose(capsys) -> None:
+    # the eotdl chips print eight "CPLE_AppDefined in …: TIFFReadDirectory: …" lines per command otherwise
+    import logging
+
+    from detect.cli.app import _setup_logging
+
+    for verbose, shown in ((0, False), (1, True)):
+        _setup_logging(verbose, quiet=False)
+        logging.getLogger("rasterio._env").warning("CPLE_AppDefined in x.tif: TIFFReadDirectory: odd samples")
+        assert ("CPLE_AppDefined" in capsys.readouterr().err) is shown
+    _setup_logging(0, quiet=False)
