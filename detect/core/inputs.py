@@ -13,7 +13,7 @@ from pathlib import Path
 import rasterio
 from rasterio.errors import RasterioIOError
 
-from imagery.errors import InputError, MissingBandsError, RasterReadError
+from imagery.errors import CrsError, InputError, MissingBandsError, RasterReadError
 from imagery.read import find_band_files, normalise_band_name, open_raster, resolve_input
 from imagery.types import CATEGORICAL_LAYERS, S2_BANDS, RasterWindow
 
@@ -29,8 +29,11 @@ def check_raster_file(path: Path) -> None:
             dtypes = set(src.dtypes)
             nbits = {src.tags(i, ns="IMAGE_STRUCTURE").get("NBITS") for i in range(1, src.count + 1)}
             shape = (src.height, src.width)
+            crs = src.crs
     except RasterioIOError as e:
         raise InputError(f"{path} is not a readable raster: {str(e).splitlines()[0]}") from None
+    if crs is None:  # as the reader says it, but before any input is worked on
+        raise CrsError(f"{path} has no CRS; harborwatch needs georeferenced rasters")
     if 0 in shape:
         raise InputError(f"{path} has zero size ({shape[1]}x{shape[0]} px)")
     complex_ = sorted(d for d in dtypes if d.startswith("complex"))

@@ -217,6 +217,28 @@ def test_an_input_missing_bands_is_refused_before_any_detection_runs(
     assert rc == 2 and "missing band(s) B08" in err and str(folder) in err
 
 
+def test_an_input_without_a_crs_is_refused_before_any_detection_runs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with rasterio.open(CHIP) as src:
+        profile, data, names = src.profile, src.read(), src.descriptions
+    profile = {k: v for k, v in profile.items() if k not in ("crs", "transform")}
+    bare = tmp_path / "bare.tif"
+    with rasterio.open(bare, "w", **profile) as dst:
+        dst.write(data)
+        dst.descriptions = names
+    from detect.ships.baseline import BaselineDetector
+
+    def boom(self, window, *, conf=None):
+        raise AssertionError("detection ran before the inputs were checked")
+
+    monkeypatch.setattr(BaselineDetector, "detect", boom)
+    rc, _, err = run(
+        ["detect", str(CHIP), str(bare), "--out", str(tmp_path / "o.geojson"), "--method", "baseline"], capsys
+    )
+    assert rc == 2 and "has no CRS" in err and str(bare) in err
+
+
 def test_evaluate_prints_per_scene_and_overall_scores(capsys: pytest.CaptureFixture[str]) -> None:
     rc, out, _ = run(
         [
