@@ -8,6 +8,7 @@ import json
 import logging
 import sys
 import warnings
+from pathlib import Path
 from typing import Any
 
 import click
@@ -77,3 +78,13 @@ def _setup_logging(verbose: int, quiet: bool) -> None:
 def cli(verbose: int, quiet: bool) -> None:
     """harborwatch: count ships in ports and moving trucks on bridges from free Sentinel imagery."""
     _setup_logging(verbose, quiet)
+
+
+def check_geojson_out(out: str | Path) -> None:
+    """Refuse, before any work, an ``--out`` that does not name a GeoJSON file: GeoJSON is what is written,
+    whatever the name says ("" failed at the end with "Device or resource busy")."""
+    from imagery.errors import InputError
+
+    path = Path(out)
+    if not str(out) or not path.name or path.suffix.lower() not in (".geojson", ".json"):
+        raise InputError(f"--out {str(out)!r}: name a GeoJSON file to write (….geojson or ….json)")

@@ -60,8 +60,9 @@ def record_key(methods: dict[str, str], conf: float | None, grid: Grid, aoi: Aoi
 
 def scene_key(scene: Scene, key: dict[str, Any]) -> dict[str, Any]:
     """The run's record key for one scene: with the size and modification time of the scene's local files
-    (a local folder's scene replaced under the same name is redone, not read back stale); a catalogue
-    scene's assets are URLs of immutable products and add nothing."""
+    and the time, level, platform and cloud cover its sidecar gave (a local folder's scene replaced or
+    re-described under the same name is redone, not read back stale); a catalogue scene's assets are URLs
+    of immutable products and add nothing."""
     import hashlib
 
     from imagery.read import local_file_stamp
@@ -71,7 +72,9 @@ def scene_key(scene: Scene, key: dict[str, Any]) -> dict[str, Any]:
     ]
     if not stamps:
         return key
-    return {**key, "files": hashlib.sha256("|".join(stamps).encode()).hexdigest()[:16]}
+    # what a sidecar (scene.json, a STAC item) says of a local scene can change without its pixels
+    meta = [scene.datetime.isoformat(), scene.processing_level, scene.platform, str(scene.cloud_cover)]
+    return {**key, "files": hashlib.sha256("|".join([*stamps, *meta]).encode()).hexdigest()[:16]}
 
 
 def aoi_fingerprint(aoi: Aoi) -> str:
@@ -100,12 +103,29 @@ def load_done(path: Path, key: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def read_features(path: Path) -> list[dict[str, Any]] | None:
-    """A scene's detections file's features; None when it is missing or not a feature collection."""
+    """A scene's detections file's features; None when it is missing, not a feature collection, or holds a
+    feature without a geometry, a class or a scene (edited or damaged since: the scene is redone)."""
     try:
         features = json.loads(path.read_text())["features"]
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return features if isinstance(features, list) else None
+    if not isinstance(features, list) or not all(_whole(f) for f in features):
+        return None
+    return features
+
+
+def _whole(feature: Any) -> bool:
+    """A detection as ``process_scene`` writes it: a geometry and properties naming its class and scene."""
+    if not isinstance(feature, dict):
+        return False
+    geometry, props = feature.get("geometry"), feature.get("properties")
+    return (
+        isinstance(geometry, dict)
+        and "coordinates" in geometry
+        and isinstance(props, dict)
+        and isinstance(props.get("class"), str)
+        and isinstance(props.get("scene"), str)
+    )
 
 
 def base_record(scene: Scene, key: dict[str, Any]) -> dict[str, Any]:

@@ -35,16 +35,17 @@ class AutoShipDetector:
     name = "auto"
 
     def __init__(self, device: str = "cpu", **kw: Any) -> None:
+        from detect.core.registry import get_detector
+
         self.device = device
         self.kw = kw
-        self._built: dict[str, Any] = {}
+        # every model it may run, loaded now: missing or mismatched weights fail before any scene is read
+        # (loaded on first use, a run recorded each scene as failed and ended with exit 0)
+        self._built = {
+            m: get_detector("ship", m, device, **kw) for m in dict.fromkeys(m for m, _ in PREFERENCE)
+        }
 
     def _detector(self, method: str) -> Any:
-        # built on first use, so a run over four-band scenes never loads the other model
-        if method not in self._built:
-            from detect.core.registry import get_detector
-
-            self._built[method] = get_detector("ship", method, self.device, **self.kw)
         return self._built[method]
 
     def choose(self, window: RasterWindow) -> str:

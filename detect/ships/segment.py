@@ -208,10 +208,16 @@ class SegSpec:
             raise ModelError(f"model spec {path} not found") from None
         except (OSError, ValueError) as e:
             raise ModelError(f"model spec {path} is unreadable: {e}") from None
-        arch = d.get("arch")
+        arch = d.get("arch") if isinstance(d, dict) else None
         if arch not in ("unet", "ensemble") or (arch == "ensemble") != bool(d.get("members")):
-            raise ModelError(f"{path} is not a segmentation model spec (arch {d.get('arch')!r})")
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+            raise ModelError(f"{path} is not a segmentation model spec (arch {arch!r})")
+        members = d.get("members", {})
+        if not isinstance(members, dict) or not all(isinstance(v, str) for v in members.values()):
+            raise ModelError(f"{path}: 'members' must map weights names to their sha256")
+        try:
+            return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})
+        except (TypeError, ValueError) as e:  # a field missing or of the wrong kind
+            raise ModelError(f"model spec {path} is malformed: {str(e).splitlines()[0]}") from None
 
     def write(self, path: str | Path) -> Path:
         return atomic_write_json(path, self.to_json())

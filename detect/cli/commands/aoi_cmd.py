@@ -6,7 +6,7 @@ from typing import Any
 
 import click
 
-from detect.cli.app import cli, emit, res_option
+from detect.cli.app import check_geojson_out, cli, emit, res_option
 from imagery.aoi import aoi_details, aoi_summary, aois, export_aoi, get_aoi
 
 
@@ -63,6 +63,7 @@ def show_cmd(spec: str, res_m: float, as_json: bool) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON to stdout.")
 def export_cmd(spec: str, out: str, as_json: bool) -> None:
     """Write an AOI as a GeoJSON FeatureCollection you can copy and edit."""
+    check_geojson_out(out)
     aoi = get_aoi(spec)
     path = export_aoi(aoi, out)
     emit(

@@ -7,6 +7,7 @@ import sys
 import click
 
 from detect.cli.app import cli, emit
+from detect.core.device import device_option
 
 
 @cli.command("batch")
@@ -31,7 +32,7 @@ from detect.cli.app import cli, emit
     show_default=True,
     help="Local workers as processes, or as threads of this process (debugging, small batches).",
 )
-@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:0.")
+@click.option("--device", default="cpu", show_default=True, callback=device_option, help="cpu, cuda, cuda:0.")
 @click.option(
     "--retries",
     type=click.IntRange(0, 10),

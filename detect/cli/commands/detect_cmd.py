@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from detect.cli.app import cli, emit, res_option
+from detect.cli.app import check_geojson_out, cli, emit, res_option
 from detect.core.device import device_option
 from imagery.errors import InputError
 
@@ -133,9 +133,7 @@ def detect_command(
     from imagery.atomic import atomic_write_json
     from imagery.sar import MissingCalibrationError
 
-    if not out.name or out.suffix.lower() not in (".geojson", ".json"):
-        # checked before any work: GeoJSON is what is written, whatever the name says
-        raise InputError(f"--out {str(out)!r}: name a GeoJSON file to write (….geojson or ….json)")
+    check_geojson_out(out)
     class_list = _split(classes) or ["ship"]
     sar = SarReading(calibration, calibrated, uncalibrated, res_m)
     try:

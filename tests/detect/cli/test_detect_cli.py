@@ -338,6 +338,29 @@ def test_missing_weights_fail_with_one_line(
     assert not (tmp_path / "x.geojson").exists()
 
 
+def test_a_run_whose_default_model_cannot_load_fails_before_any_scene(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # auto loaded its models on first use: every scene was recorded as failed and the run ended with exit 0
+    import shutil
+
+    from detect.core.registry import clear_detector_cache
+    from detect.core.weights import weights_dir
+
+    partial = tmp_path / "weights"
+    shutil.copytree(weights_dir(), partial, ignore=shutil.ignore_patterns("ships-s2-seg.pt"))
+    monkeypatch.setenv("HARBORWATCH_WEIGHTS_DIR", str(partial))
+    clear_detector_cache()
+    out = tmp_path / "run"
+    try:
+        args = ["run", "--aoi", "23.5644,37.9325,23.6074,37.9666", "--start", "2023-08-17"]
+        rc, _, err = run([*args, "--end", "2023-08-19", "--source", "samples", "--out", str(out)], capsys)
+    finally:
+        clear_detector_cache()
+    assert rc == 1 and "member ships-s2-seg" in err and "Traceback" not in err
+    assert not list(out.glob("scenes/*.json"))
+
+
 @pytest.mark.skipif(not WEIGHTS.is_file(), reason=f"shipped weights {WEIGHTS} not present yet")
 def test_yolo_detect_on_the_real_chip_follows_the_contract(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]

@@ -116,3 +116,28 @@ def test_gdal_warnings_about_a_files_internals_show_only_with_verbose(capsys) ->
         logging.getLogger("rasterio._env").warning("CPLE_AppDefined in x.tif: TIFFReadDirectory: odd samples")
         assert ("CPLE_AppDefined" in capsys.readouterr().err) is shown
     _setup_logging(0, quiet=False)
+
+
+def test_batch_refuses_a_device_this_machine_lacks_before_any_work(tmp_path, capsys) -> None:
+    # the workers failed every scene on it and the batch ended with exit 0, job "ok"
+    pytest.importorskip("torch")
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    jobs = tmp_path / "jobs.yaml"
+    jobs.write_text(
+        'jobs:\n  - {aoi: "23.5644,37.9325,23.6074,37.9666", start: 2023-08-17, end: 2023-08-19,\n'
+        "     source: samples}\n"
+    )
+    rc, err = run(["batch", str(jobs), "--out", str(tmp_path / "b"), "--device", "cuda"], capsys)
+    assert rc == 2 and "cuda" in one_line(err)
+    assert not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("name", ["", "area.gpkg"])
+def test_aoi_export_refuses_an_output_that_is_not_a_geojson_file(tmp_path, capsys, name) -> None:
+    out = str(tmp_path / name) if name else ""
+    rc, err = run(["aoi", "export", "longkou-port", "--out", out], capsys)
+    assert rc == 2 and "name a GeoJSON file" in one_line(err)
+    assert not list(tmp_path.iterdir())

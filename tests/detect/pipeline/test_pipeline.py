@@ -208,9 +208,16 @@ def test_a_local_scene_file_replaced_under_its_name_is_redone(tmp_path):
     os.utime(tif, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))  # new pixels under the same name
     _run(root, tmp_path / "run", steps)
     assert counting.calls == ["athens-copy", "athens-copy"]
+    sidecar = root / "athens-copy" / "scene.json"  # the same pixels, re-described: another level
+    sidecar.write_text(json.dumps({**json.loads(sidecar.read_text()), "processing_level": "L1C"}))
+    again = _run(root, tmp_path / "run", steps)
+    assert counting.calls == ["athens-copy"] * 3
+    assert list(again.scenes["processing_level"]) == ["L1C"]
 
 
-@pytest.mark.parametrize("damage", ["empty", "corrupt", "missing", "fewer features"])
+@pytest.mark.parametrize(
+    "damage", ["empty", "corrupt", "missing", "fewer features", "no properties", "no geometry", "no class"]
+)
 def test_a_finished_scene_whose_detections_file_is_damaged_is_redone(imagery_dir, tmp_path, damage):
     counting = CountingDetect(LabelledVessels())
     steps = replace(pipeline.default_steps(), detect=counting)
@@ -221,6 +228,14 @@ def test_a_finished_scene_whose_detections_file_is_damaged_is_redone(imagery_dir
     elif damage == "fewer features":
         fc = json.loads(geojson.read_text())
         geojson.write_text(json.dumps({**fc, "features": fc["features"][1:]}))
+    elif damage.startswith("no "):  # as many features, one of them edited
+        fc = json.loads(geojson.read_text())
+        f = fc["features"][0]
+        if damage == "no class":
+            del f["properties"]["class"]
+        else:
+            f[damage[3:]] = None
+        geojson.write_text(json.dumps(fc))
     else:
         geojson.write_text({"empty": "", "corrupt": '{"type": "FeatureCollection", "feat'}[damage])
 

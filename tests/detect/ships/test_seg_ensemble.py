@@ -104,3 +104,13 @@ def test_the_ensemble_finds_ships_moored_side_by_side():
     assert float((match_scene(dets, truths).match >= 0).sum()) / len(truths) >= 0.25
     assert all(d.detector.startswith("seg:ships-s2-seg-ens[") for d in dets)
     assert len(det.detect(open_raster(CHIPS / "marseille_water.tif"))) <= 1  # quiet on open sea
+
+
+@pytest.mark.parametrize(
+    "text", ["[1, 2]", '{"arch": "ensemble", "members": "x"}', '{"arch": "ensemble", "members": {"a": "b"}}']
+)
+def test_a_malformed_spec_is_one_model_error(tmp_path, text):
+    path = tmp_path / "x.json"
+    path.write_text(text)
+    with pytest.raises(ModelError):
+        SegSpec.read(path)
