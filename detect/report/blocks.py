@@ -532,11 +532,15 @@ def card_section(card: Path, heading: str) -> list[Block]:
     blocks: list[Block] = []
     table: list[list[str]] = []
     para: list[str] = []
+    items: list[str] = []  # a bullet list: "- " starts an item, indented lines continue it
 
     def flush() -> None:
         if para:
             blocks.append(("p", " ".join(para)))
             para.clear()
+        if items:
+            blocks.append(("ul", list(items)))
+            items.clear()
         if table:
             rows = [r for r in table if not all(set(c) <= set("-: ") for c in r)]
             if rows:
@@ -551,8 +555,14 @@ def card_section(card: Path, heading: str) -> list[Block]:
             table.append([c.strip() for c in text.strip("|").split("|")])
         elif not text:
             flush()
+        elif ln.startswith("- "):
+            if para or table:
+                flush()
+            items.append(text[2:])
+        elif items and ln.startswith(" "):
+            items[-1] += " " + text
         else:
-            if table:
+            if table or items:
                 flush()
             para.append(text)
     flush()

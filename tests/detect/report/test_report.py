@@ -218,6 +218,12 @@ def test_card_section_becomes_report_blocks(tmp_path):
         {"detector": "baseline", "F1": "0.52"},
     ]
     assert len(blocks) == 2
+    card.write_text("## Cross-validation\nWhy:\n- **first** point,\n  continued\n- second\nAfter.\n")
+    assert report.card_section(card, "Cross-validation") == [
+        ("p", "Why:"),
+        ("ul", ["**first** point, continued", "second"]),
+        ("p", "After."),
+    ]
     card.write_text("## Cross-validation\n__CV_TABLE__\n")
     assert report.card_section(card, "Cross-validation") == []  # an unfilled template is left out
     assert report.card_section(tmp_path / "missing.md", "Cross-validation") == []
