@@ -434,11 +434,15 @@ def _check_crs_member(doc: Mapping[str, Any], label: str) -> None:
 def _check_lonlat(doc: Mapping[str, Any], label: str) -> None:
     """Coordinates beyond ±180/±90 mean metres in a projected CRS, not degrees."""
     for x, y in _coordinates(doc):
-        if not (-180 <= x <= 180 and -90 <= y <= 90):
+        if not (math.isfinite(x) and math.isfinite(y)):
+            raise AoiError(f"{label}: coordinate ({x}, {y}) is not a number")
+        if abs(x) > 360 or abs(y) > 180:  # far outside degrees: metres
             raise AoiError(
                 f"{label}: coordinate ({x:g}, {y:g}) is outside lon -180..180 / lat -90..90; the file looks "
                 "projected (metres), but GeoJSON must be lon/lat WGS84 (RFC 7946): reproject it to EPSG:4326"
             )
+        if not (-180 <= x <= 180 and -90 <= y <= 90):
+            raise AoiError(f"{label}: coordinate ({x:g}, {y:g}) is outside lon -180..180 / lat -90..90")
 
 
 def _coordinates(node: Any) -> Iterator[tuple[float, float]]:

@@ -239,6 +239,10 @@ UTM_SQUARE = [[[600000, 4170000], [610000, 4170000], [610000, 4180000], [600000,
 BOWTIE = [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]
 
 
+NAN_POLYGON = '{"type": "Polygon", "coordinates": [[[1, 1], [NaN, 1], [2, 2], [1, 1]]]}'
+PAST_180 = [[[180, 1], [180.4, 1], [180, 2], [180, 1]]]
+
+
 @pytest.mark.parametrize(
     ("make_spec", "expected"),
     [
@@ -278,11 +282,13 @@ BOWTIE = [[[0, 0], [1, 1], [1, 0], [0, 1], [0, 0]]]
         (lambda tmp: _bad_file(tmp, {"type": "Polygon", "coordinates": BOWTIE}),
          ["invalid geometry", "Self-intersection"]),
         (lambda tmp: _bad_file(tmp, {"type": "Topology"}), ["unsupported GeoJSON type 'Topology'"]),
+        (lambda tmp: _bad_file(tmp, NAN_POLYGON), ["is not a number"]),
+        (lambda tmp: _bad_file(tmp, {"type": "Polygon", "coordinates": PAST_180}), ["outside lon -180..180"]),
     ],
     ids=["unknown-name", "bbox-west-east", "bbox-south-north", "bbox-lon-range", "bbox-lat-range",
          "bbox-3-numbers", "missing-file", "folder", "bad-json", "projected-coords", "projected-crs-member",
          "empty-polygon", "only-point", "no-features", "line-without-buffer", "bad-zone-kind", "zone-outside",
-         "bad-aoi-kind", "self-intersection", "unsupported-type"],
+         "bad-aoi-kind", "self-intersection", "unsupported-type", "nan-coordinate", "just-past-180"],
 )
 def test_bad_input_gives_one_line_aoi_error(tmp_path, make_spec, expected):
     with pytest.raises(AoiError) as err:
