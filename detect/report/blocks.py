@@ -595,11 +595,17 @@ def _model_text(m: ModelInfo) -> str:
             "weights/ships-s2-seg-ens.md, weights/ships-s2-seg-b4.md and weights/ships-s2-seg.md."
         )
     kind = "Hull-segmentation (U-Net)" if m.method in ("seg", "seg-b4", "seg-ens") else "YOLO"
-    parts = [f"{kind} weights `{m.name}`"]
+    members = [Path(w).stem for w in (m.weights or "").split(", ")] if m.weights and ", " in m.weights else []
+    parts = [
+        f"{kind} ensemble `{m.name}` of {' and '.join(f'`{x}`' for x in members)}, probabilities averaged"
+        if members
+        else f"{kind} weights `{m.name}`"
+    ]
     if m.sha256:
-        parts.append(f"sha256 `{m.sha256[:16]}…`")
+        parts.append(f"{'spec digest' if members else 'sha256'} `{m.sha256[:16]}…`")
     if m.bands:
-        parts.append(f"bands {', '.join(m.bands)}")
+        any_of = " (any it reads: each scene gives those it has)" if kind.startswith("Hull") else ""
+        parts.append(f"model bands {', '.join(m.bands)}{any_of}")
     text = ", ".join(parts) + "."
     pooled = (m.metrics.get("cv") or {}).get("pooled") if isinstance(m.metrics, dict) else None
     if isinstance(pooled, dict) and pooled.get("f1") is not None:

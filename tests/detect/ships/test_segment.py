@@ -1242,5 +1242,7 @@ def test_auto_reads_an_all_nodata_b08_as_no_b08_and_reports_the_model_it_runs(tm
     assert "ships-s2-seg-ens" in _model_text(auto) and "every band set" in _model_text(auto)
     assert [Path(w).name for w in auto.weights.split(", ")] == ["ships-s2-seg-b4.pt", "ships-s2-seg.pt"]
     ens = _model_text(model_info("seg-ens"))
-    assert ens.startswith("Hull-segmentation (U-Net) weights `ships-s2-seg-ens`")
+    assert ens.startswith(
+        "Hull-segmentation (U-Net) ensemble `ships-s2-seg-ens` of `ships-s2-seg-b4` and `ships-s2-seg`"
+    )
     assert _model_text(model_info("seg-b4")).startswith("Hull-segmentation (U-Net) weights `ships-s2-seg-b4`")
