@@ -242,6 +242,11 @@ def _finish(
 def _client(scheduler: str | None, workers: int, threads: int, processes: bool) -> tuple[Any, Any]:
     from distributed import Client, LocalCluster
 
+    # importing distributed sets its loggers to INFO; in-process workers (--no-processes) would print their
+    # start-up through this process's log (silence_logs covers worker processes only). -vv shows them.
+    if logging.getLogger().level > logging.DEBUG:
+        for name in [n for n in logging.root.manager.loggerDict if n.split(".")[0] == "distributed"]:
+            logging.getLogger(name).setLevel(logging.WARNING)
     if scheduler:
         try:
             return Client(scheduler, timeout="20s"), None

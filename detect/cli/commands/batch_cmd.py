@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 
 import click
@@ -77,7 +78,8 @@ def batch_cmd(
         cache_dir=cache_dir,
         report=report,
         command=["harborwatch", *sys.argv[1:]],
-        progress=None if as_json else lambda msg: click.echo(msg, err=True),
+        # progress through the log, so -q silences it (with --json run_batch logs it at INFO itself)
+        progress=None if as_json else lambda msg: logging.getLogger("harborwatch").info("%s", msg),
     )
     summary = result.summary()
     emit(summary, as_json, _human(summary))

@@ -185,6 +185,23 @@ def test_cli_batch_prints_a_json_summary_and_refuses_bad_jobs_files(tmp_path, ca
     assert exit_.value.code == 2 and "give start and end" in capsys.readouterr().err
 
 
+def test_a_quiet_batch_on_in_process_workers_prints_no_dask_start_up(tmp_path, capsys):
+    # importing distributed sets its loggers to INFO: ~20 scheduler and worker lines printed under -q
+    from detect.cli import main
+
+    s = SAMPLES[1]
+    jobs = tmp_path / "jobs.yaml"
+    jobs.write_text(
+        f"defaults: {{source: samples, method: counted-baseline}}\njobs:\n"
+        f"  - {{name: genoa, aoi: '{_aoi(s)}', start: {s.datetime.date()}, end: {s.datetime.date()}}}\n"
+    )
+    with pytest.raises(SystemExit) as exit_:
+        main(["-q", "batch", str(jobs), "--out", str(tmp_path / "o"), "--workers", "1", "--no-processes"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 0
+    assert "Scheduler" not in err and "worker" not in err.lower() and "scene tasks done" not in err
+
+
 # --------------------------------------------------------------------------- GPU-path building blocks
 
 
