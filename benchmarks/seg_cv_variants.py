@@ -31,7 +31,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from detect.ships.segment import SegModel, SegSpec, network_for  # noqa: E402
+from detect.ships.segment import SegEnsemble, SegModel, SegSpec, network_for  # noqa: E402
 from detect.ships.segment_train import (  # noqa: E402
     THRESHOLDS,
     VARIANTS,
@@ -75,28 +75,19 @@ def from_view(a: torch.Tensor, view: tuple[bool, bool, bool]) -> torch.Tensor:
     return a.flip(-1) if cols else a
 
 
-class EnsembleModel(SegModel):
-    """Several networks (any architecture that reads the same input), each run on every test-time view;
-    probabilities averaged."""
+class ViewsModel(SegModel):
+    """One network run on every test-time view of each tile, its probabilities averaged over the views
+    (several networks: a ``SegEnsemble`` of these)."""
 
-    def __init__(self, nets: list[torch.nn.Module], spec: SegSpec, views: int = 1) -> None:
-        super().__init__(nets[0], spec)
-        self.nets = [n.eval() for n in nets]
+    def __init__(self, net: torch.nn.Module, spec: SegSpec, views: int = 1) -> None:
+        super().__init__(net, spec)
         self.views = VIEWS[views]
 
     @torch.no_grad()
     def _forward(self, x: np.ndarray) -> np.ndarray:
         t = torch.from_numpy(np.ascontiguousarray(x, np.float32))
-        probs = [from_view(torch.sigmoid(n(to_view(t, v)))[0], v) for n in self.nets for v in self.views]
+        probs = [from_view(torch.sigmoid(self.net(to_view(t, v)))[0], v) for v in self.views]
         return torch.stack(probs).mean(0).numpy()
-
-
-def load_net(path: Path) -> torch.nn.Module:
-    """The fold model at ``path``, rebuilt as the architecture its weights hold."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    net = network_for(state)
-    net.load_state_dict(state)
-    return net.eval()
 
 
 def average_weights(paths: list[Path]) -> torch.nn.Module:
@@ -137,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     if a.spec_out and (not a.members or len(a.members.split(",")) != len(a.cv_dir) or a.average_weights):
         sys.exit("seg_cv_variants: --spec-out needs --members naming one weights per --cv-dir (no averaging)")
-    from _seg_cv import cv_inputs
+    from _seg_cv import cv_inputs, fold_model
 
     data, plan, truth = cv_inputs("seg_cv_variants", a.data, a.cv_dir[0] / "scenes", a.threads)
     spec = SegSpec(name="variant")
@@ -150,10 +141,10 @@ def main(argv: list[str] | None = None) -> int:
         missing = [str(p) for p in paths if not p.is_file()]
         if missing:
             sys.exit(f"seg_cv_variants: fold {f} not trained: {', '.join(missing)}")
-        nets = [average_weights(paths)] if a.average_weights else [load_net(p) for p in paths]
+        nets = [average_weights(paths)] if a.average_weights else [fold_model(d, f).net for d in a.cv_dir]
         t0 = time.perf_counter()
         scored = plan[f]["inner"] + plan[f]["held_out"]
-        model = EnsembleModel(nets, spec, a.views)
+        model = SegEnsemble([ViewsModel(n, spec, a.views) for n in nets], spec)
         found = detect_cities(model, data, scored, VARIANTS["default"], truth)
         for g, grid in GRIDS.items():
             inner = [c for c in plan[f]["inner"] if c in found]

@@ -130,22 +130,18 @@ def process_scene(
         )
         left_out = scene.properties.get(UNREADABLE_BANDS)
         if left_out:  # corrupt band files this run did not need: said, not silently ignored
-            note = f"unreadable band file(s) not used: {', '.join(left_out)}"
-            rec["reason"] = "; ".join(r for r in (rec["reason"], note) if r)
+            add_reason(rec, f"unreadable band file(s) not used: {', '.join(left_out)}")
         empty_bands = window.meta.get("empty_bands")
         if empty_bands:
-            note = f"band(s) with no data left out: {', '.join(empty_bands)}"
-            rec["reason"] = "; ".join(r for r in (rec["reason"], note) if r)
+            add_reason(rec, f"band(s) with no data left out: {', '.join(empty_bands)}")
         if max(c["observed_fraction"] for c in coverage) < params.partial_min:
-            skip = f"no zone at least {params.partial_min:.0%} clear and valid: detection skipped"
-            rec["reason"] = "; ".join(r for r in (rec["reason"], skip) if r)
+            add_reason(rec, f"no zone at least {params.partial_min:.0%} clear and valid: detection skipped")
             detections: list[Any] = []
         else:
             detections = flag_trucks(find(), aoi)
         if unseen:  # the scene counts for its other classes; for these its days stay unobserved
             rec["unobserved_classes"] = ";".join(unseen)
-            notes = [f"no {c} detection: {why}" for c, why in unseen.items()]
-            rec["reason"] = "; ".join(r for r in (rec["reason"], *notes) if r)
+            add_reason(rec, *(f"no {c} detection: {why}" for c, why in unseen.items()))
         rows = agg.detection_rows(detections, aoi)
     except (KeyboardInterrupt, SystemExit):
         raise
@@ -163,6 +159,11 @@ def process_scene(
     rec["elapsed_s"] = round(time.perf_counter() - t0, 3)
     atomic_write_json(scenes_dir / f"{name}.json", rec)
     return rec
+
+
+def add_reason(rec: dict[str, Any], *notes: str) -> None:
+    """Append ``notes`` to a scene record's ``reason`` ("; "-joined, empty parts left out)."""
+    rec["reason"] = "; ".join(r for r in (rec["reason"], *notes) if r)
 
 
 def detect_classes(
@@ -187,7 +188,6 @@ def detect_classes(
             errors.append(e)
             unseen[c] = str(e).splitlines()[0]
     if errors and len(errors) == len(methods):
-        unseen.clear()
         raise errors[0]
     return found
 

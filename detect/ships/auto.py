@@ -38,15 +38,11 @@ class AutoShipDetector:
         from detect.core.registry import get_detector
 
         self.device = device
-        self.kw = kw
         # every model it may run, loaded now: missing or mismatched weights fail before any scene is read
         # (loaded on first use, a run recorded each scene as failed and ended with exit 0)
         self._built = {
             m: get_detector("ship", m, device, **kw) for m in dict.fromkeys(m for m, _ in PREFERENCE)
         }
-
-    def _detector(self, method: str) -> Any:
-        return self._built[method]
 
     def choose(self, window: RasterWindow) -> str:
         """The method that will run on ``window``."""
@@ -57,4 +53,4 @@ class AutoShipDetector:
         return PREFERENCE[-1][0]
 
     def detect(self, window: RasterWindow, *, conf: float | None = None) -> list[Detection]:
-        return self._detector(self.choose(window)).detect(window, conf=conf)
+        return self._built[self.choose(window)].detect(window, conf=conf)

@@ -165,15 +165,21 @@ def test_jobs_expand_aois_periods_and_sources_and_bad_entries_are_named(tmp_path
     assert example and all(j.start <= j.end for j in example)
 
 
-def test_cli_batch_prints_a_json_summary_and_refuses_bad_jobs_files(tmp_path, capsys):
-    from detect.cli import main
-
+def _genoa_jobs(tmp_path: Path) -> Path:
+    """A jobs file of one job: the Genoa sample's day, counted by the test detector."""
     s = SAMPLES[1]
     jobs = tmp_path / "jobs.yaml"
     jobs.write_text(
         f"defaults: {{source: samples, method: counted-baseline}}\njobs:\n"
         f"  - {{name: genoa, aoi: '{_aoi(s)}', start: {s.datetime.date()}, end: {s.datetime.date()}}}\n"
     )
+    return jobs
+
+
+def test_cli_batch_prints_a_json_summary_and_refuses_bad_jobs_files(tmp_path, capsys):
+    from detect.cli import main
+
+    jobs = _genoa_jobs(tmp_path)
     with pytest.raises(SystemExit) as exit_:
         main(["batch", str(jobs), "--out", str(tmp_path / "o"), "--workers", "1", "--no-processes", "--json"])
     assert exit_.value.code == 0
@@ -189,12 +195,7 @@ def test_a_quiet_batch_on_in_process_workers_prints_no_dask_start_up(tmp_path, c
     # importing distributed sets its loggers to INFO: ~20 scheduler and worker lines printed under -q
     from detect.cli import main
 
-    s = SAMPLES[1]
-    jobs = tmp_path / "jobs.yaml"
-    jobs.write_text(
-        f"defaults: {{source: samples, method: counted-baseline}}\njobs:\n"
-        f"  - {{name: genoa, aoi: '{_aoi(s)}', start: {s.datetime.date()}, end: {s.datetime.date()}}}\n"
-    )
+    jobs = _genoa_jobs(tmp_path)
     with pytest.raises(SystemExit) as exit_:
         main(["-q", "batch", str(jobs), "--out", str(tmp_path / "o"), "--workers", "1", "--no-processes"])
     err = capsys.readouterr().err
