@@ -19,6 +19,13 @@ instance, give the lever and the spread between runs of one recipe in one sittin
     python benchmarks/seg_cv_parallel.py --cache RUNS/seg/scenes --out RUNS/par --device cuda:0 \\
         --arm ctl0:seed=0 --arm ctl1:seed=1 --arm eot0:seed=0:eotdl --arm eot1:seed=1:eotdl --final eot0
 
+``--encoder efficientnet-b4`` trains the pretrained-encoder network (``ships-s2-seg-b4``) in every arm;
+its v2 recipe is the first two stages of a 4,800-step run, in bf16 (another seed of it, as an ensemble
+member, with the weights packed in float16 to come back from a GPU machine):
+
+    python benchmarks/seg_cv_parallel.py --cache C --out R --device cuda:0 --encoder efficientnet-b4 \\
+        --precision bf16 --steps 4800 --stop-at 3600 --arm b1:seed=1 --final b1 --pack P --pack-half
+
 **Paired arms** share everything up to a step and differ after it: train a stem arm to a stage end with
 ``--stop-at`` (6,000: the end of the repaint-and-wakes stage), then arms with ``from=STEM`` start from the
 stem's checkpoint of each job (weights and optimiser; crops drawn from the arm's own seed from there, so
@@ -35,10 +42,11 @@ one stem (crops of seed 0 and 1) differed by 0.015 pooled F1 and by up to 0.11 i
 
 Every process checkpoints (``train`` resumes): a rerun with the same ``--out`` continues. ``--deadline S``
 stops the workers after S seconds; ``--pack DIR`` then writes one tar per arm into DIR (more, ``<arm>.1.tar``
-and on, where one would pass 15 MiB) with each fold's latest cycle-end weights and log
-(``fold<k>/cycle-<step>.pt``), as ``seg_cv_rescore.py`` reads them once unpacked into a run folder beside a
-``scenes/`` link. The cache is what ``harborwatch train ships-seg`` prepares in ``OUT/scenes`` (the 15
-sen2ships cities, and ``eotdl.npz`` for ``--eotdl`` arms).
+and on, where one would pass 15 MiB; ``--pack-half`` stores the weights in float16, for networks whose file
+alone passes it, like the pretrained-encoder one of ``--encoder efficientnet-b4``) with each fold's latest
+cycle-end weights and log (``fold<k>/cycle-<step>.pt``), as ``seg_cv_rescore.py`` reads them once unpacked
+into a run folder beside a ``scenes/`` link. The cache is what ``harborwatch train ships-seg`` prepares in
+``OUT/scenes`` (the 15 sen2ships cities, and ``eotdl.npz`` for ``--eotdl`` arms).
 """
 
 from __future__ import annotations
@@ -153,8 +161,7 @@ def mine_for_branches(a: argparse.Namespace, arm: dict, job: str) -> None:
     the last stage, or ``arm`` trains no hard negatives."""
     import torch
 
-    from detect.ships.segment import UNet
-    from detect.ships.segment_train import TrainingScenes, use_hard_negatives
+    from detect.ships.segment_train import TrainingScenes, network, use_hard_negatives
 
     d, ends = job_dir(a.out, arm["from"], job), stages(a.steps, a.cycle)
     cfg = stage_config(a, arm, len(ends) - 1, ends)
@@ -165,7 +172,7 @@ def mine_for_branches(a: argparse.Namespace, arm: dict, job: str) -> None:
         return
     cities, plan = fold_cities(a.cache, a.k)
     fit = cities if job == "final" else plan[int(job)]["fit"]
-    model = UNet(base=arm["base"], depth=arm.get("depth", 4))
+    model = network(cfg)
     model.load_state_dict(st["model"])
     scenes = TrainingScenes(a.cache, fit + (["eotdl"] if arm["eotdl"] else []))
     use_hard_negatives(model.to(a.device).eval(), scenes, d, int(st["step"]), cfg, a.device)
@@ -190,6 +197,8 @@ def stage_config(a: argparse.Namespace, arm: dict, i: int, ends: list[int]):
         p_haze=arm.get("haze", 0.0),
         base=arm.get("base", 16),
         depth=arm.get("depth", 4),
+        encoder=a.encoder,
+        encoder_lr=a.encoder_lr,
     )
 
 
@@ -239,6 +248,20 @@ def worker(a: argparse.Namespace, arm: dict, job: str) -> int:
 MAX_TAR = 15 * 2**20
 
 
+def half_copy(path: Path) -> Path:
+    """A copy of the state dict in ``path`` beside it (``.half-<name>``) with its floating tensors in float16,
+    those beyond float16's range (a batch norm's variance, say) left in float32; ``load_state_dict`` brings
+    them back to the network's float32."""
+    import torch
+
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    small = {k for k, v in state.items() if v.is_floating_point() and v.numel() and v.abs().max() < 6e4}
+    half = {k: v.half() if k in small else v for k, v in state.items()}
+    out = path.with_name(f".half-{path.name}")
+    torch.save(half, out)
+    return out
+
+
 def pack(a: argparse.Namespace, arms: list[dict], into: Path, max_bytes: int = MAX_TAR) -> None:
     """Per arm, each job's latest cycle-end weights, its log and its hard negatives, in ``<arm>.tar``; where
     one tar would pass ``max_bytes`` (wider networks), the jobs that follow go on into ``<arm>.1.tar``,
@@ -254,9 +277,10 @@ def pack(a: argparse.Namespace, arms: list[dict], into: Path, max_bytes: int = M
         size = 0
         for job in sorted(root.iterdir()):
             ends = cycle_weights(job)
+            weights = [half_copy(ends[-1]) if getattr(a, "pack_half", False) else ends[-1]] if ends else []
             files = [
-                (p, f"{job.name}/{p.name}")
-                for p in ([ends[-1]] if ends else []) + [job / "train.log", job / "hard_negatives.json"]
+                (p, f"{job.name}/{ends[-1].name if p in weights else p.name}")
+                for p in [*weights, job / "train.log", job / "hard_negatives.json"]
                 if p.is_file()
             ]
             n = sum(p.stat().st_size + 1024 for p, _ in files)
@@ -298,6 +322,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--wakes", type=float, default=0.5)
     ap.add_argument("--hard-negatives", type=float, default=0.2)
     ap.add_argument("--precision", default="fp32")
+    ap.add_argument("--encoder", default="", help="efficientnet-b4: the pretrained-encoder net (every arm)")
+    ap.add_argument("--encoder-lr", type=float, default=0.1, help="the encoder's rate scale (with --encoder)")
+    ap.add_argument(
+        "--pack-half",
+        action="store_true",
+        help="pack the weights in float16 (a b4 network's 17 MB fit the 16 MiB a GPU machine returns)",
+    )
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per process")
     ap.add_argument("--deadline", type=float, default=0, help="stop the workers after this many seconds")
@@ -325,6 +356,13 @@ def main(argv: list[str] | None = None) -> int:
     if any(arm["eotdl"] for arm in arms) and not (a.cache / "eotdl.npz").is_file():
         ap.error(f"an arm trains with eotdl, and {a.cache}/eotdl.npz is not there")
     fold_cities(a.cache, a.k)
+    from detect.ships.segment_train import encoder_problem
+
+    ends = stages(a.steps, a.cycle)
+    for arm in arms:
+        problem = encoder_problem(stage_config(a, arm, 0, ends))
+        if problem:
+            ap.error(f"{arm['name']}: {problem}")
     jobs = [(arm["name"], f) for arm in arms for f in folds]
     jobs += [(name, "final") for name in a.final]
     for name, job in jobs:  # once per stem and job: the first branch mines, the others find the file

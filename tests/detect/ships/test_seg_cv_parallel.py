@@ -56,8 +56,9 @@ def test_arms_and_stages_follow_the_gpu_script(load_script):
 def test_stage_configs_add_repaint_wakes_then_hard_negatives(load_script):
     m = load_script("benchmarks/seg_cv_parallel.py")
     a = m.argparse.Namespace(
-        cycle=2, paste=0.5, hull_colour=0.5, wakes=0.5, hard_negatives=0.2, precision="fp32"
-    )
+        cycle=2, paste=0.5, hull_colour=0.5, wakes=0.5, hard_negatives=0.2, precision="fp32", encoder="",
+        encoder_lr=0.1,
+    )  # fmt: skip
     arm = {"name": "e", "seed": 3, "eotdl": True}
     cfgs = [m.stage_config(a, arm, i, [4, 6, 8]) for i in range(3)]
     assert [c.steps for c in cfgs] == [4, 6, 8]
@@ -150,6 +151,45 @@ def test_a_deadline_stops_the_workers_and_still_packs(tmp_path, load_script):
     assert rc == 1
     assert json.loads((packed / "status.json").read_text())["c/0"]["rc"] == "stopped"
     assert (packed / "c.tar").is_file()
+
+
+def test_the_pretrained_encoder_network_trains_every_arm_and_packs_in_half_precision(
+    tmp_path, load_script, capsys
+):
+    m = load_script("benchmarks/seg_cv_parallel.py")
+    a = m.argparse.Namespace(
+        cycle=2, paste=0.5, hull_colour=0.5, wakes=0.5, hard_negatives=0.2, precision="bf16",
+        encoder="efficientnet-b4", encoder_lr=0.2,
+    )  # fmt: skip
+    cfg = m.stage_config(a, m.parse_arm("b:seed=1"), 1, [4, 6, 8])
+    assert (cfg.encoder, cfg.encoder_lr, cfg.seed, cfg.p_colour) == ("efficientnet-b4", 0.2, 1, 0.5)
+    cache = _six_cities(tmp_path)
+    with pytest.raises(SystemExit):  # the encoder network has its own shape: no base=
+        m.main(["--cache", str(cache), "--out", str(tmp_path / "r"), "--arm", "w:base=24", "--k", "3",
+                "--folds", "0", "--steps", "4", "--cycle", "1", "--encoder", "efficientnet-b4"])  # fmt: skip
+    assert "has its own shape" in capsys.readouterr().err
+    assert not (tmp_path / "r" / "w").exists()  # refused before any job started
+    # --pack-half: the latest cycle end in float16 under its own name; a float32 network loads it
+    net = UNet()
+    job = tmp_path / "run" / "h" / "fold0"
+    job.mkdir(parents=True)
+    torch.save(net.state_dict(), job / "cycle-000004.pt")
+    into = tmp_path / "packed"
+    m.pack(m.argparse.Namespace(out=tmp_path / "run", pack_half=True), [m.parse_arm("h")], into)
+    with tarfile.open(into / "h.tar") as tar:
+        assert tar.getnames() == ["fold0/cycle-000004.pt"]
+        tar.extractall(tmp_path / "unpacked", filter="data")
+    half = torch.load(tmp_path / "unpacked/fold0/cycle-000004.pt", weights_only=True)
+    conv = next(k for k, v in half.items() if v.ndim == 4)
+    assert half[conv].dtype == torch.float16
+    back = UNet()
+    back.load_state_dict(half)
+    for k, v in net.state_dict().items():
+        got = back.state_dict()[k]
+        assert got.dtype == v.dtype
+        assert torch.allclose(got.float(), v.float(), rtol=1e-3, atol=1e-4)
+    small = (tmp_path / "unpacked/fold0/cycle-000004.pt").stat().st_size
+    assert small < 0.6 * (job / "cycle-000004.pt").stat().st_size
 
 
 def test_packing_splits_an_arm_whose_tar_would_pass_the_limit(tmp_path, load_script):
