@@ -34,6 +34,19 @@ def search_scenes(
     for sensor, n in skipped.items():
         log.info("%d %s scene(s) left out: %s is not in --sensors", n, sensor, sensor.lower())
     scenes = sorted(found.values(), key=lambda sc: (sc.datetime, sc.id))
+    seen = {scene_sensor(sc) for sc in scenes}
+    for sensor, coll in collections.items():
+        if sensor not in seen:  # said aloud: an all-unobserved result otherwise looks like a quiet port
+            log.warning(
+                "no %s scenes from %s (%s) over %s, %s – %s%s",
+                sensor,
+                sources[sensor],
+                coll,
+                aoi.name,
+                start,
+                end,
+                "" if scenes else ": every day is unobserved",
+            )
     log.info(
         "%d scenes over %s, %s – %s (%s)",
         len(scenes),

@@ -29,3 +29,27 @@ def test_the_summary_gives_every_class_its_count_and_its_own_status(tmp_path, ca
     later = days[str(DAY + timedelta(days=1))]
     assert re.fullmatch(r"  \S+  observed-unmasked  ships: \d+, trucks: NA \(unobserved\)", later)
     assert days[str(DAY + timedelta(days=2))].endswith("  unobserved         ships: NA, trucks: NA")
+
+
+def test_a_sensor_without_any_scene_in_the_period_is_said_aloud(tmp_path, capsys):
+    # the bundled samples hold no Sentinel-1: an all-unobserved run must not look like a quiet port
+    west, south, east, north = SAMPLE.bbox
+    aoi = f"{west + 0.002},{south + 0.002},{east - 0.002},{north - 0.002}"
+    period = ["--start", str(DAY), "--end", str(DAY + timedelta(days=1))]
+    with pytest.raises(SystemExit) as e:
+        main(["-q", "run", "--aoi", aoi, *period, "--sensors", "s1", "--source", "samples",
+              "--out", str(tmp_path / "s1")])  # fmt: skip
+    assert e.value.code == 0
+    err = capsys.readouterr().err
+    assert re.search(
+        rf"no S1 scenes from samples \(sentinel-1-grd\) over bbox:\S+, {DAY} – {DAY + timedelta(days=1)}", err
+    )
+    assert "every day is unobserved" in err
+    # with Sentinel-2 scenes found, the missing radar is still named, without the all-unobserved claim
+    with pytest.raises(SystemExit) as e:
+        main(["-q", "run", "--aoi", aoi, *period, "--sensors", "s2,s1", "--source", "samples",
+              "--out", str(tmp_path / "both")])  # fmt: skip
+    assert e.value.code == 0
+    err = capsys.readouterr().err
+    assert "no S1 scenes from samples" in err and "every day is unobserved" not in err
+    assert "no S2 scenes" not in err
