@@ -42,6 +42,15 @@ from imagery.errors import InputError
 log = logging.getLogger(__name__)
 
 
+def remove_empty_run_folder(out: Path) -> None:
+    """Remove ``out`` (and its ``scenes/``) where the run made them and nothing is in them yet."""
+    try:
+        (out / "scenes").rmdir()
+        out.rmdir()
+    except OSError:  # something is there after all: keep it
+        pass
+
+
 def run(
     aoi: Aoi | str,
     start: date | datetime | str,
@@ -110,13 +119,18 @@ def run(
     params = params or agg.AggregateParams()
     steps = steps or default_steps()
     out = Path(out_dir)
-    (out / "scenes").mkdir(parents=True, exist_ok=True)
-    cache = scene_cache(cache_dir, source)
-    # Zone masks and the detectors (weights load here) before searching: a bad model fails fast.
-    masks = agg.zone_masks(setup.area, setup.grid)
-    bands = steps.required_bands(setup.methods["S2"]) if "S2" in setup.sensors else ()
-
-    found = search_scenes(steps, setup, d0, d1, max_cloud=max_cloud)
+    fresh = not out.exists()
+    (out / "scenes").mkdir(parents=True, exist_ok=True)  # first: an unwritable --out fails before any search
+    try:
+        cache = scene_cache(cache_dir, source)
+        # Zone masks and the detectors (weights load here) before searching: a bad model fails fast.
+        masks = agg.zone_masks(setup.area, setup.grid)
+        bands = steps.required_bands(setup.methods["S2"]) if "S2" in setup.sensors else ()
+        found = search_scenes(steps, setup, d0, d1, max_cloud=max_cloud)
+    except BaseException:
+        if fresh:  # nothing was written yet: leave no empty run folder behind (a bad --source, no network)
+            remove_empty_run_folder(out)
+        raise
     records = process_scenes(
         found,
         setup,

@@ -53,3 +53,17 @@ def test_a_sensor_without_any_scene_in_the_period_is_said_aloud(tmp_path, capsys
     err = capsys.readouterr().err
     assert "no S1 scenes from samples" in err and "every day is unobserved" not in err
     assert "no S2 scenes" not in err
+
+
+def test_a_run_that_fails_before_any_scene_leaves_no_empty_folder(tmp_path, capsys):
+    period = ["--start", str(DAY), "--end", str(DAY + timedelta(days=1))]
+    out = tmp_path / "new" / "run"
+    with pytest.raises(SystemExit) as e:
+        main(["run", "--aoi", "8.88,44.39,8.92,44.42", *period, "--source", "bogus", "--out", str(out)])
+    assert e.value.code == 2 and "unknown source 'bogus'" in capsys.readouterr().err
+    assert not out.exists() and (tmp_path / "new").is_dir()  # only what the run made goes
+    kept = tmp_path / "kept"
+    (kept / "notes").mkdir(parents=True)
+    with pytest.raises(SystemExit):
+        main(["run", "--aoi", "8.88,44.39,8.92,44.42", *period, "--source", "bogus", "--out", str(kept)])
+    assert (kept / "notes").is_dir()  # a folder that was there stays, with what it held
