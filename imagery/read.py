@@ -173,7 +173,10 @@ def resolve_input(
         raise InputError(f"bands named twice: {','.join(wanted)}")
     if not path.is_dir():
         return path, wanted, None
-    files = find_band_files(path)
+    from imagery.safe import granule_band_files, safe_granule
+
+    path = safe_granule(path)  # a SAFE product: its one granule's IMG_DATA
+    files = granule_band_files(path) if path.name.upper() == "IMG_DATA" else find_band_files(path)
     if not files:
         rasters = sorted(p.name for p in path.iterdir() if p.suffix.lower() in (".tif", ".tiff", ".jp2"))
         hint = (
@@ -203,12 +206,20 @@ def open_raster(
     pixels are true ground metres even for Web Mercator exports.
     """
     path, wanted, files = resolve_input(path, bands)
+    safe = None
     if files is not None:
         names = wanted or [b for b in files if b != "SCL"]
         missing = [b for b in names if b not in files]
         if missing:
             raise MissingBandsError(missing, str(path))
         sources = [(files[b], 1, b) for b in names]
+        from imagery.safe import find_safe, read_safe
+
+        found = find_safe(path)
+        if found is not None:  # ESA's JP2s: DN offset and quantification from the product, not the file
+            safe = read_safe(found)
+            scene_id = scene_id or safe.name
+            acquired = acquired or safe.datetime
     else:
         try:
             with rasterio.open(path) as src:
@@ -249,9 +260,13 @@ def open_raster(
                     raise CrsError(f"{file} has no CRS; harborwatch needs georeferenced rasters")
                 if out_grid is None:
                     out_grid = _output_grid(src, res_m, native)
+                if safe is not None and band not in CATEGORICAL_LAYERS:
+                    declared, offset = scale or safe.scale, safe.offset_dn(band)
+                else:
+                    declared = scale or _file_scale(src, index)
+                    offset = float(src.tags(index).get("REFLECTANCE_OFFSET", 0) or 0)
                 reads.append((
-                    band, src.read(index), src.nodatavals[index - 1], scale or _file_scale(src, index),
-                    float(src.tags(index).get("REFLECTANCE_OFFSET", 0) or 0), src.dtypes[index - 1],
+                    band, src.read(index), src.nodatavals[index - 1], declared, offset, src.dtypes[index - 1],
                     src.crs, src.transform,
                 ))
         except RasterioIOError as e:

@@ -345,7 +345,8 @@ def is_sentinel1(path: str | Path) -> bool:
     if any(PRODUCT_RE.search(part) for part in path.resolve().parts[-3:]):
         return True
     if path.is_dir():
-        return path.suffix.upper() == ".SAFE" or (path / "measurement").is_dir()
+        optical = path.name.upper().startswith("S2") or (path / "GRANULE").is_dir()  # a Sentinel-2 SAFE
+        return (path.suffix.upper() == ".SAFE" and not optical) or (path / "measurement").is_dir()
     if _pol_in_name(path.name):
         return True
     try:

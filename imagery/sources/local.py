@@ -28,6 +28,7 @@ from shapely.geometry import box, mapping, shape
 
 from imagery.errors import InputError, RasterReadError
 from imagery.read import BAND_FILE_RE, find_band_files, normalise_band_name
+from imagery.safe import RESOLUTION_FOLDERS, SafeProduct, find_safe, granule_band_files, read_safe
 from imagery.sources.base import check_limit, check_max_cloud, finish, parse_period
 from imagery.sources.stac import item_baseline, item_datetime, item_level, item_platform
 from imagery.types import Asset, Scene
@@ -67,6 +68,8 @@ class _Meta:
     origin: str = ""
     scale: float | None = None
     offset_dn: float | None = None
+    #: The SAFE product a band folder lies in: its bands' DN offsets (``SafeProduct.offset_dn``).
+    safe: SafeProduct | None = None
 
 
 class LocalCatalog:
@@ -129,7 +132,11 @@ class LocalCatalog:
         for dirpath, dirnames, filenames in os.walk(self.root):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             folder = Path(dirpath)
-            band_files = find_band_files(folder)
+            if folder.name.upper() == "IMG_DATA" and any(d in RESOLUTION_FOLDERS for d in dirnames):
+                band_files = granule_band_files(folder)  # a Level-2A SAFE granule: one scene, not three
+                dirnames[:] = [d for d in dirnames if d not in RESOLUTION_FOLDERS]
+            else:
+                band_files = find_band_files(folder)
             if band_files:
                 out.append(self._folder_scene(folder, band_files))
             for name in sorted(filenames):
@@ -160,6 +167,9 @@ class LocalCatalog:
     # -- one scene per band folder -------------------------------------------------------------------
     def _folder_scene(self, folder: Path, band_files: Mapping[str, Path]) -> Scene:
         meta = _sidecar(folder / SIDECAR) or _stac_beside(folder) or _Meta()
+        safe = find_safe(folder)
+        if safe is not None:  # a granule's IMG_DATA: the product's name and metadata file fill the gaps
+            meta = _merge(meta, _from_safe(read_safe(safe)))
         if meta.datetime is None:
             meta = _merge(meta, _from_name(folder.name) or _from_names(p.name for p in band_files.values()))
         if meta.datetime is None:
@@ -284,15 +294,20 @@ class LocalCatalog:
 
 def _asset(path: Path, band: str, index: int, meta: _Meta) -> Asset:
     categorical = band == "SCL"
+    offset = meta.offset_dn
+    request: dict[str, Any] = {"band_index": index, "scale_declared": meta.scale is not None}
+    if offset is None and meta.safe is not None:  # ESA's JP2s carry the offset from baseline 04.00 on
+        offset = meta.safe.offset_dn(band)
+        request["offset_rule"] = meta.safe.offset_rule
     return Asset(
         href=str(path),
         band=band,
-        media_type="image/tiff",
-        offset_dn=0.0 if categorical or meta.offset_dn is None else meta.offset_dn,
+        media_type="image/jp2" if path.suffix.lower() == ".jp2" else "image/tiff",
+        offset_dn=0.0 if categorical or offset is None else offset,
         scale=1.0 if categorical else (meta.scale if meta.scale is not None else 1e-4),
         nodata=0.0,
         # Without a declared scale the reader should trust the file's own metadata (imagery.read guesses).
-        request={"band_index": index, "scale_declared": meta.scale is not None},
+        request=request,
     )
 
 
@@ -378,6 +393,21 @@ def _stac_beside(folder: Path, stem: str | None = None) -> _Meta | None:
         if isinstance(doc, dict) and doc.get("type") == "Feature" and isinstance(doc.get("properties"), dict):
             return _from_stac(doc, p)
     return None
+
+
+def _from_safe(product: SafeProduct) -> _Meta:
+    """What a SAFE product says of the band folders in it: ESA's DN are reflectance × quantification."""
+    return _Meta(
+        id=product.name,
+        datetime=product.datetime,
+        platform=product.platform,
+        level=product.level,
+        cloud_cover=product.cloud_cover,
+        baseline=product.baseline,
+        origin=str(product.metadata_file or product.path),
+        scale=product.scale,
+        safe=product,
+    )
 
 
 def _from_name(name: str) -> _Meta | None:

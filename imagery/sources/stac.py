@@ -19,6 +19,7 @@ from shapely.geometry import shape
 
 from imagery.errors import CatalogError, HarborwatchError
 from imagery.http import RetryingSession, RetryPolicy, make_session, redact_url
+from imagery.safe import baseline_offset_dn  # also imported from here by planetary_computer
 from imagery.sources.base import SceneSearch, stac_datetime_range
 from imagery.types import Asset, Scene
 
@@ -219,16 +220,6 @@ def item_baseline(props: Mapping[str, Any]) -> str | None:
         if m:
             return f"{m.group(1)}.{m.group(2)}"
     return None
-
-
-def baseline_offset_dn(baseline: str | None) -> float:
-    """The radiometric offset ESA adds from processing baseline 04.00 on (−1000 DN), else 0."""
-    if not baseline:
-        return 0.0
-    try:
-        return -1000.0 if float(baseline) >= 4.0 else 0.0
-    except ValueError:
-        return 0.0
 
 
 def item_platform(props: Mapping[str, Any], item_id: str) -> str:
