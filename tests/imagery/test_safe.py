@@ -184,3 +184,22 @@ def test_a_run_over_downloaded_products_counts_ships_with_their_metadata(tmp_pat
         12.5,
     )
     assert row["n_detections"] > 0
+
+
+def test_search_and_fetch_default_to_the_collection_run_uses(tmp_path, capsys):
+    # a local folder says its own level (as `run` reads it): a 2023 Level-1C product is not filtered out by
+    # a fixed sentinel-2-l2a default
+    products = tmp_path / "products"
+    _safe(products, L1C, 1000)
+    day = str(SAMPLE.datetime.date())
+    west, south, east, north = SAMPLE.bbox
+    period = ["--aoi", f"{west},{south},{east},{north}", "--start", day, "--end", day]
+    with pytest.raises(SystemExit) as e:
+        main(["-q", "search", *period, "--source", f"local:{products}", "--json"])
+    assert e.value.code == 0
+    rows = json.loads(capsys.readouterr().out)
+    assert [(r["id"], r["processing_level"]) for r in rows] == [(L1C, "L1C")]
+    with pytest.raises(SystemExit) as e:
+        main(["-q", "fetch", *period, "--source", f"local:{products}", "--out", str(tmp_path / "out")])
+    assert e.value.code == 0
+    assert len(list((tmp_path / "out").glob("*.tif"))) == 1

@@ -33,9 +33,9 @@ def _bands(text: str) -> tuple[str, ...]:
 @click.option("--end", required=True, help="Last day, YYYY-MM-DD (UTC, inclusive).")
 @click.option(
     "--collection",
-    default="sentinel-2-l2a",
-    show_default=True,
-    help="sentinel-2-l1c | sentinel-2-l2a | sentinel-2-c1-l2a (which exist depends on --source).",
+    default=None,
+    help="sentinel-2-l1c | sentinel-2-l2a | sentinel-2-c1-l2a (which exist depends on --source) | any (local "
+    "folders). Default as for `run`: sentinel-2-l1c before 2018-12, else sentinel-2-l2a; local folders: any.",
 )
 @click.option(
     "--source",
@@ -91,7 +91,7 @@ def fetch_cmd(
     aoi_spec: str,
     start: str,
     end: str,
-    collection: str,
+    collection: str | None,
     source: str,
     max_cloud: float | None,
     cloudy_above: float,
@@ -113,14 +113,17 @@ def fetch_cmd(
     """
     import logging
 
+    from detect.pipeline.plan import default_collection
     from imagery.aoi import get_aoi
     from imagery.cache import Cache
     from imagery.catalog import search
     from imagery.fetch import fetch
+    from imagery.sources.base import parse_period
 
     log = logging.getLogger("harborwatch")
     bands = _bands(bands_text)
     aoi = get_aoi(aoi_spec)
+    collection = collection or default_collection(source, parse_period(start, end)[0].date())
     scenes = search(aoi, start, end, collection=collection, source=source, max_cloud=max_cloud)
     if not scenes:
         log.warning("no scenes found for %s, %s to %s in %s (%s)", aoi.name, start, end, collection, source)

@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from detect.cli.app import cli, emit
+from detect.pipeline.plan import default_collection
 from imagery.catalog import resolve_aoi, scene_summary, search
 from imagery.sources.base import empty_result_hint, parse_period
 
@@ -18,8 +19,9 @@ SOURCE_HELP = (
     "sentinelhub (alias cdse), stac:URL (any STAC API), local:DIR or samples"
 )
 COLLECTION_HELP = (
-    "sentinel-2-l2a, sentinel-2-l1c, sentinel-2-c1-l2a (Earth Search), sentinel-1-grd; "
-    "'any' for local folders"
+    "sentinel-2-l2a, sentinel-2-l1c, sentinel-2-c1-l2a (Earth Search), sentinel-1-grd, or 'any' (local "
+    "folders). Default as for `run`: sentinel-2-l1c before 2018-12 (L2A is not global before), else "
+    "sentinel-2-l2a (Planetary Computer: always l2a); local folders: any"
 )
 
 
@@ -33,7 +35,7 @@ COLLECTION_HELP = (
 )
 @click.option("--start", required=True, metavar="YYYY-MM-DD", help="First day (UTC).")
 @click.option("--end", required=True, metavar="YYYY-MM-DD", help="Last day (UTC, inclusive).")
-@click.option("--collection", default="sentinel-2-l2a", show_default=True, help=COLLECTION_HELP)
+@click.option("--collection", default=None, help=COLLECTION_HELP)
 @click.option("--source", default="earth-search", show_default=True, help=SOURCE_HELP)
 @click.option(
     "--max-cloud",
@@ -52,7 +54,7 @@ def search_cmd(
     aoi_spec: str,
     start: str,
     end: str,
-    collection: str,
+    collection: str | None,
     source: str,
     max_cloud: float | None,
     limit: int | None,
@@ -62,6 +64,7 @@ def search_cmd(
     """List acquisitions over an AOI: id, UTC time, platform, level, tile cloud %, AOI coverage %."""
     aoi = resolve_aoi(aoi_spec)
     t0, t1 = parse_period(start, end)
+    collection = collection or default_collection(source, t0.date())
     scenes = search(aoi, t0, t1, collection=collection, source=source, max_cloud=max_cloud, limit=limit)
     rows = [scene_summary(s) for s in scenes]
     if aoi_clouds:
