@@ -29,6 +29,7 @@ from rasterio.windows import Window, from_bounds
 from imagery.aoi import utm_crs_for
 from imagery.errors import CredentialsError, CrsError, InputError, MissingBandsError, RasterReadError
 from imagery.gdal import gdal_env, vsi_path
+from imagery.safe import RESOLUTION_FOLDERS, find_safe, read_safe, safe_granule
 from imagery.types import CATEGORICAL_LAYERS, Asset, Grid, RasterWindow, Scene, valid_pixels
 
 if TYPE_CHECKING:
@@ -64,6 +65,20 @@ def find_band_files(folder: str | Path) -> dict[str, Path]:
                 raise InputError(f"two files for band {band} in {folder}: {found[band].name}, {p.name}")
             found[band] = p
     return found
+
+
+def granule_band_files(img_data: str | Path) -> dict[str, Path]:
+    """Band → file of a SAFE granule's IMG_DATA: Level-1C's files, or Level-2A's across ``R10m``, ``R20m``
+    and ``R60m`` (``imagery.safe.RESOLUTION_FOLDERS``), each band from its finest folder."""
+    img_data = Path(img_data)
+    folders = [img_data / r for r in RESOLUTION_FOLDERS if (img_data / r).is_dir()]
+    if not folders:
+        return find_band_files(img_data)
+    out: dict[str, Path] = {}
+    for folder in folders:
+        for band, p in find_band_files(folder).items():
+            out.setdefault(band, p)
+    return out
 
 
 def default_grid_for(src_crs, src_bounds, res_m: float = 10.0) -> Grid:
@@ -173,8 +188,6 @@ def resolve_input(
         raise InputError(f"bands named twice: {','.join(wanted)}")
     if not path.is_dir():
         return path, wanted, None
-    from imagery.safe import granule_band_files, safe_granule
-
     path = safe_granule(path)  # a SAFE product: its one granule's IMG_DATA
     files = granule_band_files(path) if path.name.upper() == "IMG_DATA" else find_band_files(path)
     if not files:
@@ -213,8 +226,6 @@ def open_raster(
         if missing:
             raise MissingBandsError(missing, str(path))
         sources = [(files[b], 1, b) for b in names]
-        from imagery.safe import find_safe, read_safe
-
         found = find_safe(path)
         if found is not None:  # ESA's JP2s: DN offset and quantification from the product, not the file
             safe = read_safe(found)

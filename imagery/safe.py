@@ -101,22 +101,6 @@ def read_safe(path: str | Path) -> SafeProduct:
     return _with_metadata(out, mtd)
 
 
-def granule_band_files(img_data: str | Path) -> dict[str, Path]:
-    """Band → file of one granule's IMG_DATA: Level-1C's files, or Level-2A's across ``R10m``, ``R20m`` and
-    ``R60m``, each band from its finest folder."""
-    from imagery.read import find_band_files
-
-    img_data = Path(img_data)
-    folders = [img_data / r for r in RESOLUTION_FOLDERS if (img_data / r).is_dir()]
-    if not folders:
-        return find_band_files(img_data)
-    out: dict[str, Path] = {}
-    for folder in folders:
-        for band, p in find_band_files(folder).items():
-            out.setdefault(band, p)
-    return out
-
-
 def safe_granule(path: Path) -> Path:
     """``path``, or for a SAFE folder its one granule's IMG_DATA; an ``InputError`` for a SAFE of several
     granules (products before December 2016 hold many tiles: pass one granule's IMG_DATA)."""

@@ -27,8 +27,8 @@ from rasterio.warp import transform_geom
 from shapely.geometry import box, mapping, shape
 
 from imagery.errors import InputError, RasterReadError
-from imagery.read import BAND_FILE_RE, find_band_files, normalise_band_name
-from imagery.safe import RESOLUTION_FOLDERS, SafeProduct, find_safe, granule_band_files, read_safe
+from imagery.read import BAND_FILE_RE, find_band_files, granule_band_files, normalise_band_name
+from imagery.safe import RESOLUTION_FOLDERS, SafeProduct, find_safe, read_safe
 from imagery.sources.base import check_limit, check_max_cloud, finish, parse_period
 from imagery.sources.stac import item_baseline, item_datetime, item_level, item_platform
 from imagery.types import Asset, Scene
