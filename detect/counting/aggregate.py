@@ -277,7 +277,9 @@ def detection_rows(detections: Iterable[Detection], aoi: Aoi | None = None) -> l
 def detections_table(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     """Detections as a DataFrame with a fixed column order and dtypes, even when empty."""
     df = pd.DataFrame(list(rows), columns=list(DETECTION_COLUMNS))
-    df["acquired"] = pd.to_datetime(df["acquired"], utc=True)
+    # ISO 8601 parsed per value: one scene's time may carry fractional seconds and the next none
+    # (``datetime.isoformat`` drops ".000000"), which a format inferred from the first value rejects
+    df["acquired"] = pd.to_datetime(df["acquired"], utc=True, format="ISO8601")
     for c in ("score", "length_m", "width_m", "heading_deg", "lon", "lat", "speed_kmh"):
         df[c] = pd.to_numeric(df[c]).astype(float)
     # dark: True / False after AIS matching, <NA> when not matched (no AIS, or a class AIS cannot vouch for)
@@ -314,7 +316,7 @@ def features_from_rows(df: pd.DataFrame) -> list[dict[str, Any]]:
 def scenes_table(rows: Iterable[dict[str, Any]]) -> pd.DataFrame:
     """Scenes as a DataFrame; a row without ``sensor`` is Sentinel-1 if its level is GRD, else Sentinel-2."""
     df = pd.DataFrame(list(rows), columns=list(SCENE_COLUMNS))
-    df["datetime"] = pd.to_datetime(df["datetime"], utc=True)
+    df["datetime"] = pd.to_datetime(df["datetime"], utc=True, format="ISO8601")  # see detections_table
     for c in ("cloud_cover", "cloud_fraction", "valid_fraction", "observed_fraction", "dark_b02"):
         df[c] = pd.to_numeric(df[c]).astype(float)
     df["n_detections"] = pd.to_numeric(df["n_detections"]).astype("Int64")

@@ -155,10 +155,14 @@ def _pick(columns: Sequence[str], name: str) -> str | None:
 
 def _parse_times(values: pd.Series, column: str, source: str) -> pd.Series:
     fmt = DAY_FIRST_COLUMNS.get(column.lower().strip())
-    try:
-        return pd.to_datetime(values, utc=True, format=fmt)
-    except (ValueError, TypeError) as e:
-        raise AisError(f"{source}: timestamps cannot be parsed ({e})") from None
+    # a feed may mix precisions ("…:30Z" beside "…:31.5Z"): without a known format each value is parsed
+    # on its own, not by the format pandas infers from the first one
+    for f in (fmt,) if fmt else (None, "mixed"):
+        try:
+            return pd.to_datetime(values, utc=True, format=f)
+        except (ValueError, TypeError) as e:
+            why = str(e).splitlines()[0]
+    raise AisError(f"{source}: timestamps cannot be parsed ({why})")
 
 
 def normalise_ais(

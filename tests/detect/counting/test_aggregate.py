@@ -346,3 +346,20 @@ def test_a_class_a_scene_could_not_search_is_unobserved_or_counted_from_another_
     assert row(d, 3)["count"] == 1 and row(d, 3)["status"] == "observed"
     t3 = row(d, 3, cls="truck")
     assert t3["status"] == "unobserved" and pd.isna(t3["count"]) and t3["scene"] == ""
+
+
+def test_scene_and_detection_times_mixing_whole_and_fractional_seconds_parse():
+    """Records store ``datetime.isoformat()``, which drops ".000000": one scene's time may carry fractional
+    seconds and the next none. The tables used to infer one format from the first value and raise on the
+    other, so the run crashed at aggregation on every rerun."""
+    scenes = agg.scenes_table(
+        [
+            {**scene("A", 1), "datetime": "2018-05-01T02:40:00+00:00"},
+            {**scene("B", 2), "datetime": "2018-05-02T02:40:00.900000+00:00"},
+        ]
+    )
+    assert list(scenes["datetime"].dt.microsecond) == [0, 900000]
+    rows = agg.detection_rows([det("A", 1, 120.01, 37.01, 100.0), det("B", 2, 120.01, 37.01, 100.0)], AOI)
+    rows[0]["acquired"], rows[1]["acquired"] = "2018-05-01T02:40:00+00:00", "2018-05-02T02:40:00.5+00:00"
+    table = agg.detections_table(rows)
+    assert list(table["acquired"].dt.microsecond) == [0, 500000]

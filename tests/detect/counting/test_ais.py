@@ -289,3 +289,14 @@ def test_a_radar_detection_of_a_moving_ship_may_lie_far_along_track():
     assert match_ais([det], moving).mmsi_by_detection == [8]
     assert match_ais([det], moored).mmsi_by_detection == [None]
     assert match_ais([replace(det, sensor="S2")], moving).mmsi_by_detection == [None]  # optical: no shift
+
+
+def test_timestamps_of_mixed_precision_parse_and_bad_ones_say_so_on_one_line():
+    times = ["2023-07-05T10:00:30Z", "2023-07-05T10:00:31.5Z"]
+    raw = pd.DataFrame({"mmsi": [1, 2], "timestamp": times, "lat": [44.4, 44.41], "lon": [8.9, 8.91]})
+    ais = normalise_ais(raw)
+    assert sorted(ais["timestamp"].dt.microsecond) == [0, 500000]
+    bad = raw.assign(timestamp=["2023-07-05T10:00:30Z", "not a time"])
+    with pytest.raises(InputError) as e:
+        normalise_ais(bad)
+    assert "\n" not in str(e.value)
