@@ -291,6 +291,7 @@ def aoi_from_geojson(
         outline_parts.append(_shape(geom_doc, label))
         outline_props = outline_props or dict(props)
 
+    _check_zone_names(zones, label)
     aoi_name = name or outline_props.get("name") or collection_name or stem or "custom"
     outline_parts = [g for g in outline_parts if not g.is_empty]
     if outline_parts:
@@ -469,6 +470,24 @@ def _has_polygon(doc: Mapping[str, Any]) -> bool:
         return True
     children = [doc.get("geometry"), *(doc.get("features") or []), *(doc.get("geometries") or [])]
     return any(isinstance(c, Mapping) and _has_polygon(c) for c in children)
+
+
+#: The zone name counts use for the whole AOI (``detect.counting.aggregate.ALL_ZONE``).
+WHOLE_AOI_ZONE = "all"
+
+
+def _check_zone_names(zones: Sequence[Zone], label: str) -> None:
+    """Counts, masks and tables are keyed by zone name: two zones of one name would be merged (one
+    overwriting the other's area), and a zone named ``all`` would be replaced by the whole AOI."""
+    seen: set[str] = set()
+    for z in zones:
+        if not z.name.strip():
+            raise AoiError(f"{label}: a zone has an empty name")
+        if z.name == WHOLE_AOI_ZONE:
+            raise AoiError(f"{label}: zone name {z.name!r} is reserved for the whole AOI; rename the zone")
+        if z.name in seen:
+            raise AoiError(f"{label}: two zones are named {z.name!r}; give each zone its own name")
+        seen.add(z.name)
 
 
 def _zones_utm(zones: Sequence[Zone]) -> str:

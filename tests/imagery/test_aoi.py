@@ -342,3 +342,18 @@ def test_aoi_record_still_rejects_empty_and_degree_less_geometry():
         Aoi(name="x", kind="custom", geometry=box(0, 0, 1, 1).intersection(box(5, 5, 6, 6)))
     with pytest.raises(AoiError, match="not lon/lat degrees"):
         Aoi(name="x", kind="custom", geometry=box(600000, 4170000, 610000, 4180000))
+
+
+@pytest.mark.parametrize(
+    ("names", "says"),
+    [(["z", "z"], "two zones are named 'z'"), (["all"], "reserved for the whole AOI"), ([" "], "empty name")],
+)
+def test_zone_names_that_would_merge_or_vanish_in_the_counts_are_refused(names, says):
+    """Counts are keyed by zone name: a second zone of one name replaced the first's area (its ships
+    counted 0), and a zone named 'all' was silently replaced by the whole AOI."""
+    outline = box(8.87, 44.38, 8.93, 44.43)
+    zones = [_feature(box(8.90 + i / 100, 44.40, 8.905 + i / 100, 44.41), zone=n, kind="berth")
+             for i, n in enumerate(names)]
+    doc = {"type": "FeatureCollection", "features": [_feature(outline), *zones]}
+    with pytest.raises(AoiError, match=says):
+        aoi_from_geojson(doc, name="zones")
