@@ -252,6 +252,10 @@ def _client(scheduler: str | None, workers: int, threads: int, processes: bool) 
             return Client(scheduler, timeout="20s"), None
         except OSError as e:
             raise InputError(f"cannot reach the dask scheduler at {scheduler}: {e}") from None
+        except (ValueError, TypeError) as e:  # distributed's address parser: no port, unknown protocol
+            raise InputError(
+                f"--scheduler {scheduler!r} is not a dask scheduler address (e.g. tcp://HOST:8786): {e}"
+            ) from None
     if workers < 1:
         raise InputError(f"--workers must be at least 1, got {workers}")
     cluster = LocalCluster(

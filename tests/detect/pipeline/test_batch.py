@@ -304,3 +304,10 @@ def test_gpu_fp16_batched_detections_match_cpu_within_tolerance():
         ious = [a.polygon.intersection(b.polygon).area / a.polygon.union(b.polygon).area for b in gpu]
         best = int(np.argmax(ious))
         assert ious[best] >= 0.9 and abs(gpu[best].score - a.score) <= 0.02
+
+
+@pytest.mark.parametrize("address", ["notanaddress", "bogus://host:1"])
+def test_a_scheduler_address_that_is_not_one_is_bad_input(address):
+    """distributed's address parser raises ValueError, which reached the user as a traceback (exit 1)."""
+    with pytest.raises(InputError, match="not a dask scheduler address"):
+        batch._client(address, 1, 1, False)
