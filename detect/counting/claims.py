@@ -7,9 +7,10 @@ cannot know at all (flag, owner, cargo).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import date
+from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -156,6 +157,8 @@ def claim_from_dict(item: Any, where: str = "claim") -> Claim:
         min_len = None if item.get("min_length_m") is None else float(item["min_length_m"])
     except (TypeError, ValueError):
         raise InputError(f"{where}: value and min_length_m must be numbers") from None
+    if not all(math.isfinite(x) for x in (value, 0.0 if min_len is None else min_len)):
+        raise InputError(f"{where}: value and min_length_m must be finite numbers (no .nan or .inf)")
     return Claim(
         id=str(item["id"]),
         source=str(item["source"]),
@@ -176,6 +179,8 @@ def claim_from_dict(item: Any, where: str = "claim") -> Claim:
 
 
 def _date(v: Any, where: str, name: str) -> date:
+    if isinstance(v, datetime):  # YAML reads "2018-05-01 10:00:00" as a timestamp: its UTC day
+        return (v.astimezone(timezone.utc) if v.tzinfo else v).date()
     if isinstance(v, date):
         return v
     try:

@@ -175,3 +175,27 @@ def test_bad_claim_files_raise_input_errors(tmp_path, text, message):
     with pytest.raises(InputError, match=message) as e:
         load_claims(p)
     assert "\n" not in str(e.value)  # the CLI prints it as one line
+
+
+@pytest.mark.parametrize("value", [".nan", ".inf", "-.inf"])
+def test_a_claimed_value_that_is_not_finite_is_bad_input(tmp_path, value):
+    """`.nan` passed the number check, ran the whole run and crashed drawing claims.png (a traceback, no
+    report)."""
+    p = tmp_path / "c.yaml"
+    p.write_text(
+        "- {id: a, source: s, aoi: x, start: 2018-05-01, end: 2018-06-30, metric: vessel_days, "
+        f"value: {value}}}"
+    )
+    with pytest.raises(InputError, match="finite"):
+        load_claims(p)
+
+
+def test_a_claim_period_given_as_yaml_timestamps_is_read_as_days(tmp_path):
+    """YAML reads `2018-05-01 10:00:00` as a datetime, which compared with a date raised TypeError."""
+    p = tmp_path / "c.yaml"
+    p.write_text(
+        "- {id: a, source: s, aoi: x, start: 2018-05-01 10:00:00, end: 2018-06-30T23:00:00-05:00,"
+        " metric: vessel_days, value: 1}"
+    )
+    (claim,) = load_claims(p)
+    assert (claim.start, claim.end) == (date(2018, 5, 1), date(2018, 7, 1))
