@@ -57,6 +57,14 @@ def expand_jobs(entries: Iterable[Mapping[str, Any]], defaults: Mapping[str, Any
         if unknown:
             known = ", ".join(sorted(_JOB_FIELDS))
             raise InputError(f"job {n}: unknown field(s) {', '.join(unknown)}; known: {known}")
+        for one, many in (("aoi", "aois"), ("source", "sources"), ("start", "periods"), ("end", "periods")):
+            if one in raw and many in raw:  # one of them would be dropped without a word
+                raise InputError(f"job {n}: give {one} or {many}, not both")
+            # the entry's own field wins over the other form in defaults (`sources` there hid `source` here)
+            if one in raw:
+                e.pop(many, None)
+            elif many in raw:
+                e.pop(one, None)
         aois = _listed(e, "aoi", "aois", n)
         sources = _listed(e, "source", "sources", n, default=["earth-search"])
         if "periods" in e:
@@ -68,6 +76,9 @@ def expand_jobs(entries: Iterable[Mapping[str, Any]], defaults: Mapping[str, Any
         classes = e.get("classes", ["ship"])
         classes = tuple(c.strip() for c in (classes.split(",") if isinstance(classes, str) else classes))
         multi = len(aois) * len(periods) * len(sources) > 1
+        starts = [s for s, _ in periods]
+        with_end = len(set(starts)) < len(starts)  # two periods of the entry start on one day
+        with_source = len(sources) > 1
         for aoi, (start, end), source in product(aois, periods, sources):
             jobs.append(
                 Job(
@@ -82,7 +93,14 @@ def expand_jobs(entries: Iterable[Mapping[str, Any]], defaults: Mapping[str, Any
                     conf=e.get("conf"),
                     claims=e.get("claims"),
                     sensors=e.get("sensors"),
-                    name=_job_name(e.get("name"), aoi, start, multi),
+                    name=_job_name(
+                        e.get("name"),
+                        aoi,
+                        start,
+                        multi,
+                        end=end if with_end else None,
+                        source=str(source) if with_source else None,
+                    ),
                     baseline=_baseline(e.get("baseline"), start, end, n),
                 )
             )
@@ -93,11 +111,26 @@ def expand_jobs(entries: Iterable[Mapping[str, Any]], defaults: Mapping[str, Any
     return jobs
 
 
-def _job_name(name: str | None, aoi: Any, start: date, multi: bool) -> str | None:
-    """A named entry that expands to several jobs names each one by its AOI and start."""
+def _job_name(
+    name: str | None,
+    aoi: Any,
+    start: date,
+    multi: bool,
+    *,
+    end: date | None = None,
+    source: str | None = None,
+) -> str | None:
+    """A named entry that expands to several jobs names each one by its AOI and start, and by its end and
+    source where the entry has periods sharing a start or several sources (they would share a folder)."""
     if not name or not multi:
         return name
-    return f"{name}_{Path(str(aoi)).stem}_{start}"
+    a = str(aoi)
+    parts = [name, Path(a).stem if a.endswith((".geojson", ".json")) else a, str(start)]
+    if end is not None:
+        parts.append(str(end))
+    if source is not None:
+        parts.append(source)
+    return "_".join(parts)
 
 
 def load_jobs(path: str | Path) -> list[Job]:

@@ -311,3 +311,42 @@ def test_a_scheduler_address_that_is_not_one_is_bad_input(address):
     """distributed's address parser raises ValueError, which reached the user as a traceback (exit 1)."""
     with pytest.raises(InputError, match="not a dask scheduler address"):
         batch._client(address, 1, 1, False)
+
+
+def test_a_named_entry_over_several_sources_or_periods_of_one_start_gets_a_folder_per_job():
+    """The name of a job of a named entry held only its AOI and start (and the bbox lost its last decimals to
+    Path.stem): two sources, or two periods from one day, were refused as sharing a folder."""
+    jobs = expand_jobs(
+        [{"name": "g", "aoi": "8.8776,44.3879,8.9239,44.4211", "start": "2023-07-10", "end": "2023-07-10",
+          "sources": ["samples", "local:/data"]},
+         {"name": "h", "aoi": "a.geojson", "source": "samples",
+          "periods": [["2023-07-01", "2023-07-12"], ["2023-07-01", "2023-07-31"]]}]
+    )  # fmt: skip
+    assert [j.id for j in jobs] == [
+        "g_8.8776_44.3879_8.9239_44.4211_2023-07-10_samples",
+        "g_8.8776_44.3879_8.9239_44.4211_2023-07-10_local_data",
+        "h_a_2023-07-01_2023-07-12",
+        "h_a_2023-07-01_2023-07-31",
+    ]
+
+
+@pytest.mark.parametrize(
+    "entry",
+    [
+        {"aoi": "x", "aois": ["y"], "start": "2023-01-01", "end": "2023-01-02"},
+        {"aoi": "x", "start": "2023-01-01", "end": "2023-01-02", "periods": [["2023-02-01", "2023-02-02"]]},
+        {"aoi": "x", "start": "2023-01-01", "end": "2023-01-02", "source": "samples", "sources": ["samples"]},
+    ],
+)
+def test_an_entry_giving_a_field_both_ways_is_refused(entry):
+    """`aoi` beside `aois` (or start/end beside `periods`) silently ran only one of them."""
+    with pytest.raises(InputError, match="not both"):
+        expand_jobs([entry])
+
+
+def test_an_entrys_own_source_wins_over_sources_in_defaults():
+    jobs = expand_jobs(
+        [{"aoi": "x", "start": "2023-01-01", "end": "2023-01-02", "source": "samples"}],
+        defaults={"sources": ["earth-search", "planetary-computer"]},
+    )
+    assert [j.source for j in jobs] == ["samples"]
