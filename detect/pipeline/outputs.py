@@ -29,6 +29,14 @@ log = logging.getLogger(__name__)
 
 
 RGB = ("B04", "B03", "B02")
+#: Files a run writes only with --baseline-start/-end or --claims; a rerun without them removes them.
+OPTIONAL_OUTPUTS = (
+    "baseline_daily_counts.csv",
+    "baseline.csv",
+    "baseline.json",
+    "baseline.png",
+    "claims.png",
+)
 
 
 def write_outputs(
@@ -103,6 +111,12 @@ def write_outputs(
             baseline=result.baseline,
         )
         paths["report_md"], paths["report_html"] = rep.write_report(blocks, out, f"harborwatch: {title}")
+    # files only some runs write: a rerun without --baseline / --claims in the same folder must not leave
+    # the earlier run's comparison and claims chart beside tables and a report that no longer have them
+    written = {p.name for p in paths.values()}
+    for name in OPTIONAL_OUTPUTS:
+        if name not in written and (report or not name.endswith(".png")):
+            (out / name).unlink(missing_ok=True)
     baseline_ids = (
         list(result.baseline_daily["scene"].replace("", None).dropna().unique())
         if (result.baseline_daily is not None)

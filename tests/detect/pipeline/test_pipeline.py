@@ -549,3 +549,22 @@ def test_a_scene_key_stamps_local_files_by_path_or_file_link_and_leaves_remote_o
     assert scene_key(linked, key) == plain  # the imagery cache stamps file:// links too
     remote = replace(scene, assets={b: replace(a, href=f"https://x/{b}") for b, a in scene.assets.items()})
     assert scene_key(remote, key) == key
+
+
+def test_a_rerun_without_baseline_or_claims_removes_their_earlier_files(imagery_dir, tmp_path):
+    """baseline.csv/.json/.png, baseline_daily_counts.csv and claims.png of an earlier run stayed beside a
+    claims.json of [] and a report that no longer mentioned them."""
+    steps = replace(pipeline.default_steps(), detect=LabelledVessels())
+    claims = tmp_path / "claims.yaml"
+    claims.write_text(
+        f"- {{id: c, source: s, aoi: {AOI.name}, start: {DAY}, end: {DAY}, metric: max_simultaneous, "
+        "value: 1}\n"
+    )
+    out = tmp_path / "run"
+    baseline = (DAY - timedelta(days=10), DAY - timedelta(days=5))
+    _run(imagery_dir, out, steps, report=True, claims=str(claims), baseline=baseline)
+    optional = {"baseline.csv", "baseline.json", "baseline.png", "baseline_daily_counts.csv", "claims.png"}
+    assert optional <= {p.name for p in out.iterdir()}
+    _run(imagery_dir, out, steps, report=True)
+    assert not optional & {p.name for p in out.iterdir()}
+    assert json.loads((out / "claims.json").read_text()) == []
