@@ -188,3 +188,13 @@ def test_cli_aoi_clouds_reports_cloud_and_valid_fraction_over_the_aoi(tmp_path, 
     rows = {r["id"]: r for r in json.loads(out)}
     assert rows["cloudy"]["aoi_cloud_pct"] == 100.0 and rows["clear"]["aoi_cloud_pct"] == 0.0
     assert rows["clear"]["aoi_valid_pct"] == 100.0
+
+
+def test_cli_aoi_clouds_of_a_scene_without_a_cloud_mask_says_valid_unknown_not_zero(capsys):
+    """A scene with neither SCL nor the s2cloudless bands read nothing, yet its AOI valid share printed as
+    0.0 % (the screen's placeholder) while `run` measured it as 100 %."""
+    rc, out, _ = _run_cli(["search", "--aoi", "8.8776,44.3879,8.9239,44.4211", "--start", "2023-07-10",
+                           "--end", "2023-07-10", "--source", "samples", "--aoi-clouds", "--json"], capsys)
+    assert rc == 0
+    (row,) = json.loads(out)
+    assert row["cloud_status"] == "unknown" and row["aoi_valid_pct"] is None and row["aoi_cloud_pct"] is None

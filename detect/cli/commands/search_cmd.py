@@ -91,7 +91,9 @@ def _aoi_clouds(scene: Any, aoi: Any) -> dict[str, Any]:
         result = screen(scene, aoi, None)
         return {
             "aoi_cloud_pct": _pct(result.cloud_fraction),
-            "aoi_valid_pct": _pct(result.valid_fraction),
+            # nothing was read ("none": no SCL nor s2cloudless bands, or the read failed): the valid share is
+            # unknown, not 0 % (the screen's 0.0 is a placeholder)
+            "aoi_valid_pct": None if result.method == "none" else _pct(result.valid_fraction),
             "cloud_status": result.status,
         }
     return {"aoi_cloud_pct": _pct(clouds.aoi_cloud_fraction(scene, aoi, cache=None))}
