@@ -234,24 +234,29 @@ def aoi_from_bbox(
     if not all(math.isfinite(v) for v in values):
         raise AoiError(f"bbox {values} has a non-finite number")
     if not (-180 <= west <= 180 and -180 <= east <= 180):
-        raise AoiError(f"bbox longitudes must lie in -180..180 degrees, got west={west:g}, east={east:g}")
+        raise AoiError(
+            f"bbox longitudes must lie in -180..180 degrees, got west={west:.10g}, east={east:.10g}"
+        )
     if not (-90 <= south <= 90 and -90 <= north <= 90):
-        raise AoiError(f"bbox latitudes must lie in -90..90 degrees, got south={south:g}, north={north:g}")
+        raise AoiError(
+            f"bbox latitudes must lie in -90..90 degrees, got south={south:.10g}, north={north:.10g}"
+        )
     if west >= east:
         raise AoiError(
-            f"bbox west ({west:g}) must be less than east ({east:g}); order is west,south,east,north "
+            f"bbox west ({west:.10g}) must be less than east ({east:.10g}); order is west,south,east,north "
             "and boxes across the antimeridian are not supported"
         )
     if south >= north:
         raise AoiError(
-            f"bbox south ({south:g}) must be less than north ({north:g}); order is west,south,east,north"
+            f"bbox south ({south:.10g}) must be less than north ({north:.10g}); "
+            "order is west,south,east,north"
         )
-    name = name or f"bbox:{west:g},{south:g},{east:g},{north:g}"
+    name = name or f"bbox:{west:.10g},{south:.10g},{east:.10g},{north:.10g}"
     return Aoi(
         name=name,
         kind=_check_kind(kind, AOI_KINDS, "AOI kind", name),
         geometry=box(west, south, east, north),
-        description=f"bounding box {west:g},{south:g},{east:g},{north:g}",
+        description=f"bounding box {west:.10g},{south:.10g},{east:.10g},{north:.10g}",
         source="user bbox",
         certainty="exact as given",
         properties={"origin": "bbox"},

@@ -357,3 +357,13 @@ def test_zone_names_that_would_merge_or_vanish_in_the_counts_are_refused(names, 
     doc = {"type": "FeatureCollection", "features": [_feature(outline), *zones]}
     with pytest.raises(AoiError, match=says):
         aoi_from_geojson(doc, name="zones")
+
+
+def test_a_bbox_aoi_is_named_with_every_decimal_it_was_given():
+    """Names kept 6 significant digits: 120.2001 became 120.2 (a name with west == east), two boxes
+    0.2 m apart shared a name (and a batch dataset partition), and a claim naming the bbox as typed never
+    matched."""
+    a = get_aoi("8.877612,44.3879,8.9239,44.4211")
+    b = get_aoi("8.877614,44.3879,8.9239,44.4211")
+    assert a.name == "bbox:8.877612,44.3879,8.9239,44.4211" and a.name != b.name
+    assert get_aoi("120.2,37.6,120.2001,37.6001").name == "bbox:120.2,37.6,120.2001,37.6001"
