@@ -29,7 +29,7 @@ from rasterio.windows import Window, from_bounds
 from imagery.aoi import utm_crs_for
 from imagery.errors import CredentialsError, CrsError, InputError, MissingBandsError, RasterReadError
 from imagery.gdal import gdal_env, vsi_path
-from imagery.safe import RESOLUTION_FOLDERS, find_safe, read_safe, safe_granule
+from imagery.safe import NODATA_DN, RESOLUTION_FOLDERS, product_of, safe_granule
 from imagery.types import CATEGORICAL_LAYERS, Asset, Grid, RasterWindow, Scene, valid_pixels
 
 if TYPE_CHECKING:
@@ -226,10 +226,9 @@ def open_raster(
         if missing:
             raise MissingBandsError(missing, str(path))
         sources = [(files[b], 1, b) for b in names]
-        found = find_safe(path)
-        if found is not None:  # ESA's JP2s: DN offset and quantification from the product, not the file
-            safe = read_safe(found)
-            scene_id = scene_id or safe.name
+        safe = product_of(path)
+        if safe is not None:  # ESA's JP2s: DN offset and quantification from the product, not the file
+            scene_id = scene_id or safe.scene_id
             acquired = acquired or safe.datetime
     else:
         try:
@@ -271,13 +270,15 @@ def open_raster(
                     raise CrsError(f"{file} has no CRS; harborwatch needs georeferenced rasters")
                 if out_grid is None:
                     out_grid = _output_grid(src, res_m, native)
-                if safe is not None and band not in CATEGORICAL_LAYERS:
+                nodata = src.nodatavals[index - 1]
+                if safe is not None and band not in CATEGORICAL_LAYERS:  # DN 0: outside the swath
                     declared, offset = scale or safe.scale, safe.offset_dn(band)
+                    nodata = NODATA_DN if nodata is None else nodata
                 else:
                     declared = scale or _file_scale(src, index)
                     offset = float(src.tags(index).get("REFLECTANCE_OFFSET", 0) or 0)
                 reads.append((
-                    band, src.read(index), src.nodatavals[index - 1], declared, offset, src.dtypes[index - 1],
+                    band, src.read(index), nodata, declared, offset, src.dtypes[index - 1],
                     src.crs, src.transform,
                 ))
         except RasterioIOError as e:
@@ -299,6 +300,8 @@ def open_raster(
             arr[raw == nodata] = np.nan
         if not categorical:
             arr = (arr + offset) * band_scale
+            if offset < 0:  # as the catalogue reader: the offset can push dark water below 0
+                np.maximum(arr, 0, out=arr, where=np.isfinite(arr))
         same_grid = (src_crs.to_string() == out_grid.crs and src_transform == out_grid.transform
                      and raw.shape == out_grid.shape)
         if not same_grid:
@@ -314,6 +317,7 @@ def open_raster(
         valid=valid_pixels(names, data),  # the catalogue reader's rule: SCL or dataMask 0 is no data too
         scene_id=scene_id or path.name,
         source="local",
+        processing_level=safe.level if safe is not None else None,
         meta={"path": str(path)},
     )
 

@@ -15,6 +15,7 @@ from rasterio.errors import RasterioIOError
 
 from imagery.errors import CrsError, InputError, MissingBandsError, RasterReadError
 from imagery.read import find_band_files, normalise_band_name, open_raster, resolve_input
+from imagery.safe import product_of, safe_granule
 from imagery.types import CATEGORICAL_LAYERS, S2_BANDS, RasterWindow
 
 
@@ -80,6 +81,9 @@ def file_metadata(path: Path) -> tuple[datetime | None, str | None, str | None]:
     ``MSIL1C``); None when unknown."""
     first = path
     if path.is_dir():
+        product = product_of(safe_granule(path))
+        if product is not None:  # a Sentinel-2 SAFE product or granule: its own metadata
+            return product.datetime, product.scene_id, product.level
         files = sorted(find_band_files(path).values())
         if not files:
             return None, None, None

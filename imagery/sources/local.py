@@ -1,4 +1,5 @@
-"""Local folders of GeoTIFF/COG files as a catalogue: one scene per band folder or per multi-band file.
+"""Local folders of GeoTIFF/COG files as a catalogue: one scene per band folder or per multi-band file,
+and one per granule of a Sentinel-2 SAFE product (``imagery.safe``: its JP2 bands, named by the product).
 
 A band folder holds one file per band named like ``<name>_B04.tif``; a multi-band file names its bands
 in the band descriptions (or in its sidecar's ``bands``). The acquisition time comes from a sidecar
@@ -28,7 +29,7 @@ from shapely.geometry import box, mapping, shape
 
 from imagery.errors import InputError, RasterReadError
 from imagery.read import BAND_FILE_RE, find_band_files, granule_band_files, normalise_band_name
-from imagery.safe import RESOLUTION_FOLDERS, SafeProduct, find_safe, read_safe
+from imagery.safe import RESOLUTION_FOLDERS, SafeProduct, find_safe, granule_dir, is_s2_safe, read_safe
 from imagery.sources.base import check_limit, check_max_cloud, finish, parse_period
 from imagery.sources.stac import item_baseline, item_datetime, item_level, item_platform
 from imagery.types import Asset, Scene
@@ -132,6 +133,11 @@ class LocalCatalog:
         for dirpath, dirnames, filenames in os.walk(self.root):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
             folder = Path(dirpath)
+            if is_s2_safe(folder):  # a Sentinel-2 product: its scenes are its granules' IMG_DATA
+                dirnames[:] = [d for d in dirnames if d.upper() == "GRANULE"]
+            elif folder.parent.name.upper() == "GRANULE" and find_safe(folder) is not None:
+                # not QI_DATA: from baseline 04.00 its masks are named like bands (MSK_DETFOO_B01.jp2)
+                dirnames[:] = [d for d in dirnames if d.upper() == "IMG_DATA"]
             if folder.name.upper() == "IMG_DATA" and any(d in RESOLUTION_FOLDERS for d in dirnames):
                 band_files = granule_band_files(folder)  # a Level-2A SAFE granule: one scene, not three
                 dirnames[:] = [d for d in dirnames if d not in RESOLUTION_FOLDERS]
@@ -168,8 +174,13 @@ class LocalCatalog:
     def _folder_scene(self, folder: Path, band_files: Mapping[str, Path]) -> Scene:
         meta = _sidecar(folder / SIDECAR) or _stac_beside(folder) or _Meta()
         safe = find_safe(folder)
-        if safe is not None:  # a granule's IMG_DATA: the product's name and metadata file fill the gaps
-            meta = _merge(meta, _from_safe(read_safe(safe)))
+        if safe is not None:  # a granule's IMG_DATA: the product's name and metadata files fill the gaps
+            try:
+                product = read_safe(safe, granule_dir(folder))
+            except InputError as e:  # the bands may be fine: the product's name still says what it is
+                log.warning("%s; using what the product's name says", e)
+                product = read_safe(safe, granule_dir(folder), metadata=False)
+            meta = _merge(meta, _from_safe(product))
         if meta.datetime is None:
             meta = _merge(meta, _from_name(folder.name) or _from_names(p.name for p in band_files.values()))
         if meta.datetime is None:
@@ -398,7 +409,7 @@ def _stac_beside(folder: Path, stem: str | None = None) -> _Meta | None:
 def _from_safe(product: SafeProduct) -> _Meta:
     """What a SAFE product says of the band folders in it: ESA's DN are reflectance × quantification."""
     return _Meta(
-        id=product.name,
+        id=product.scene_id,
         datetime=product.datetime,
         platform=product.platform,
         level=product.level,

@@ -17,11 +17,11 @@ from urllib.parse import urlsplit
 
 from imagery.errors import CatalogError
 from imagery.http import RetryingSession, RetryPolicy, expiry_from, make_session
+from imagery.safe import baseline_offset_dn
 from imagery.sources.stac import (
     SAR_KEY_BANDS,
     SENTINEL_KEY_BANDS,
     StacCatalog,
-    baseline_offset_dn,
     build_assets,
     item_baseline,
     sar_calibration_hrefs,

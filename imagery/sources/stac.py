@@ -19,7 +19,7 @@ from shapely.geometry import shape
 
 from imagery.errors import CatalogError, HarborwatchError
 from imagery.http import RetryingSession, RetryPolicy, make_session, redact_url
-from imagery.safe import baseline_offset_dn  # also imported from here by planetary_computer
+from imagery.safe import baseline_offset_dn
 from imagery.sources.base import SceneSearch, stac_datetime_range
 from imagery.types import Asset, Scene
 

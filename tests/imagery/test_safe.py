@@ -10,6 +10,7 @@ file)."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,7 @@ L1C = "S2B_MSIL1C_20230710T101559_N0509_R065_T32TMQ_20230710T122335"
 L1C_2018 = "S2A_MSIL1C_20180520T023321_N0206_R046_T32TMQ_20180520T061935"
 L2A = "S2B_MSIL2A_20230710T101559_N0509_R065_T32TMQ_20230710T131125"
 BANDS = ("B02", "B03", "B04", "B08")
+ZERO_COLS = 10  # the first columns hold DN 0: outside the swath
 
 
 def _mtd(level: str, *, offset: int | None, cloud: float = 12.5, baseline: str = "05.09") -> str:
@@ -38,12 +40,13 @@ def _mtd(level: str, *, offset: int | None, cloud: float = 12.5, baseline: str =
     quant = "BOA_QUANTIFICATION_VALUE" if boa else "QUANTIFICATION_VALUE"
     off_tag = "BOA_ADD_OFFSET" if boa else "RADIO_ADD_OFFSET"
     names = ["B1", "B2", "B3", "B4", "B5", "B6", "B7", "B8", "B8A", "B9", "B10", "B11", "B12"]
+    wrap = "BOA_ADD_OFFSET_VALUES_LIST" if boa else "Radiometric_Offset_List"
     offsets = (
         ""
         if offset is None
-        else "<Offset_List>"
+        else f"<{wrap}>"
         + "".join(f'<{off_tag} band_id="{i}">{offset}</{off_tag}>' for i in range(13))
-        + "</Offset_List>"
+        + f"</{wrap}>"
     )
     spectral = "".join(
         f'<Spectral_Information bandId="{i}" physicalBand="{n}"/>' for i, n in enumerate(names)
@@ -74,27 +77,52 @@ def _jp2(path: Path, a: np.ndarray, src) -> None:
         dst.write(a, 1)
 
 
-def _safe(root: Path, name: str, add_dn: int, mtd: str | None = None) -> Path:
-    """A SAFE folder of one granule with the sample's bands (DN + ``add_dn``); Level-2A split into R10m and
-    R20m (with an SCL of open water at 20 m), as ESA writes it."""
+GRANULE = "{level}_T32TMQ_A033122_20230710T101554"
+SENSING = "2023-07-10T10:24:58.867Z"  # the granule's, minutes after the datatake start in the name
+
+
+def _safe(
+    root: Path,
+    name: str,
+    add_dn: int,
+    mtd: str | None = None,
+    *,
+    granules: tuple[str, ...] = ("T32TMQ",),
+    sensing: str | None = SENSING,
+) -> Path:
+    """A SAFE folder with the sample's bands (DN + ``add_dn``; a strip of DN 0, outside the swath) as ESA
+    writes it: per granule IMG_DATA (Level-2A split into R10m and R20m, with an SCL of open water at 20 m),
+    QI_DATA with masks named like bands (from baseline 04.00), MTD_TL.xml with the granule's sensing time."""
     level = "L2A" if "MSIL2A" in name else "L1C"
     safe = root / f"{name}.SAFE"
-    img = safe / "GRANULE" / "L1C_T32TMQ_A033122_20230710T101554" / "IMG_DATA"
-    stem = "T32TMQ_20230710T101559"
-    with rasterio.open(SAMPLE.path) as src:
-        for i, band in enumerate(src.descriptions, 1):
-            dn = src.read(i).astype(np.int32)
-            dn = np.where(dn > 0, dn + add_dn, 0).astype(np.uint16)
-            if level == "L1C":
-                folder, file = img, f"{stem}_{band}.jp2"
-            else:
-                folder, file = img / "R10m", f"{stem}_{band}_10m.jp2"
-            folder.mkdir(parents=True, exist_ok=True)
-            _jp2(folder / file, dn, src)
-            if level == "L2A" and band == "B02":  # the 20 m copies ESA also writes: never chosen over 10 m
-                (img / "R20m").mkdir(parents=True, exist_ok=True)
-                _jp2(img / "R20m" / f"{stem}_{band}_20m.jp2", dn[::2, ::2] * 0 + 1, src)
-                _jp2(img / "R20m" / f"{stem}_SCL_20m.jp2", np.full((200, 200), 6, np.uint16), src)
+    for tile in granules:
+        granule = safe / "GRANULE" / GRANULE.format(level=level).replace("T32TMQ", tile)
+        img = granule / "IMG_DATA"
+        stem = f"{tile}_20230710T101559"
+        with rasterio.open(SAMPLE.path) as src:
+            for i, band in enumerate(src.descriptions, 1):
+                dn = src.read(i).astype(np.int32)
+                dn = np.where(dn > 0, dn + add_dn, 0).astype(np.uint16)
+                dn[:, :ZERO_COLS] = 0
+                if level == "L1C":
+                    folder, file = img, f"{stem}_{band}.jp2"
+                else:
+                    folder, file = img / "R10m", f"{stem}_{band}_10m.jp2"
+                folder.mkdir(parents=True, exist_ok=True)
+                _jp2(folder / file, dn, src)
+                if level == "L2A" and band == "B02":  # the 20 m copies ESA also writes: never chosen
+                    (img / "R20m").mkdir(parents=True, exist_ok=True)
+                    _jp2(img / "R20m" / f"{stem}_{band}_20m.jp2", dn[::2, ::2] * 0 + 1, src)
+                    _jp2(img / "R20m" / f"{stem}_SCL_20m.jp2", np.full((200, 200), 6, np.uint16), src)
+        (granule / "QI_DATA").mkdir()
+        for mask in ("MSK_DETFOO_B01.jp2", "MSK_QUALIT_B01.jp2", "MSK_CLASSI_B00.jp2"):
+            (granule / "QI_DATA" / mask).write_bytes(b"not read")
+        if sensing:
+            (granule / "MTD_TL.xml").write_text(
+                '<n1:Level-1C_Tile_ID xmlns:n1="https://psd-14.sentinel2.eo.esa.int/PSD/S2_PDI_Level-1C_'
+                f'Tile_Metadata.xsd"><n1:General_Info><SENSING_TIME metadataLevel="Standard">{sensing}'
+                "</SENSING_TIME></n1:General_Info></n1:Level-1C_Tile_ID>"
+            )
     if mtd is not None:
         (safe / f"MTD_MSI{level}.xml").write_text(mtd)
     return safe
@@ -105,10 +133,16 @@ def test_a_product_is_read_from_its_name_and_metadata_file(tmp_path):
     p = read_safe(safe)
     assert (p.name, p.platform, p.level, p.baseline, p.tile) == (L1C, "sentinel-2b", "L1C", "05.09", "32TMQ")
     assert p.datetime.isoformat() == "2023-07-10T10:15:59+00:00"
-    assert p.offset_dn("B04") == -1000 and p.scale == 1e-4 and "name baseline 05.09" in p.offset_rule
+    assert p.offset_dn("B04") == -1000 and p.scale == 1e-4 and p.offset_rule == "SAFE baseline 05.09"
     assert read_safe(tmp_path / f"{L1C_2018}.SAFE").offset_dn("B04") == 0  # baseline 02.06: no offset
     assert find_safe(next(safe.rglob("*_B04.jp2"))) == safe
     assert find_safe(tmp_path) is None
+    # one granule: its own sensing time (MTD_TL.xml), not the datatake start of the name
+    g = read_safe(safe, next(safe.glob("GRANULE/*")))
+    assert (g.datetime.isoformat(), g.tile, g.scene_id) == ("2023-07-10T10:24:58.867000+00:00", "32TMQ", L1C)
+    s1 = tmp_path / "S1A_IW_GRDH_1SDV_20230710T054411_20230710T054436_049350_05EF1A_9C3B.SAFE" / "sigma0"
+    s1.mkdir(parents=True)
+    assert find_safe(s1) is None  # a Sentinel-1 product is not read as a Sentinel-2 one
     # the metadata file wins: its offsets by band id (B8A is id 8), quantification and cloud cover
     mtd = _mtd("L1C", offset=-1000).replace('band_id="8">-1000', 'band_id="8">-999')
     (safe / "MTD_MSIL1C.xml").write_text(mtd)
@@ -130,8 +164,11 @@ def test_detect_reads_a_granule_with_the_offset_taken_off(tmp_path, capsys):
     want = open_raster(SAMPLE.path)
     for path in (img, safe):  # the granule's IMG_DATA, or the product folder of one granule
         got = open_raster(path)
-        assert got.scene_id == L1C and got.band_names == BANDS
-        np.testing.assert_allclose(got.data, want.data, atol=1e-6)  # DN − 1000, × 1e-4: the sample's
+        assert (got.scene_id, got.band_names, got.processing_level) == (L1C, BANDS, "L1C")
+        # DN − 1000, × 1e-4: the sample's; DN 0 is outside the swath: no data, not −0.1
+        assert not got.valid[:, :ZERO_COLS].any() and np.isnan(got.data[:, :, :ZERO_COLS]).all()
+        np.testing.assert_allclose(got.data[:, :, ZERO_COLS:], want.data[:, :, ZERO_COLS:], atol=1e-6)
+        assert np.nanmin(got.data) >= 0
     # through the CLI, as a user passes a downloaded product
     out = tmp_path / "ships.geojson"
     with pytest.raises(SystemExit) as e:
@@ -139,6 +176,11 @@ def test_detect_reads_a_granule_with_the_offset_taken_off(tmp_path, capsys):
     assert e.value.code == 0
     feats = json.loads(out.read_text())["features"]
     assert feats and {f["properties"]["scene"] for f in feats} == {L1C}
+    assert {f["properties"]["acquired"] for f in feats} == {"2023-07-10T10:24:58.867000Z"}
+    assert all("haze-corrected" in f["properties"]["detector"] for f in feats)  # known to be Level-1C
+    with pytest.raises(SystemExit):  # the granule's IMG_DATA
+        main(["-q", "detect", str(img), "--classes", "ship", "--out", str(out)])
+    assert {f["properties"]["scene"] for f in json.loads(out.read_text())["features"]} == {L1C}
 
 
 def test_the_local_source_makes_one_scene_per_granule_named_by_its_product(tmp_path):
@@ -162,7 +204,9 @@ def test_the_local_source_makes_one_scene_per_granule_named_by_its_product(tmp_p
     # detect reads such a product as one input too: the 10 m bands, offset taken off
     window = open_raster(l2a_safe)
     assert (window.scene_id, window.band_names) == (L2A, BANDS)
-    np.testing.assert_allclose(window.data, open_raster(SAMPLE.path).data, atol=1e-6)
+    np.testing.assert_allclose(
+        window.data[:, :, ZERO_COLS:], open_raster(SAMPLE.path).data[:, :, ZERO_COLS:], atol=1e-6
+    )
 
 
 def test_a_run_over_downloaded_products_counts_ships_with_their_metadata(tmp_path, capsys):
@@ -203,3 +247,33 @@ def test_search_and_fetch_default_to_the_collection_run_uses(tmp_path, capsys):
         main(["-q", "fetch", *period, "--source", f"local:{products}", "--out", str(tmp_path / "out")])
     assert e.value.code == 0
     assert len(list((tmp_path / "out").glob("*.tif"))) == 1
+
+
+def test_broken_metadata_mixed_folders_and_old_multi_granule_products_each_count(tmp_path, capsys):
+    products = tmp_path / "products"
+    good = _safe(products, L2A, 1000, _mtd("L2A", offset=-1000))
+    broken = _safe(products, L1C, 1000)
+    (broken / "MTD_MSIL1C.xml").write_text("")  # an interrupted download
+    old = "S2A_OPER_PRD_MSIL1C_PDMC_20160905T104813_R065_V20160905T101559_20160905T101559"
+    _safe(products, old, 0, granules=("T32TMQ", "T32TMR"), sensing=None)
+    (products / "plain").mkdir()
+    shutil.copy(SAMPLE.path, products / "plain" / "genoa-2023-07-10.tif")  # a GeoTIFF beside the products
+    shutil.copy(SAMPLE.path.parent / "scene.json", products / "plain" / "scene.json")
+    scenes = {s.id: s for s in LocalCatalog(products).scenes()}
+    assert set(scenes) == {L2A, L1C, f"{old}_T32TMQ", f"{old}_T32TMR", "genoa-2023-07-10"}
+    assert "MTD_MSIL1C.xml" in capsys.readouterr().err  # said, and the product's name still read
+    assert scenes[L1C].assets["B04"].offset_dn == -1000 and scenes[L1C].processing_level == "L1C"
+    assert scenes[f"{old}_T32TMR"].datetime.isoformat() == "2016-09-05T10:15:59+00:00"  # V…: sensing start
+    assert scenes[f"{old}_T32TMR"].assets["B04"].offset_dn == 0
+    assert scenes[L2A].assets["B04"].request["offset_rule"] == "SAFE MTD_MSIL2A.xml"
+    assert scenes[L2A].datetime.isoformat() == "2023-07-10T10:24:58.867000+00:00"
+    # a run over all of it: times of whole and fractional seconds side by side, a broken metadata file
+    west, south, east, north = SAMPLE.bbox
+    aoi = f"{west + 0.004},{south + 0.004},{east - 0.004},{north - 0.004}"
+    with pytest.raises(SystemExit) as e:
+        main(["-q", "run", "--aoi", aoi, "--start", "2023-07-10", "--end", "2023-07-10", "--source",
+              f"local:{products}", "--out", str(tmp_path / "run")])  # fmt: skip
+    assert e.value.code == 0
+    done = pd.read_csv(tmp_path / "run" / "scenes.csv").set_index("scene")
+    assert set(done.index) == {L2A, L1C, "genoa-2023-07-10"} and (done["n_detections"] > 0).all()
+    assert good.is_dir()

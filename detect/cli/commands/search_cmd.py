@@ -8,7 +8,6 @@ from typing import Any
 import click
 
 from detect.cli.app import cli, emit
-from detect.pipeline.plan import default_collection
 from imagery.catalog import resolve_aoi, scene_summary, search
 from imagery.sources.base import empty_result_hint, parse_period
 
@@ -64,7 +63,10 @@ def search_cmd(
     """List acquisitions over an AOI: id, UTC time, platform, level, tile cloud %, AOI coverage %."""
     aoi = resolve_aoi(aoi_spec)
     t0, t1 = parse_period(start, end)
-    collection = collection or default_collection(source, t0.date())
+    if collection is None:
+        from detect.pipeline.plan import default_collection  # lazily: the pipeline is slow to import
+
+        collection = default_collection(source, t0.date())
     scenes = search(aoi, t0, t1, collection=collection, source=source, max_cloud=max_cloud, limit=limit)
     rows = [scene_summary(s) for s in scenes]
     if aoi_clouds:
