@@ -93,6 +93,10 @@ class Aoi:
                 f"AOI {self.name!r} bounds {self.geometry.bounds} are not lon/lat degrees "
                 "(EPSG:4326 expected)"
             )
+        touching = [z.geometry for z in self.zones if z.geometry.intersects(self.geometry)]
+        if touching:  # the grid covers them too (``grid``); a zone entirely outside is refused on loading
+            zx0, zy0, zx1, zy1 = shapely.union_all(touching).bounds
+            minx, miny, maxx, maxy = min(minx, zx0), min(miny, zy0), max(maxx, zx1), max(maxy, zy1)
         if max(maxx - minx, maxy - miny) > MAX_AOI_SPAN_DEG:
             raise AoiError(
                 f"AOI {self.name!r} spans {maxx - minx:g} x {maxy - miny:g} degrees (lon x lat); an AOI is a "
@@ -122,9 +126,14 @@ class Aoi:
         return to_crs(self.geometry, self.utm_crs).area / 1e6
 
     def grid(self, res_m: float = 10.0, crs: str | None = None) -> Grid:
-        """The AOI's pixel grid: its bounds in ``crs`` (default: its UTM zone), snapped to ``res_m``."""
+        """The AOI's pixel grid: the bounds of its outline and its zones in ``crs`` (default: its UTM zone),
+        snapped to ``res_m``. A zone reaching beyond the outline is read whole, so its observed fraction is
+        measured over all of it, not over the part inside the outline."""
         crs = crs or self.utm_crs
-        return Grid.from_bounds(crs, to_crs(self.geometry, crs).bounds, res_m)
+        outline = to_crs(self.geometry, crs)
+        zones = [z.area_geometry(crs) for z in self.zones]
+        parts = [outline, *(z for z in zones if z.intersects(outline))]
+        return Grid.from_bounds(crs, shapely.union_all(parts).bounds, res_m)
 
     def zone(self, name: str) -> Zone:
         for z in self.zones:
@@ -508,8 +517,8 @@ def _check_zone_inside(aoi: Aoi, zone: Zone, label: str) -> None:
         raise AoiError(f"{label}: zone {zone.name!r} lies entirely outside the AOI outline")
     outside = area.difference(outline).area
     if outside > 0.01 * area.area:
-        log.warning("AOI %s: %.0f%% of zone %s lies outside the AOI outline; imagery is read only inside it",
-                    aoi.name, 100 * outside / area.area, zone.name)
+        log.warning("AOI %s: %.0f%% of zone %s lies outside the AOI outline; the AOI's grid reaches out to "
+                    "read all of it", aoi.name, 100 * outside / area.area, zone.name)
 
 
 # ---------------------------------------------------------------------------------------------------

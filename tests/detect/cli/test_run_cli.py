@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from datetime import timedelta
 
+import pandas as pd
 import pytest
 
 from detect.cli import main
@@ -67,3 +69,35 @@ def test_a_run_that_fails_before_any_scene_leaves_no_empty_folder(tmp_path, caps
     with pytest.raises(SystemExit):
         main(["run", "--aoi", "8.88,44.39,8.92,44.42", *period, "--source", "bogus", "--out", str(kept)])
     assert (kept / "notes").is_dir()  # a folder that was there stays, with what it held
+
+
+def test_a_zone_reaching_beyond_the_aoi_is_observed_over_all_of_it(tmp_path, capsys):
+    # the AOI is the sample chip; zone "edge" lies mostly beyond it, where no imagery is: it was counted 0,
+    # "observed", from the few pixels inside the AOI's grid; now its observed fraction is over its whole area
+    west, south, east, north = SAMPLE.bbox
+    dx, dy = (east - west) * 0.9, (north - south) * 0.9
+
+    def box(w: float, s: float, e: float, n: float) -> dict:
+        return {"type": "Polygon", "coordinates": [[[w, s], [e, s], [e, n], [w, n], [w, s]]]}
+
+    doc = {
+        "type": "FeatureCollection",
+        "features": [
+            {"type": "Feature", "properties": {"name": "chip"}, "geometry": box(west, south, east, north)},
+            {
+                "type": "Feature",
+                "properties": {"zone": "edge", "kind": "berth"},
+                "geometry": box(west + dx, south + dy, east + dx, north + dy),
+            },
+        ],
+    }
+    aoi = tmp_path / "aoi.geojson"
+    aoi.write_text(json.dumps(doc))
+    with pytest.raises(SystemExit) as e:
+        main(["-q", "run", "--aoi", str(aoi), "--start", str(DAY), "--end", str(DAY), "--source", "samples",
+              "--out", str(tmp_path / "run")])  # fmt: skip
+    assert e.value.code == 0
+    daily = pd.read_csv(tmp_path / "run" / "daily_counts.csv").set_index("zone")
+    assert daily.loc["edge", "observed_fraction"] < 0.05 and daily.loc["edge", "status"] == "unobserved"
+    assert pd.isna(daily.loc["edge", "count"])
+    assert daily.loc["all", "status"].startswith("observed") and daily.loc["all", "count"] > 0
