@@ -19,7 +19,9 @@ from imagery.types import Grid, Scene
 #: (Not bumped when a class whose model lacks a band, trucks without B08, became ``unobserved_classes``
 #: instead of failing the scene: such scenes were recorded as failed, which a rerun retries anyway, and a
 #: version-3 success ran every class.)
-SCENE_RECORD_VERSION = 3
+#: 4: detections whose centre lies under the screen's cloud or shadow are left out (a partial day counted
+#: them); the SAFE reading of local products also changed their scene ids and reflectance.
+SCENE_RECORD_VERSION = 4
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")

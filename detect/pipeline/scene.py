@@ -139,6 +139,10 @@ def process_scene(
             detections: list[Any] = []
         else:
             detections = flag_trucks(find(), aoi)
+        if cloud is not None and detections:  # a partial day counts what was seen, not what clouds made
+            detections, hidden = seen_only(detections, grid, cloud, valid)
+            if hidden:
+                add_reason(rec, f"{hidden} detection(s) under cloud or cloud shadow left out")
         if unseen:  # the scene counts for its other classes; for these its days stay unobserved
             rec["unobserved_classes"] = ";".join(unseen)
             add_reason(rec, *(f"no {c} detection: {why}" for c, why in unseen.items()))
@@ -159,6 +163,24 @@ def process_scene(
     rec["elapsed_s"] = round(time.perf_counter() - t0, 3)
     atomic_write_json(scenes_dir / f"{name}.json", rec)
     return rec
+
+
+def seen_only(
+    detections: Sequence[Any], grid: Grid, cloud: np.ndarray, valid: np.ndarray
+) -> tuple[list[Any], int]:
+    """The detections whose centre pixel on ``grid`` is clear and valid, and how many were not: the
+    screen's cloud (and shadow) pixels are unobserved, so what is found there is not counted (a bright
+    cloud edge makes false ships; the day's count is a floor over the clear part)."""
+    from detect.sar.detector import detection_pixels
+
+    px = np.floor(detection_pixels(detections, grid)).astype(int)
+    h, w = cloud.shape
+    kept = [
+        d
+        for d, (col, row) in zip(detections, px, strict=True)
+        if not (0 <= row < h and 0 <= col < w) or (valid[row, col] and not cloud[row, col])
+    ]
+    return kept, len(detections) - len(kept)
 
 
 def add_reason(rec: dict[str, Any], *notes: str) -> None:

@@ -6,9 +6,13 @@ import json
 import re
 import shutil
 from datetime import timedelta
+from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
+import rasterio
+from pyproj import Transformer
 
 from detect.cli import main
 from tests.detect.pipeline.test_pipeline import DAY, SAMPLE, _copy_scene
@@ -101,3 +105,50 @@ def test_a_zone_reaching_beyond_the_aoi_is_observed_over_all_of_it(tmp_path, cap
     assert daily.loc["edge", "observed_fraction"] < 0.05 and daily.loc["edge", "status"] == "unobserved"
     assert pd.isna(daily.loc["edge", "count"])
     assert daily.loc["all", "status"].startswith("observed") and daily.loc["all", "count"] > 0
+
+
+def _with_scl(root: Path, name: str, day_offset: int, cloud_cols: int) -> None:
+    """The sample as a scene with an SCL layer: water (6), its first ``cloud_cols`` columns cloud (9)."""
+    folder = root / name
+    folder.mkdir(parents=True)
+    with rasterio.open(SAMPLE.path) as src:
+        profile, data, desc, tags = src.profile, src.read(), src.descriptions, src.tags()
+    scl = np.full(data.shape[1:], 6, np.uint16)
+    scl[:, :cloud_cols] = 9
+    profile.update(count=data.shape[0] + 1)
+    with rasterio.open(folder / f"{name}.tif", "w", **profile) as dst:
+        dst.write(np.concatenate([data, scl[None]]))
+        for i, b in enumerate([*desc, "SCL"], 1):
+            dst.set_band_description(i, b)
+        dst.update_tags(**tags)
+    when = (SAMPLE.datetime + timedelta(days=day_offset)).isoformat().replace("+00:00", "Z")
+    meta = {"id": name, "datetime": when, "processing_level": "L2A", "bands": [*desc, "SCL"]}
+    (folder / "scene.json").write_text(json.dumps(meta))
+
+
+def test_ships_under_cloud_are_not_counted_on_a_partial_day(tmp_path, capsys):
+    # the same scene twice: clear, then with its western 60 % under cloud (SCL 9). The cloudy day counted
+    # every ship the clear day did, those under the cloud included; now only what was seen
+    scenes = tmp_path / "scenes"
+    _with_scl(scenes, "clear", 0, 0)
+    _with_scl(scenes, "cloudy", 1, 240)
+    west, south, east, north = SAMPLE.bbox
+    aoi = f"{west + 0.002},{south + 0.002},{east - 0.002},{north - 0.002}"
+    with pytest.raises(SystemExit) as e:
+        main(["-q", "run", "--aoi", aoi, "--start", str(DAY), "--end", str(DAY + timedelta(days=1)),
+              "--source", f"local:{scenes}", "--out", str(tmp_path / "run")])  # fmt: skip
+    assert e.value.code == 0
+    run = tmp_path / "run"
+    rec = pd.read_csv(run / "scenes.csv").set_index("scene")
+    assert rec.loc["cloudy", "status"] == "cloudy" and rec.loc["clear", "status"] == "clear"
+    hidden = int(re.search(r"(\d+) detection\(s\) under cloud", rec.loc["cloudy", "reason"]).group(1))
+    assert hidden > 0 and rec.loc["cloudy", "n_detections"] == rec.loc["clear", "n_detections"] - hidden
+    # every counted ship of the cloudy day lies east of the cloud
+    dets = json.loads((run / "scenes" / "cloudy.geojson").read_text())["features"]
+    with rasterio.open(SAMPLE.path) as src:
+        cloud_edge_x = (src.transform * (240, 0))[0]
+        to_utm = Transformer.from_crs("EPSG:4326", src.crs, always_xy=True)
+    xs = [to_utm.transform(f["properties"]["lon"], f["properties"]["lat"])[0] for f in dets]
+    assert xs and min(xs) >= cloud_edge_x
+    daily = pd.read_csv(run / "daily_counts.csv").set_index("date")
+    assert daily.loc[str(DAY + timedelta(days=1)), "count"] == rec.loc["cloudy", "n_detections"]
