@@ -338,7 +338,11 @@ def run_batch(
             continue
         try:
             o.result = _finish(plan, out, steps, device, cache, report, command)
-            o.status = "ok"
+            scenes = o.result.scenes
+            if len(scenes) and (scenes["status"] == "failed").all():  # outputs written, work failed
+                o.status, o.error = "failed", f"all {len(scenes)} scene(s) failed; a rerun retries them"
+            else:
+                o.status = "ok"
         except HarborwatchError as e:
             o.status, o.error = "failed", f"{type(e).__name__}: {e}"
     result = BatchResult(out, tuple(p.outcome for p in plans), time.perf_counter() - t0, where)

@@ -138,6 +138,7 @@ def run_cmd(
         command=["harborwatch", *sys.argv[1:]],
     )
     emit(result.summary(), as_json, _human([result]))
+    _exit_if_every_scene_failed([result])
 
 
 @cli.command("demo")
@@ -162,6 +163,22 @@ def demo_cmd(out: str, method: str, as_json: bool) -> None:
 
     results = demo(out, progress=not as_json, method=method, command=["harborwatch", *sys.argv[1:]])
     emit([r.summary() for r in results], as_json, _human(results))
+    _exit_if_every_scene_failed(results)
+
+
+def _exit_if_every_scene_failed(results: list[Any]) -> None:
+    """Exit 1 (the work failed) when a run found scenes and could process none: its all-unobserved
+    counts would otherwise read like a quiet port. The outputs are written; a rerun retries the scenes."""
+    for r in results:
+        status = r.scenes["status"] if len(r.scenes) else None
+        if status is not None and (status == "failed").all():
+            first = str(r.scenes["reason"].iloc[0])
+            click.echo(
+                f"harborwatch: error: all {len(status)} scene(s) of {r.aoi.name} failed (first: {first}); "
+                f"outputs in {r.out_dir}; a rerun retries them",
+                err=True,
+            )
+            sys.exit(1)
 
 
 def _human(results: list[Any]) -> str:

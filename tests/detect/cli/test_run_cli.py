@@ -152,3 +152,23 @@ def test_ships_under_cloud_are_not_counted_on_a_partial_day(tmp_path, capsys):
     assert xs and min(xs) >= cloud_edge_x
     daily = pd.read_csv(run / "daily_counts.csv").set_index("date")
     assert daily.loc[str(DAY + timedelta(days=1)), "count"] == rec.loc["cloudy", "n_detections"]
+
+
+def test_a_run_whose_every_scene_failed_exits_1_with_its_outputs_written(tmp_path, capsys):
+    # a truncated GeoTIFF: the scene is found (by its sidecar) and fails to read; the run wrote its outputs,
+    # all days unobserved, and said exit 0, which read like a quiet port
+    scenes = tmp_path / "scenes" / "cut"
+    scenes.mkdir(parents=True)
+    data = SAMPLE.path.read_bytes()
+    (scenes / "cut.tif").write_bytes(data[: len(data) // 3])
+    shutil.copy(SAMPLE.path.parent / "scene.json", scenes / "scene.json")
+    west, south, east, north = SAMPLE.bbox
+    aoi = f"{west + 0.002},{south + 0.002},{east - 0.002},{north - 0.002}"
+    with pytest.raises(SystemExit) as e:
+        main(["-q", "run", "--aoi", aoi, "--start", str(DAY), "--end", str(DAY), "--source",
+              f"local:{tmp_path / 'scenes'}", "--out", str(tmp_path / "run")])  # fmt: skip
+    assert e.value.code == 1
+    err = capsys.readouterr().err
+    assert "error: all 1 scene(s) of" in err and "a rerun retries them" in err
+    assert (tmp_path / "run" / "report.html").is_file()
+    assert pd.read_csv(tmp_path / "run" / "scenes.csv")["status"].tolist() == ["failed"]

@@ -123,7 +123,13 @@ def test_a_failing_scene_is_retried_then_reported_and_a_rerun_only_redoes_it(tmp
 
     assert FailingRead.attempts == [failing] * 3  # the first try and two retries
     bad, good = first.jobs
-    assert first.ok and bad.status == good.status == "ok"  # reported, and the batch went on
+    # reported, and the batch went on; a job none of whose scenes could be read failed (its outputs are
+    # written, all unobserved), so the batch is not ok
+    assert (
+        not first.ok
+        and (bad.status, good.status) == ("failed", "ok")
+        and "all 1 scene(s) failed" in bad.error
+    )
     assert list(bad.failed) == [failing] and "injected: bucket unreachable" in bad.failed[failing]
     assert "3 time(s)" in bad.failed[failing]
     assert good.scenes_processed == 1 and not good.failed
