@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date, datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
@@ -162,7 +162,7 @@ def claim_from_dict(item: Any, where: str = "claim") -> Claim:
     return Claim(
         id=str(item["id"]),
         source=str(item["source"]),
-        aoi=str(item["aoi"]),
+        aoi=_aoi_name(str(item["aoi"])),
         start=_date(item["start"], where, "start"),
         end=_date(item["end"], where, "end"),
         metric=_METRIC_ALIASES.get(str(item["metric"]), str(item["metric"])),
@@ -208,6 +208,9 @@ def compare_one(claim: Claim, results: RunTables, *, params: VisitParams | None 
     summary, days_in_period, why_not = _claim_visits(claim, results, params)
     if summary is None:
         return _cannot(claim, days_in_period, 0, why_not)
+    if why_not:  # the run covers part of the claim's period: its counts are floors, never an upper bound
+        v = judge(claim, summary, claim_days=days_in_period)
+        return replace(v, reasons=(why_not, *v.reasons))
     return judge(claim, summary)
 
 
@@ -229,13 +232,14 @@ def _claim_visits(
     in_claim = daily[(daily["date"] >= claim.start) & (daily["date"] <= claim.end)]
     days_in_period = (claim.end - claim.start).days + 1
     run_days = set(in_claim["date"])
-    if len(run_days) < days_in_period:
-        return (
-            None,
-            days_in_period,
-            f"the run covers {len(run_days)} of the claim's {days_in_period} days; rerun over "
-            f"{claim.start} – {claim.end}",
-        )
+    if not run_days:
+        return None, days_in_period, f"the run covers none of the claim's days {claim.start} – {claim.end}"
+    partly = (
+        f"the run covers {len(run_days)} of the claim's {days_in_period} days, so its counts bound the claim "
+        f"from below only; rerun over {claim.start} – {claim.end} for the rest"
+        if len(run_days) < days_in_period
+        else ""
+    )
     if claim.zone not in set(in_claim["zone"]) or claim.class_name not in set(in_claim["class"]):
         return (
             None,
@@ -250,22 +254,37 @@ def _claim_visits(
         params=params,
         min_length_m=claim.min_length_m,
     )
-    return summary, days_in_period, ""
+    return summary, days_in_period, partly
 
 
-def judge(claim: Claim, s: VisitSummary) -> ClaimVerdict:
-    """The verdict from visit estimates over exactly the claim's period."""
+def _aoi_name(text: str) -> str:
+    """A claim's AOI as runs name it: a ``bbox:`` AOI written as typed (``37.9330``) takes the name
+    ``imagery.aoi.aoi_from_bbox`` gives the same box (``37.933``), so the claim meets its run."""
+    if not text.startswith("bbox:"):
+        return text
+    try:
+        from imagery.aoi import aoi_from_bbox
+
+        return aoi_from_bbox(text[len("bbox:") :]).name
+    except ValueError:  # not a box after all: kept as written, and matched as written
+        return text
+
+
+def judge(claim: Claim, s: VisitSummary, *, claim_days: int | None = None) -> ClaimVerdict:
+    """The verdict from visit estimates over the claim's period (``claim_days``: its length, where the
+    estimates cover only part of it: then they give no upper bound)."""
+    days = s.days_in_period if claim_days is None else claim_days
     coverage = (
-        f"{s.days_observed} of {s.days_in_period} days seen ({s.days_fully_observed} in full; longest "
+        f"{s.days_observed} of {days} days seen ({s.days_fully_observed} in full; longest "
         f"run without a clear view: {s.longest_unobserved_run_days} days)"
     )
     reasons = [coverage]
     if s.days_observed == 0:
         return _verdict(
-            claim, "cannot tell", None, None, s, (*reasons, "no day of the period was seen clearly")
+            claim, "cannot tell", None, None, s, (*reasons, "no day of the period was seen clearly"), days
         )
     # An upper bound needs every day seen in full; a partial day's count is itself only a floor.
-    complete = s.days_fully_observed == s.days_in_period
+    complete = s.days_fully_observed == days
     if claim.metric == "distinct_vessels_min":
         lower = s.distinct_min
         # Every vessel present at some overpass is sighted at least once, so with every day seen the
@@ -303,7 +322,7 @@ def judge(claim: Claim, s: VisitSummary) -> ClaimVerdict:
         else:
             verdict = "cannot tell"
             reasons.append(
-                f"the imagery shows at least {lower}, fewer than {v:g}, but unobserved days and "
+                f"the imagery shows at least {lower}, fewer than {v:g}, but days not seen in full and "
                 "visits between overpasses could hold the rest"
                 if not complete
                 else f"the imagery shows {lower} to {upper}, which straddles {v:g}"
@@ -318,14 +337,15 @@ def judge(claim: Claim, s: VisitSummary) -> ClaimVerdict:
         else:
             verdict = "cannot tell"
             reasons.append(
-                f"the imagery shows at least {lower} ≤ {v:g}, but unobserved days leave no upper bound"
+                f"the imagery shows at least {lower} ≤ {v:g}, but days not seen in full (unobserved, "
+                "partial, or without a cloud mask) leave no upper bound"
             )
     if claim.subject:
         reasons.append(
             f"the claim is about {claim.subject}; imagery cannot tell nationality, so the count "
             "bounds vessels of every flag and can only bound the claim, not confirm it"
         )
-    return _verdict(claim, verdict, lower, upper, s, tuple(reasons))
+    return _verdict(claim, verdict, lower, upper, s, tuple(reasons), days)
 
 
 def _verdict(
@@ -335,13 +355,14 @@ def _verdict(
     upper: int | None,
     s: VisitSummary,
     reasons: tuple[str, ...],
+    days: int,
 ) -> ClaimVerdict:
     return ClaimVerdict(
         claim=claim,
         verdict=verdict,
         lower=lower,
         upper=upper,
-        days_in_period=s.days_in_period,
+        days_in_period=days,
         days_observed=s.days_observed,
         reasons=reasons,
     )

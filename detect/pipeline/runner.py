@@ -115,6 +115,12 @@ def run(
     if setup.sources.get("S2") == "earth-search:gcp" and source == "earth-search":
         log.info("reading Earth Search L1C granules from the public Google Cloud bucket (earth-search:gcp)")
     claim_list = claim_list_of(claims)
+    zones = agg.zone_names(setup.area)
+    for c in claim_list:  # a claim's zone unknown to its AOI is a typo: said before any work
+        if c.aoi == setup.area.name and c.zone not in zones:
+            known = ", ".join(zones)
+            area = setup.area.name
+            raise InputError(f"claim {c.id!r} is about zone {c.zone!r}; AOI {area} has zones: {known}")
     ais_table, ais_info = load_ais_table(ais, ais_params)
     params = params or agg.AggregateParams()
     steps = steps or default_steps()

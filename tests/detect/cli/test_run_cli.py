@@ -172,3 +172,21 @@ def test_a_run_whose_every_scene_failed_exits_1_with_its_outputs_written(tmp_pat
     assert "error: all 1 scene(s) of" in err and "a rerun retries them" in err
     assert (tmp_path / "run" / "report.html").is_file()
     assert pd.read_csv(tmp_path / "run" / "scenes.csv")["status"].tolist() == ["failed"]
+
+
+def test_a_claim_about_a_zone_the_aoi_lacks_is_refused_before_any_work(tmp_path, capsys):
+    west, south, east, north = SAMPLE.bbox
+    aoi = f"{west + 0.002:.4f},{south + 0.002:.4f},{east - 0.002:.4f},{north - 0.002:.4f}"
+    name = f"bbox:{aoi}"
+    claims = tmp_path / "claims.yaml"
+    claims.write_text(
+        f"- {{id: c, source: s, aoi: '{name}', zone: berths, start: {DAY}, end: {DAY}, "
+        "metric: max_simultaneous, value: 3, comparison: '>='}\n"
+    )
+    with pytest.raises(SystemExit) as e:
+        main(["-q", "run", "--aoi", aoi, "--start", str(DAY), "--end", str(DAY), "--source", "samples",
+              "--claims", str(claims), "--out", str(tmp_path / "run")])  # fmt: skip
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "claim 'c' is about zone 'berths'" in err and "has zones: all" in err
+    assert not (tmp_path / "run").exists()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
 import pandas as pd
@@ -115,10 +115,22 @@ def test_min_length_filters_detections_for_the_claim():
     assert v.verdict == "inconsistent" and v.lower == 1
 
 
-def test_a_run_that_does_not_cover_the_claim_cannot_tell():
+def test_a_run_over_part_of_the_claim_bounds_it_from_below_only():
+    # two of the claim's four days, one ship seen each day: a floor of 1 distinct vessel meets ">= 1" (a
+    # batch's periods split a claim's period across jobs), never an upper bound for "<=" or ">= 5"
     t = tables([[100], [100]])
-    (short,) = compare([claim(1)], t)
-    assert short.verdict == "cannot tell" and "covers 2 of the claim's 4 days" in short.reasons[0]
+    (met,) = compare([claim(1)], t)
+    assert met.verdict == "consistent" and "covers 2 of the claim's 4 days" in met.reasons[0]
+    assert met.days_in_period == 4 and met.upper is None
+    (short,) = compare([claim(5)], t)
+    assert short.verdict == "cannot tell" and "from below only" in short.reasons[0]
+    (at_most,) = compare([claim(5, comparison="<=")], t)
+    assert at_most.verdict == "cannot tell" and "leave no upper bound" in at_most.reasons[-1]
+    (over,) = compare([claim(0, comparison="<=")], t)
+    assert over.verdict == "inconsistent"  # the floor already passes what the claim allows
+    later = replace(claim(1), start=START + timedelta(days=10), end=START + timedelta(days=12))
+    (none,) = compare([later], t)
+    assert none.verdict == "cannot tell" and "covers none of the claim's days" in none.reasons[0]
     (other,) = compare([claim(1, days=2)], tables([[100], [100]], aoi="nampo-port"))
     assert other.verdict == "cannot tell" and "nampo-port" in other.reasons[0]
 
