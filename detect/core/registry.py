@@ -190,6 +190,11 @@ def detector_methods(classes: Sequence[str], method: str) -> dict[str, str]:
     every = sorted({m for ms in known.values() for m in ms})
     if method not in every:
         raise InputError(f"unknown detector method {method!r}; methods: {', '.join(every)}")
+    if "ship" in classes and method not in known["ship"]:  # --method is about ships: never swapped silently
+        raise InputError(
+            f"--method {method} has no ship detector; ship methods: {', '.join(sorted(known['ship']))} "
+            "(the other classes use their own detector)"
+        )
     return out
 
 

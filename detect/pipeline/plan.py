@@ -69,7 +69,8 @@ def parse_sensors(
 def check_sensors(sensors: Sequence[str], *, source: str, classes: Sequence[str], method: str) -> None:
     if "S2" in sensors and method == "cfar":
         raise InputError(
-            "--method cfar is the Sentinel-1 detector; for Sentinel-2 choose yolo or baseline "
+            "--method cfar is the Sentinel-1 detector; for Sentinel-2 leave --method out (auto) or choose "
+            "seg-ens, seg-b4, seg, yolo or baseline "
             "(with --sensors s2,s1 the Sentinel-1 scenes use cfar anyway)"
         )
     if "S1" in sensors and source.strip().lower() in S1_REQUESTER_PAYS:

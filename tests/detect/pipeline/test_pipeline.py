@@ -406,6 +406,11 @@ def test_method_applies_to_classes_that_have_it():
 
     with pytest.raises(InputError, match="no detector for class 'zeppelin'"):
         pipeline.detector_methods(["zeppelin"], "yolo")
+    # a truck method asked of ships ran auto without a word; for trucks alone it is theirs
+    with pytest.raises(InputError, match="--method gbm has no ship detector; ship methods: .*seg-ens"):
+        pipeline.detector_methods(["ship", "truck"], "gbm")
+    assert pipeline.detector_methods(["truck"], "gbm") == {"truck": "gbm"}
+    assert pipeline.detector_methods(["ship", "truck"], "seg") == {"ship": "seg", "truck": "gbm"}
 
 
 def test_other_weights_make_another_record_key(tmp_path, monkeypatch):
