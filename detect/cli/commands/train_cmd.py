@@ -14,6 +14,7 @@ import click
 from detect.cli.app import cli, emit
 from detect.core.device import device_option
 from detect.ships.train import make_plan, parse_bands, run
+from imagery.errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -171,10 +172,10 @@ def train_cmd(
 )
 @click.option(
     "--out",
-    default="weights",
-    show_default=True,
+    default=None,
     type=click.Path(file_okay=False),
-    help="Folder for trucks-s2.lgbm.txt and trucks-s2.json.",
+    help="Folder for trucks-s2.lgbm.txt and trucks-s2.json; needed to train (`--out weights` replaces the "
+    "shipped model, so it is never the default).",
 )
 @click.option(
     "--cache", default="work-data/trucks", show_default=True, help="Scratch folder for decoded scenes."
@@ -222,7 +223,7 @@ def train_cmd(
 @click.option("--json", "as_json", is_flag=True, help="Print what was written as JSON to stdout.")
 def trucks_cmd(
     data: str | None,
-    out: str,
+    out: str | None,
     cache: str,
     seed: int,
     rounds: int,
@@ -239,6 +240,8 @@ def trucks_cmd(
     from detect.core.data import data_path
     from detect.trucks import train as truck_train  # LightGBM and the simulator load only for this command
 
+    if out is None and not (yolo or write_fixtures):
+        raise InputError("give --out DIR for the trained model (--out weights replaces the shipped one)")
     data = str(data_path("sen2ships-root", data))
     if yolo:
         written = [
@@ -259,7 +262,7 @@ def trucks_cmd(
         written = [
             truck_train.train_truck_model(
                 data,
-                out,
+                str(out),
                 cache_dir=cache,
                 seed=seed,
                 rounds=rounds,

@@ -194,3 +194,11 @@ def test_seg_training_with_eotdl_needs_its_folder_and_names_the_option(
         main([*base, "--eotdl-data", str(fixture)])  # the folder without the option that uses it
     assert e.value.code == 2 and "--eotdl" in capsys.readouterr().err
     assert len(seen) == 2
+
+
+def test_truck_training_needs_an_out_folder(capsys: pytest.CaptureFixture[str]) -> None:
+    # the default was `weights`: a bare `harborwatch train trucks` in the repo replaced the shipped model
+    with pytest.raises(SystemExit) as e:
+        main(["train", "trucks", "--data", "."])
+    assert e.value.code == 2
+    assert "give --out DIR" in capsys.readouterr().err
