@@ -21,6 +21,7 @@ from urllib.parse import urlsplit, urlunsplit
 import numpy as np
 
 from imagery.atomic import atomic_path, atomic_write_json
+from imagery.errors import InputError
 from imagery.types import Grid
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,10 @@ class Cache:
 
     def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
         self.root = default_cache_dir(root)
+        if self.root.exists() and not self.root.is_dir():  # every read would fail, one by one, otherwise
+            raise InputError(
+                f"cache folder {self.root} is a file; give --cache-dir (or $HARBORWATCH_CACHE_DIR) a folder"
+            )
         self.hits = 0
         self.misses = 0
 

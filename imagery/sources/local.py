@@ -128,7 +128,10 @@ class LocalCatalog:
         a file that cannot be opened is a scene marked ``UNREADABLE`` (skipped with a warning when it has
         no acquisition time either, since no period can hold it)."""
         if self.root.is_file():
-            return [self._file_scene(self.root)]
+            try:
+                return [self._file_scene(self.root)]
+            except RasterReadError as e:  # the folder or file the user named is no raster: bad input
+                raise InputError(f"local source: {e}") from None
         out: list[Scene] = []
         for dirpath, dirnames, filenames in os.walk(self.root):
             dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))

@@ -104,3 +104,14 @@ def test_concurrent_writers_never_expose_a_partial_entry(tmp_path):
         assert p.exitcode == 0
     assert cache.get(key) is not None
     assert not list(tmp_path.rglob("*.part"))
+
+
+def test_a_cache_folder_that_is_a_file_is_bad_input(tmp_path):
+    # every read failed one by one with a raw NotADirectoryError (HARBORWATCH_CACHE_DIR=/etc/hostname)
+    from imagery.cache import Cache
+    from imagery.errors import InputError
+
+    f = tmp_path / "file"
+    f.write_text("x")
+    with pytest.raises(InputError, match="is a file"):
+        Cache(f)

@@ -179,3 +179,13 @@ def test_files_of_one_name_in_two_folders_are_two_scenes(tmp_path):
     write_tif(tmp_path / "other" / "chip_2018-05-10.tif", 2, ("B04", "B08"))  # a unique name keeps its id
     found = get_catalog(f"local:{tmp_path}").search(AOI, "2018-05-01", "2018-06-30", collection="any")
     assert sorted(s.id for s in found) == ["chip_2018-05-10", "east/2018-05-10.tif", "west/2018-05-10.tif"]
+
+
+def test_a_local_source_naming_a_file_that_is_no_raster_is_bad_input(tmp_path):
+    from imagery.errors import InputError
+    from imagery.sources.local import LocalCatalog
+
+    f = tmp_path / "notes.txt"
+    f.write_text("not a raster")
+    with pytest.raises(InputError, match="local source: cannot read"):
+        LocalCatalog(f).scenes()
