@@ -12,6 +12,7 @@ gate grows with speed for the image's timing. Detections left without a partner 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
@@ -24,6 +25,8 @@ from scipy.optimize import linear_sum_assignment
 
 from detect.core.geometry import Detection
 from imagery.errors import InputError
+
+log = logging.getLogger(__name__)
 
 REQUIRED = ("mmsi", "timestamp", "lat", "lon")
 #: Optional numeric columns: motion, size and the antenna's place on the hull (AIS A/B/C/D, metres).
@@ -218,6 +221,14 @@ def normalise_ais(
         & out["lat"].between(-90, 90)
         & out["lon"].between(-180, 180)
     )
+    if not ok.all():  # said, not silent: a feed with swapped or scaled columns loses most rows here
+        log.warning(
+            "%s: %d of %d AIS row(s) left out: no MMSI or time, or a position out of range (lat 91 / "
+            "lon 181: not available)",
+            source,
+            int((~ok).sum()),
+            len(ok),
+        )
     out = out[ok].astype({"mmsi": "int64"})
     out = out.sort_values(["mmsi", "timestamp"], kind="stable").drop_duplicates(["mmsi", "timestamp"])
     return out[list(REQUIRED + OPTIONAL)].reset_index(drop=True)

@@ -300,3 +300,15 @@ def test_timestamps_of_mixed_precision_parse_and_bad_ones_say_so_on_one_line():
     with pytest.raises(InputError) as e:
         normalise_ais(bad)
     assert "\n" not in str(e.value)
+
+
+def test_rows_left_out_for_a_position_out_of_range_are_counted_aloud(tmp_path, caplog):
+    _, raw, _ = scenario()
+    raw = raw.copy()
+    raw.loc[raw.index[:2], "LAT"] = [444.0, 91.0]  # a scaled column, and AIS's "not available"
+    csv = tmp_path / "ais.csv"
+    raw.to_csv(csv, index=False)
+    with caplog.at_level("WARNING"):
+        a = load_ais(csv)
+    assert len(a) == len(raw) - 2
+    assert f"2 of {len(raw)} AIS row(s) left out" in caplog.text
