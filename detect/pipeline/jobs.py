@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from itertools import product
 from pathlib import Path
@@ -152,7 +152,25 @@ def load_jobs(path: str | Path) -> list[Job]:
         raise InputError(f"{p}: expected a list of jobs or a mapping with 'jobs: [...]'")
     if not entries:
         raise InputError(f"{p} lists no jobs")
-    return expand_jobs(entries, defaults)
+    return [beside(job, p.parent) for job in expand_jobs(entries, defaults)]
+
+
+def beside(job: Job, folder: Path) -> Job:
+    """``job`` with its relative AOI file, claims file and ``local:`` folder taken from ``folder`` (the jobs
+    file's) where they are found there, so a jobs file works from any working directory; a path found only
+    from the working directory (or a bundled name, a bbox) stays as written."""
+
+    def here(text: str | None) -> str | None:
+        if not text or Path(text).is_absolute() or not (folder / text).exists():
+            return text
+        return str((folder / text).resolve())
+
+    source = job.source
+    if source.lower().startswith("local:"):
+        source = f"local:{here(source[len('local:') :])}"
+    # the job keeps the folder name it had with the path as written (its id), so a rerun resumes there
+    name = job.name if source == job.source else (job.name or job.id)
+    return replace(job, aoi=here(job.aoi) or job.aoi, claims=here(job.claims), source=source, name=name)
 
 
 def _listed(e: Mapping[str, Any], one: str, many: str, n: int, default: list[Any] | None = None) -> list[Any]:

@@ -356,3 +356,27 @@ def test_an_entrys_own_source_wins_over_sources_in_defaults():
         defaults={"sources": ["earth-search", "planetary-computer"]},
     )
     assert [j.source for j in jobs] == ["samples"]
+
+
+def test_a_jobs_files_relative_paths_are_taken_from_its_folder(tmp_path, monkeypatch):
+    # an AOI file, a claims file and a local: folder written relative to the jobs file were looked up in
+    # the working directory, so the same jobs file failed when run from elsewhere
+    folder = tmp_path / "study"
+    (folder / "scenes").mkdir(parents=True)
+    (folder / "aoi.geojson").write_text("{}")
+    (folder / "claims.yaml").write_text("[]")
+    jobs = folder / "jobs.yaml"
+    jobs.write_text(
+        "jobs:\n  - {aoi: aoi.geojson, start: 2023-07-10, end: 2023-07-10, source: 'local:scenes', "
+        "claims: claims.yaml}\n  - {aoi: genoa-port, start: 2023-07-10, end: 2023-07-10, source: samples}\n"
+    )
+    monkeypatch.chdir(tmp_path)  # not the jobs file's folder
+    ids_there = [j.id for j in expand_jobs(
+        [{"aoi": "aoi.geojson", "start": "2023-07-10", "end": "2023-07-10", "source": "local:scenes"}]
+    )]  # fmt: skip
+    first, second = load_jobs(jobs)
+    assert first.aoi == str((folder / "aoi.geojson").resolve())
+    assert first.claims == str((folder / "claims.yaml").resolve())
+    assert first.source == f"local:{(folder / 'scenes').resolve()}"
+    assert first.id == ids_there[0]  # the same job folder as before: a rerun resumes
+    assert (second.aoi, second.source, second.claims) == ("genoa-port", "samples", None)  # not paths
