@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 from typing import Any
@@ -88,3 +89,8 @@ def check_geojson_out(out: str | Path) -> None:
     path = Path(out)
     if not str(out) or not path.name or path.suffix.lower() not in (".geojson", ".json"):
         raise InputError(f"--out {str(out)!r}: name a GeoJSON file to write (….geojson or ….json)")
+    # its folder made and written to now, not after every input was read and searched (an OSError here is
+    # the environment's one-line error in ``detect.cli.main``)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, prefix=".harborwatch-probe-"):
+        pass

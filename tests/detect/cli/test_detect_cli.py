@@ -396,3 +396,17 @@ def test_yolo_tta_is_a_method_of_detect_and_evaluate(
         capsys,
     )  # fmt: skip
     assert rc == 0 and json.loads(stdout)["overall"]["n_truth"] > 0
+
+
+def test_an_out_that_cannot_be_written_is_refused_before_any_detection(tmp_path, capsys, monkeypatch):
+    import detect.detectors
+
+    def never(*a, **k):
+        raise AssertionError("detection ran before --out was checked")
+
+    monkeypatch.setattr(detect.detectors, "detect_paths", never)
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    sample = Path(__file__).parents[3] / "imagery" / "samples" / "genoa-2023-07-10" / "genoa-2023-07-10.tif"
+    rc, _, err = run(["detect", str(sample), "--out", str(blocker / "ships.geojson")], capsys)
+    assert rc == 2 and "a file stands where a folder is needed" in err
