@@ -7,6 +7,7 @@ notebooks) imports the registry's functions from here so the built-in detectors 
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -39,6 +40,8 @@ from imagery.sar import (
     read_s1,
 )
 from imagery.types import RasterWindow
+
+log = logging.getLogger(__name__)
 
 #: ``--method`` for Sentinel-1 inputs; ``auto`` routes them here.
 SAR_METHOD = "cfar"
@@ -141,6 +144,12 @@ def detect_paths(
     if conf is not None and not 0.0 <= conf <= 1.0:
         raise InputError(f"conf must lie in [0, 1], got {conf}")
     reading = sar or SarReading()
+    unique: dict[Path, str | Path] = {}
+    for p in paths:
+        unique.setdefault(Path(p).resolve(), p)
+    if len(unique) < len(paths):  # one input given twice would count its objects twice
+        log.warning("%d input(s) given more than once: each is read once", len(paths) - len(unique))
+        paths = list(unique.values())
     missing_paths = [str(p) for p in paths if not Path(p).exists()]
     if missing_paths:
         raise InputError(f"no such file or folder: {', '.join(missing_paths)}")

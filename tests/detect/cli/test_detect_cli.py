@@ -410,3 +410,13 @@ def test_an_out_that_cannot_be_written_is_refused_before_any_detection(tmp_path,
     sample = Path(__file__).parents[3] / "imagery" / "samples" / "genoa-2023-07-10" / "genoa-2023-07-10.tif"
     rc, _, err = run(["detect", str(sample), "--out", str(blocker / "ships.geojson")], capsys)
     assert rc == 2 and "a file stands where a folder is needed" in err
+
+
+def test_one_input_given_twice_is_read_once(tmp_path, capsys):
+    sample = Path(__file__).parents[3] / "imagery" / "samples" / "genoa-2023-07-10" / "genoa-2023-07-10.tif"
+    once, twice = tmp_path / "once.geojson", tmp_path / "twice.geojson"
+    assert run(["detect", str(sample), "--classes", "ship", "--out", str(once)], capsys)[0] == 0
+    rc, _, err = run(["detect", str(sample), str(sample), "--out", str(twice), "--classes", "ship"], capsys)
+    assert rc == 0 and "1 input(s) given more than once" in err
+    n = len(json.loads(once.read_text())["features"])
+    assert n > 0 and len(json.loads(twice.read_text())["features"]) == n
