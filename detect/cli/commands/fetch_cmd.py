@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
 
 from detect.cli.app import cli, emit, res_option
@@ -129,14 +131,20 @@ def fetch_cmd(
         log.warning("no scenes found for %s, %s to %s in %s (%s)", aoi.name, start, end, collection, source)
     cache = None if no_cache else Cache(cache_dir)
     result = fetch(aoi, scenes, out_dir, bands, cache, res_m=res_m, max_cloud=cloudy_above)
-    lines = [
-        f"{r.acquisition}: {r.outcome}"
-        + (f", {r.status}, cloud {r.cloud_fraction}, valid {r.valid_fraction}" if r.path else "")
-        + (f" — {r.error}" if r.error else "")
-        for r in result.records
-    ]
+    lines = [_line(r) for r in result.records]
     counts = ", ".join(f"{result.count(o)} {o}" for o in ("written", "exists", "empty", "failed"))
     lines.append(f"{len(result.records)} acquisitions ({counts}); manifest: {result.manifest_json}")
     emit(result.to_dict(), as_json, "\n".join(lines))
     if result.records and result.count("failed") == len(result.records):
         click.get_current_context().exit(1)  # every acquisition failed: the work failed
+
+
+def _line(r: Any) -> str:
+    """One acquisition's summary line: its outcome, what was measured of a written file, its error."""
+    measured = f", {r.status}, cloud {_share(r.cloud_fraction)}, valid {_share(r.valid_fraction)}"
+    return f"{r.acquisition}: {r.outcome}{measured if r.path else ''}{f' — {r.error}' if r.error else ''}"
+
+
+def _share(x: float | None) -> str:
+    """A fraction for the summary line: "unknown" where it was not measured (no cloud mask)."""
+    return "unknown" if x is None or x != x else f"{x:.4g}"
