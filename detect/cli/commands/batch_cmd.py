@@ -19,13 +19,16 @@ from detect.core.device import device_option
 @click.option("--scheduler", default=None, help="Address of a running dask scheduler, e.g. tcp://HOST:8786.")
 @click.option(
     "--workers",
-    type=int,
+    type=click.IntRange(min=1),
     default=2,
     show_default=True,
     help="Workers of the local cluster (ignored with --scheduler).",
 )
 @click.option(
-    "--threads-per-worker", type=int, default=None, help="Default 1 on CPU, 4 on CUDA (shared GPU batches)."
+    "--threads-per-worker",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Default 1 on CPU, 4 on CUDA (shared GPU batches).",
 )
 @click.option(
     "--processes/--no-processes",
