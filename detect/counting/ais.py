@@ -158,9 +158,10 @@ def _pick(columns: Sequence[str], name: str) -> str | None:
 
 def _parse_times(values: pd.Series, column: str, source: str) -> pd.Series:
     fmt = DAY_FIRST_COLUMNS.get(column.lower().strip())
-    # a feed may mix precisions ("…:30Z" beside "…:31.5Z"): without a known format each value is parsed
-    # on its own, not by the format pandas infers from the first one
-    for f in (fmt,) if fmt else (None, "mixed"):
+    # a feed may mix precisions ("…:30Z" beside "…:31.5Z"): without a known format, ISO 8601 per value. Not
+    # "mixed": it guesses each value's order on its own, so a day-first feed gave 01/02 as 2 January beside
+    # 13/02 as 13 February, silently
+    for f in (fmt,) if fmt else (None, "ISO8601"):
         try:
             return pd.to_datetime(values, utc=True, format=f)
         except (ValueError, TypeError) as e:
