@@ -158,19 +158,26 @@ def load_jobs(path: str | Path) -> list[Job]:
 def beside(job: Job, folder: Path) -> Job:
     """``job`` with its relative AOI file, claims file and ``local:`` folder taken from ``folder`` (the jobs
     file's) where they are found there, so a jobs file works from any working directory; a path found only
-    from the working directory (or a bundled name, a bbox) stays as written."""
+    from the working directory stays as written, and so does a bundled AOI or claims name (a folder of
+    downloads named ``longkou-2018`` beside the jobs file is not the bundled claims ``longkou-2018``)."""
+    from imagery.aoi import aoi_names
 
-    def here(text: str | None) -> str | None:
-        if not text or Path(text).is_absolute() or not (folder / text).exists():
+    def here(text: str | None, *, file: bool) -> str | None:
+        if not text or Path(text).is_absolute():
             return text
-        return str((folder / text).resolve())
+        p = folder / text
+        if not (p.is_file() if file else p.exists()):
+            return text
+        return str(p.resolve())
 
+    aoi = job.aoi if job.aoi.strip().lower() in aoi_names() else here(job.aoi, file=True) or job.aoi
     source = job.source
     if source.lower().startswith("local:"):
-        source = f"local:{here(source[len('local:') :])}"
-    # the job keeps the folder name it had with the path as written (its id), so a rerun resumes there
-    name = job.name if source == job.source else (job.name or job.id)
-    return replace(job, aoi=here(job.aoi) or job.aoi, claims=here(job.claims), source=source, name=name)
+        source = f"local:{here(source[len('local:') :], file=False)}"
+    changed = (aoi, source) != (job.aoi, job.source)
+    # the job keeps the folder name it had with the paths as written (its id), so a rerun resumes there
+    name = (job.name or job.id) if changed else job.name
+    return replace(job, aoi=aoi, claims=here(job.claims, file=True), source=source, name=name)
 
 
 def _listed(e: Mapping[str, Any], one: str, many: str, n: int, default: list[Any] | None = None) -> list[Any]:

@@ -380,3 +380,20 @@ def test_a_jobs_files_relative_paths_are_taken_from_its_folder(tmp_path, monkeyp
     assert first.source == f"local:{(folder / 'scenes').resolve()}"
     assert first.id == ids_there[0]  # the same job folder as before: a rerun resumes
     assert (second.aoi, second.source, second.claims) == ("genoa-port", "samples", None)  # not paths
+
+
+def test_a_bundled_aoi_or_claims_name_is_not_taken_for_a_folder_of_that_name_beside_the_jobs_file(tmp_path):
+    # a study folder holding its downloads as longkou-port/ and longkou-2018/ (as the README names them): the
+    # AOI became that folder's path ("is a folder, not a GeoJSON file") and so did the bundled claims
+    folder = tmp_path / "study"
+    for name in ("longkou-port", "longkou-2018"):
+        (folder / name).mkdir(parents=True)
+    jobs = folder / "jobs.yaml"
+    jobs.write_text(
+        "jobs:\n  - {aoi: longkou-port, start: 2018-05-01, end: 2018-05-03, source: 'local:longkou-2018', "
+        "claims: longkou-2018}\n"
+    )
+    (job,) = load_jobs(jobs)
+    assert (job.aoi, job.claims) == ("longkou-port", "longkou-2018")
+    assert job.source == f"local:{(folder / 'longkou-2018').resolve()}"
+    assert job.id == "longkou-port_2018-05-01_2018-05-03_local_longkou-2018"
