@@ -317,7 +317,7 @@ def test_rows_left_out_for_a_position_out_of_range_are_counted_aloud(tmp_path, c
 def test_a_day_first_feed_is_refused_not_read_with_each_value_in_its_own_order():
     """The mixed-precision fallback parsed each value on its own: 01/02/2018 became 2 January (month first)
     beside 13/02/2018 as 13 February (day first, since 13 is no month), and the feed was matched with
-    timestamps weeks off, without a word. A feed whose times are neither one format nor ISO 8601 is refused."""
+    timestamps weeks off, without a word. Times neither of one format nor ISO 8601 are refused."""
     times = ["01/02/2018 10:00:00", "13/02/2018 10:00:00"]
     raw = pd.DataFrame({"mmsi": [1, 2], "timestamp": times, "lat": [44.4, 44.41], "lon": [8.9, 8.91]})
     with pytest.raises(InputError, match="timestamps cannot be parsed"):
