@@ -139,7 +139,7 @@ def process_scene(
             detections: list[Any] = []
         else:
             detections = flag_trucks(find(), aoi)
-        if cloud is not None and detections:  # a partial day counts what was seen, not what clouds made
+        if sensor == "S2" and cloud is not None and detections:  # count what was seen, not what clouds made
             detections, hidden = seen_only(detections, grid, cloud, valid)
             if hidden:
                 add_reason(rec, f"{hidden} detection(s) under cloud or cloud shadow left out")
@@ -165,14 +165,29 @@ def process_scene(
     return rec
 
 
+#: Cloud (or shadow) patches smaller than this (pixels, 0.1 km² at 10 m) do not hide a detection: Sen2Cor's
+#: SCL can call a bright hull cloud or a dark one shadow, and the largest ships cover ~250 px; real clouds
+#: that hide ships are larger.
+MIN_HIDING_CLOUD_PX = 1000
+
+
 def seen_only(
     detections: Sequence[Any], grid: Grid, cloud: np.ndarray, valid: np.ndarray
 ) -> tuple[list[Any], int]:
     """The detections whose centre pixel on ``grid`` is clear and valid, and how many were not: the
     screen's cloud (and shadow) pixels are unobserved, so what is found there is not counted (a bright
-    cloud edge makes false ships; the day's count is a floor over the clear part)."""
+    cloud edge makes false ships; the day's count is a floor over the clear part). Cloud patches smaller
+    than ``MIN_HIDING_CLOUD_PX`` are not taken to hide anything (a ship may be one)."""
+    from scipy import ndimage
+
     from detect.sar.detector import detection_pixels
 
+    labels, n = ndimage.label(cloud)
+    if n:
+        sizes = np.bincount(labels.ravel())
+        big = sizes >= MIN_HIDING_CLOUD_PX
+        big[0] = False
+        cloud = big[labels]
     px = np.floor(detection_pixels(detections, grid)).astype(int)
     h, w = cloud.shape
     kept = [

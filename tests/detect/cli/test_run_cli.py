@@ -107,14 +107,19 @@ def test_a_zone_reaching_beyond_the_aoi_is_observed_over_all_of_it(tmp_path, cap
     assert daily.loc["all", "status"].startswith("observed") and daily.loc["all", "count"] > 0
 
 
-def _with_scl(root: Path, name: str, day_offset: int, cloud_cols: int) -> None:
-    """The sample as a scene with an SCL layer: water (6), its first ``cloud_cols`` columns cloud (9)."""
+def _with_scl(
+    root: Path, name: str, day_offset: int, cloud_cols: int, spots: list[tuple[int, int]] = ()
+) -> None:
+    """The sample as a scene with an SCL layer: water (6), its first ``cloud_cols`` columns cloud (9), and a
+    ship-sized 9 × 9 px patch of cloud at each (row, col) of ``spots`` (as Sen2Cor may call a bright hull)."""
     folder = root / name
     folder.mkdir(parents=True)
     with rasterio.open(SAMPLE.path) as src:
         profile, data, desc, tags = src.profile, src.read(), src.descriptions, src.tags()
     scl = np.full(data.shape[1:], 6, np.uint16)
     scl[:, :cloud_cols] = 9
+    for row, col in spots:
+        scl[max(0, row - 4) : row + 5, max(0, col - 4) : col + 5] = 9
     profile.update(count=data.shape[0] + 1)
     with rasterio.open(folder / f"{name}.tif", "w", **profile) as dst:
         dst.write(np.concatenate([data, scl[None]]))
@@ -190,3 +195,30 @@ def test_a_claim_about_a_zone_the_aoi_lacks_is_refused_before_any_work(tmp_path,
     err = capsys.readouterr().err
     assert "claim 'c' is about zone 'berths'" in err and "has zones: all" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_ship_sized_cloud_patch_hides_no_ship(tmp_path, capsys):
+    # Sen2Cor can call a bright hull cloud: a patch of SCL 9 the size of a ship over each detection of the
+    # clear scene must not drop them (only cloud patches of 0.1 km² and more hide what is under them)
+    clear = tmp_path / "clear"
+    _with_scl(clear, "clear", 0, 0)
+    west, south, east, north = SAMPLE.bbox
+    aoi = f"{west + 0.002},{south + 0.002},{east - 0.002},{north - 0.002}"
+    day = ["--start", str(DAY), "--end", str(DAY)]
+    with pytest.raises(SystemExit):
+        main(["-q", "run", "--aoi", aoi, *day, "--source", f"local:{clear}", "--out", str(tmp_path / "a")])
+    dets = json.loads((tmp_path / "a" / "scenes" / "clear.geojson").read_text())["features"]
+    with rasterio.open(SAMPLE.path) as src:
+        to_utm = Transformer.from_crs("EPSG:4326", src.crs, always_xy=True)
+        spots = []
+        for f in dets:
+            x, y = to_utm.transform(f["properties"]["lon"], f["properties"]["lat"])
+            row, col = src.index(x, y)
+            spots.append((row, col))
+    spotted = tmp_path / "spotted"
+    _with_scl(spotted, "clear", 0, 0, spots)
+    with pytest.raises(SystemExit):
+        main(["-q", "run", "--aoi", aoi, *day, "--source", f"local:{spotted}", "--out", str(tmp_path / "b")])
+    rec = pd.read_csv(tmp_path / "b" / "scenes.csv").iloc[0]
+    assert rec["n_detections"] == len(dets) > 0
+    assert "under cloud" not in str(rec["reason"])

@@ -407,7 +407,7 @@ def test_method_applies_to_classes_that_have_it():
     with pytest.raises(InputError, match="no detector for class 'zeppelin'"):
         pipeline.detector_methods(["zeppelin"], "yolo")
     # a truck method asked of ships ran auto without a word; for trucks alone it is theirs
-    with pytest.raises(InputError, match="--method gbm has no ship detector; ship methods: .*seg-ens"):
+    with pytest.raises(InputError, match=r"--method gbm has no ship detector; ship methods: .*seg-ens"):
         pipeline.detector_methods(["ship", "truck"], "gbm")
     assert pipeline.detector_methods(["truck"], "gbm") == {"truck": "gbm"}
     assert pipeline.detector_methods(["ship", "truck"], "seg") == {"ship": "seg", "truck": "gbm"}
