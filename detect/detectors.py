@@ -31,6 +31,7 @@ from detect.core.registry import (
 )
 from detect.core.water import WATER_BANDS
 from imagery.errors import InputError
+from imagery.safe import safe_granule
 from imagery.sar import (
     SAR_POLARISATIONS,
     check_calibration,
@@ -145,8 +146,8 @@ def detect_paths(
         raise InputError(f"conf must lie in [0, 1], got {conf}")
     reading = sar or SarReading()
     unique: dict[Path, str | Path] = {}
-    for p in paths:
-        unique.setdefault(Path(p).resolve(), p)
+    for p in paths:  # a SAFE product and its one granule's IMG_DATA are one input too
+        unique.setdefault(safe_granule(Path(p)).resolve() if Path(p).is_dir() else Path(p).resolve(), p)
     if len(unique) < len(paths):  # one input given twice would count its objects twice
         log.warning("%d input(s) given more than once: each is read once", len(paths) - len(unique))
         paths = list(unique.values())
