@@ -171,7 +171,8 @@ def write_map_html(
     attribution: str = "",
 ) -> Path:
     """The standalone map page (see the module's docstring); ``start_day`` is the day shown first."""
-    west, south, east, north = aoi.bbox
+    # the outline and the zones (a zone may reach beyond it: the run read all of it)
+    west, south, east, north = shapely.union_all([aoi.geometry, *(z.geometry for z in aoi.zones)]).bounds
     dates = [d["date"] for d in days]
     data = {
         "title": title,
