@@ -35,6 +35,7 @@ from rasterio.windows import Window, from_bounds
 from imagery.errors import CoverageError, InputError, RasterReadError
 from imagery.gdal import gdal_env, vsi_path
 from imagery.read import check_href_access, default_grid_for, redact_href, reproject_array
+from imagery.safe import is_s2_safe
 from imagery.sources.access import fresh_href
 from imagery.types import Grid, RasterWindow, Scene
 
@@ -345,8 +346,7 @@ def is_sentinel1(path: str | Path) -> bool:
     if any(PRODUCT_RE.search(part) for part in path.resolve().parts[-3:]):
         return True
     if path.is_dir():
-        optical = path.name.upper().startswith("S2") or (path / "GRANULE").is_dir()  # a Sentinel-2 SAFE
-        return (path.suffix.upper() == ".SAFE" and not optical) or (path / "measurement").is_dir()
+        return (path.suffix.upper() == ".SAFE" and not is_s2_safe(path)) or (path / "measurement").is_dir()
     if _pol_in_name(path.name):
         return True
     try:
