@@ -338,9 +338,9 @@ def run_batch(
             continue
         try:
             o.result = _finish(plan, out, steps, device, cache, report, command)
-            scenes = o.result.scenes
-            if len(scenes) and (scenes["status"] == "failed").all():  # outputs written, work failed
-                o.status, o.error = "failed", f"all {len(scenes)} scene(s) failed; a rerun retries them"
+            if o.result.every_scene_failed:  # outputs written, work failed
+                n = len(o.result.scenes)
+                o.status, o.error = "failed", f"all {n} scene(s) failed; a rerun retries them"
             else:
                 o.status = "ok"
         except HarborwatchError as e:

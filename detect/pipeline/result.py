@@ -49,6 +49,12 @@ class RunResult:
         d = self.daily_counts
         return d[(d["zone"] == zone) & (d["class"] == cls)].reset_index(drop=True)
 
+    @property
+    def every_scene_failed(self) -> bool:
+        """Scenes were found and none could be processed: the work failed, though its outputs are written
+        (every day unobserved)."""
+        return bool(len(self.scenes)) and bool((self.scenes["status"] == "failed").all())
+
     def summary(self) -> dict[str, Any]:
         """A JSON-ready summary (what ``harborwatch run --json`` prints)."""
         status = self.scenes["status"].value_counts().to_dict()

@@ -170,11 +170,10 @@ def _exit_if_every_scene_failed(results: list[Any]) -> None:
     """Exit 1 (the work failed) when a run found scenes and could process none: its all-unobserved
     counts would otherwise read like a quiet port. The outputs are written; a rerun retries the scenes."""
     for r in results:
-        status = r.scenes["status"] if len(r.scenes) else None
-        if status is not None and (status == "failed").all():
+        if r.every_scene_failed:
             first = str(r.scenes["reason"].iloc[0])
             click.echo(
-                f"harborwatch: error: all {len(status)} scene(s) of {r.aoi.name} failed (first: {first}); "
+                f"harborwatch: error: all {len(r.scenes)} scene(s) of {r.aoi.name} failed (first: {first}); "
                 f"outputs in {r.out_dir}; a rerun retries them",
                 err=True,
             )
