@@ -444,7 +444,7 @@ def _baseline_blocks(comparisons: Sequence[PeriodComparison], chart: str | None)
 
 def _crops_blocks(crops: pd.DataFrame, all_rows: pd.DataFrame, low_score: dict[str, float]) -> list[Block]:
     """The contact sheets: per seen day, one crop per counted detection (whole AOI)."""
-    cut = "; ".join(f"`{d or '?'}` below {v:.2f}" for d, v in sorted(low_score.items()))
+    cut = "; ".join(f"`{d or '?'}` below {v:.3f}" for d, v in sorted(low_score.items()))
     out: list[Block] = [
         ("h", 2, "Every counted detection"),
         (

@@ -36,7 +36,7 @@ def render_markdown(blocks: Sequence[Block]) -> str:
             for c in blk[1]:
                 crop = f"![{c['id']}]({c['file']})" if c["file"] else "(no image)"
                 low = "low" if c["low_score"] else ""
-                lines.append(f"| {crop} | {c['id']} | {c['score']:.2f} | {c['length_m']:.0f} | {low} |")
+                lines.append(f"| {crop} | {c['id']} | {c['score']:.3f} | {c['length_m']:.0f} | {low} |")
             lines.append("")
         elif kind == "table":
             df = blk[1]
@@ -111,7 +111,7 @@ def _crop_figure(c: dict[str, Any]) -> str:
     return (
         f'<figure class="crop{" low" if c["low_score"] else ""}" id="{html.escape(c["id"])}">'
         f'<div class="frame">{img}{box}</div><figcaption><b>{html.escape(c["id"])}</b><br>'
-        f"score {c['score']:.2f} · {c['length_m']:.0f} m{low}</figcaption></figure>"
+        f"score {c['score']:.3f} · {c['length_m']:.0f} m{low}</figcaption></figure>"
     )
 
 
