@@ -49,6 +49,12 @@ def expand_jobs(entries: Iterable[Mapping[str, Any]], defaults: Mapping[str, Any
     """Jobs from plain mappings: each entry's ``aois`` × ``periods`` × ``sources`` (or ``aoi``,
     ``start``/``end``, ``source``), over ``defaults``. InputError says which entry and field is wrong."""
     jobs: list[Job] = []
+    if defaults is not None and not isinstance(defaults, Mapping):
+        raise InputError(f"defaults: expected a mapping of job fields, got {type(defaults).__name__}")
+    unknown = sorted(set(defaults or {}) - _JOB_FIELDS)
+    if unknown:  # said of the defaults, not of "job 1" where they first apply
+        known = ", ".join(sorted(_JOB_FIELDS))
+        raise InputError(f"defaults: unknown field(s) {', '.join(unknown)}; known: {known}")
     for n, raw in enumerate(entries, start=1):
         if not isinstance(raw, Mapping):
             raise InputError(f"job {n}: expected a mapping with aoi, start, end, got {type(raw).__name__}")

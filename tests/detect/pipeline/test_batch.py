@@ -159,6 +159,8 @@ def test_jobs_expand_aois_periods_and_sources_and_bad_entries_are_named(tmp_path
     assert jobs[0].classes == ("ship", "truck") and str(jobs[-1].end) == "2023-02-28"
     with pytest.raises(InputError, match="job 1: unknown field"):
         expand_jobs([{"aoi": "x", "start": "2023-01-01", "end": "2023-01-02", "colour": 1}])
+    with pytest.raises(InputError, match="defaults: unknown field"):  # not "job 1", where they first apply
+        expand_jobs([{"aoi": "x", "start": "2023-01-01", "end": "2023-01-02"}], defaults={"colour": 1})
     with pytest.raises(InputError, match="job 2: give start and end"):
         expand_jobs([{"aoi": "a", "start": "2023-01-01", "end": "2023-01-02"}, {"aoi": "b"}])
     with pytest.raises(InputError, match="before start"):
