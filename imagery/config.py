@@ -31,11 +31,15 @@ CLIENT_SECRET_ENVS = ("HARBORWATCH_CDSE_CLIENT_SECRET", "SH_CLIENT_SECRET")
 BASE_URL_ENV = "HARBORWATCH_CDSE_BASE_URL"
 TOKEN_URL_ENV = "HARBORWATCH_CDSE_TOKEN_URL"
 
-HOW_TO_PROVIDE = (
-    "set SH_CLIENT_ID and SH_CLIENT_SECRET (or HARBORWATCH_CDSE_CLIENT_ID / HARBORWATCH_CDSE_CLIENT_SECRET), "
-    "or put client_id and client_secret under [cdse] in ~/.config/harborwatch/config.toml "
-    "(an OAuth client from https://shapps.dataspace.copernicus.eu/dashboard/ > User settings > OAuth clients)"
-)
+def how_to_provide(config: Path | str = "~/.config/harborwatch/config.toml") -> str:
+    """How to give CDSE credentials, naming the config file that is read (``$HARBORWATCH_CONFIG`` or the
+    default)."""
+    return (
+        "set SH_CLIENT_ID and SH_CLIENT_SECRET (or HARBORWATCH_CDSE_CLIENT_ID / "
+        f"HARBORWATCH_CDSE_CLIENT_SECRET), or put client_id and client_secret under [cdse] in {config} "
+        "(an OAuth client from https://shapps.dataspace.copernicus.eu/dashboard/ > User settings > "
+        "OAuth clients)"
+    )
 
 
 def mask(secret: str | None, keep: int = 0) -> str:
@@ -125,8 +129,12 @@ def load_cdse_credentials(
                 raise CredentialsError(f"{have} is set but {missing} is not; set both")
     if found is None and table.get("client_id") and table.get("client_secret"):
         found = (str(table["client_id"]), str(table["client_secret"]), f"file:{file_path}")
+    if found is None and (table.get("client_id") or table.get("client_secret")):
+        have = "client_id" if table.get("client_id") else "client_secret"
+        missing = "client_secret" if have == "client_id" else "client_id"
+        raise CredentialsError(f"config file {file_path}: [cdse] has {have} but no {missing}; give both")
     if found is None:
-        raise CredentialsError(f"no Copernicus Data Space credentials: {HOW_TO_PROVIDE}")
+        raise CredentialsError(f"no Copernicus Data Space credentials: {how_to_provide(file_path)}")
 
     cid, secret, origin = found
     register_secret(secret)

@@ -52,8 +52,16 @@ def test_missing_credentials_say_how_to_provide_them(tmp_path):
     with pytest.raises(CredentialsError) as err:
         load_cdse_credentials(env={}, config_path=tmp_path / "absent.toml")
     msg = str(err.value)
-    assert "\n" not in msg and "SH_CLIENT_ID" in msg and "config.toml" in msg
+    # the config file named is the one read ($HARBORWATCH_CONFIG, say), not always ~/.config's
+    assert "\n" not in msg and "SH_CLIENT_ID" in msg and str(tmp_path / "absent.toml") in msg
     assert err.value.exit_code == 2 and isinstance(err.value, PermissionError)
+
+
+def test_a_config_file_with_half_the_credentials_says_so(tmp_path):
+    cfg = tmp_path / "config.toml"
+    cfg.write_text('[cdse]\nclient_id = "abc"\n')
+    with pytest.raises(CredentialsError, match=r"\[cdse\] has client_id but no client_secret"):
+        load_cdse_credentials(env={}, config_path=cfg)
 
 
 def test_half_set_environment_is_an_error(tmp_path):
