@@ -55,6 +55,14 @@ class RunResult:
         (every day unobserved)."""
         return bool(len(self.scenes)) and bool((self.scenes["status"] == "failed").all())
 
+    def _dark_counted(self) -> dict[str, int] | None:
+        """{"dark": n, "of": m} over the whole AOI's ship counts on days AIS could assess; None without."""
+        d = self.daily_counts
+        ships = d[(d["zone"] == "all") & (d["class"] == "ship") & d["dark_count"].notna()]
+        if ships.empty:
+            return None
+        return {"dark": int(ships["dark_count"].sum()), "of": int(ships["count"].sum())}
+
     def summary(self) -> dict[str, Any]:
         """A JSON-ready summary (what ``harborwatch run --json`` prints)."""
         status = self.scenes["status"].value_counts().to_dict()
@@ -72,8 +80,11 @@ class RunResult:
             "scenes": {"total": len(self.scenes), **{str(k): int(v) for k, v in status.items()}},
             "scenes_by_sensor": {str(k): int(v) for k, v in self.scenes["sensor"].value_counts().items()},
             "scenes_without_class": agg.unobserved_class_counts(self.scenes),
+            # every scene's detections, a day's second scene (not counted that day) included
             "detections": len(self.detections),
             "dark_detections": int(dark.sum()) if dark.notna().any() else None,
+            # as the report says it: ship detections of the scenes the daily counts use, whole AOI
+            "dark_in_daily_counts": self._dark_counted(),
             "daily_counts": daily.to_dict("records"),
             "visits": [v.to_dict() for v in self.visits],
             "claims": [v.to_dict() for v in self.verdicts],

@@ -316,5 +316,8 @@ def test_report_tells_the_sensor_mix_dark_counts_and_ais_caveats(imagery, mixed)
     assert doc["parameters"]["collections"] == {"S2": "any", "S1": "any"}
     summary = json.loads(json.dumps(result.summary()))
     assert summary["scenes_by_sensor"] == {"S2": 2, "S1": 2}
+    # the report's "n of m ship detection(s) … dark" is in the summary too, beside every scene's total
+    counted = summary["dark_in_daily_counts"]
+    assert f"{counted['dark']} of {counted['of']} ship detection(s)" in md
     assert (out / "counts.png").read_bytes()[:4] == b"\x89PNG"
     assert "detections (red outlines)" in md
