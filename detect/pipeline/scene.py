@@ -165,10 +165,10 @@ def process_scene(
     return rec
 
 
-#: Cloud (or shadow) patches smaller than this (pixels, 0.1 km² at 10 m) do not hide a detection: Sen2Cor's
-#: SCL can call a bright hull cloud or a dark one shadow, and the largest ships cover ~250 px; real clouds
-#: that hide ships are larger.
-MIN_HIDING_CLOUD_PX = 1000
+#: Cloud (or shadow) patches smaller than this (m², 0.1 km²: 1,000 px at 10 m) do not hide a detection:
+#: Sen2Cor's SCL can call a bright hull cloud or a dark one shadow, and the largest ships cover ~0.025 km²;
+#: real clouds that hide ships are larger.
+MIN_HIDING_CLOUD_M2 = 100_000.0
 
 
 def seen_only(
@@ -177,7 +177,7 @@ def seen_only(
     """The detections whose centre pixel on ``grid`` is clear and valid, and how many were not: the
     screen's cloud (and shadow) pixels are unobserved, so what is found there is not counted (a bright
     cloud edge makes false ships; the day's count is a floor over the clear part). Cloud patches smaller
-    than ``MIN_HIDING_CLOUD_PX`` are not taken to hide anything (a ship may be one)."""
+    than ``MIN_HIDING_CLOUD_M2`` are not taken to hide anything (a ship may be one)."""
     from scipy import ndimage
 
     from detect.sar.detector import detection_pixels
@@ -185,7 +185,7 @@ def seen_only(
     labels, n = ndimage.label(cloud)
     if n:
         sizes = np.bincount(labels.ravel())
-        big = sizes >= MIN_HIDING_CLOUD_PX
+        big = sizes * grid.res_m**2 >= MIN_HIDING_CLOUD_M2
         big[0] = False
         cloud = big[labels]
     px = np.floor(detection_pixels(detections, grid)).astype(int)
