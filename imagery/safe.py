@@ -144,8 +144,11 @@ def read_safe(path: str | Path, granule: str | Path | None = None, *, metadata: 
 
 
 def safe_granule(path: Path) -> Path:
-    """``path``, or for a SAFE folder its one granule's IMG_DATA; an ``InputError`` for a SAFE of several
-    granules (products before December 2016 hold many tiles: pass one granule's IMG_DATA)."""
+    """``path``, or for a SAFE folder (or a granule's folder) its one granule's IMG_DATA; an ``InputError``
+    for a SAFE of several granules (products before December 2016 hold many tiles: pass one granule's
+    IMG_DATA)."""
+    if path.parent.name.upper() == "GRANULE" and (path / "IMG_DATA").is_dir():  # a granule's own folder
+        return path / "IMG_DATA"
     if not path.name.lower().endswith(".safe"):
         return path
     granules = sorted(path.glob("GRANULE/*/IMG_DATA"))

@@ -274,9 +274,10 @@ def judge(claim: Claim, s: VisitSummary, *, claim_days: int | None = None) -> Cl
     """The verdict from visit estimates over the claim's period (``claim_days``: its length, where the
     estimates cover only part of it: then they give no upper bound)."""
     days = s.days_in_period if claim_days is None else claim_days
+    within = "" if days == s.days_in_period else " within the run's days"
     coverage = (
         f"{s.days_observed} of {days} days seen ({s.days_fully_observed} in full; longest "
-        f"run without a clear view: {s.longest_unobserved_run_days} days)"
+        f"run without a clear view{within}: {s.longest_unobserved_run_days} days)"
     )
     reasons = [coverage]
     if s.days_observed == 0:

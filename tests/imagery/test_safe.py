@@ -181,6 +181,9 @@ def test_detect_reads_a_granule_with_the_offset_taken_off(tmp_path, capsys):
     with pytest.raises(SystemExit):  # the granule's IMG_DATA
         main(["-q", "detect", str(img), "--classes", "ship", "--out", str(out)])
     assert {f["properties"]["scene"] for f in json.loads(out.read_text())["features"]} == {L1C}
+    with pytest.raises(SystemExit):  # the granule's own folder (IMG_DATA's parent) is read as the granule
+        main(["-q", "detect", str(img.parent), "--classes", "ship", "--out", str(out)])
+    assert len(json.loads(out.read_text())["features"]) == len(feats)
     with pytest.raises(SystemExit):  # the product and its granule given together are one input
         main(["-q", "detect", str(safe), str(img), "--classes", "ship", "--out", str(out)])
     assert len(json.loads(out.read_text())["features"]) == len(feats)

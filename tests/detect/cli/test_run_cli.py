@@ -222,3 +222,28 @@ def test_a_ship_sized_cloud_patch_hides_no_ship(tmp_path, capsys):
     rec = pd.read_csv(tmp_path / "b" / "scenes.csv").iloc[0]
     assert rec["n_detections"] == len(dets) > 0
     assert "under cloud" not in str(rec["reason"])
+
+
+def test_a_claim_may_name_its_aoi_by_the_geojson_file_the_run_reads(tmp_path, capsys, monkeypatch):
+    # the claim said aoi: aoi.geojson (as --aoi did); it was matched by the AOI's name only, so it was
+    # "cannot tell: the run is for AOI 'chip'" and its unknown zone went unnoticed
+    west, south, east, north = SAMPLE.bbox
+    ring = [[west, south], [east, south], [east, north], [west, north], [west, south]]
+    feature = {
+        "type": "Feature",
+        "properties": {"name": "chip"},
+        "geometry": {"type": "Polygon", "coordinates": [ring]},
+    }
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "aoi.geojson").write_text(json.dumps({"type": "FeatureCollection", "features": [feature]}))
+    (tmp_path / "claims.yaml").write_text(
+        f"- {{id: c, source: s, aoi: aoi.geojson, zone: berths, start: {DAY}, end: {DAY}, "
+        "metric: max_simultaneous, value: 3, comparison: '>='}\n"
+    )
+    with pytest.raises(SystemExit) as e:
+        main(["-q", "run", "--aoi", "aoi.geojson", "--start", str(DAY), "--end", str(DAY), "--source",
+              "samples", "--claims", "claims.yaml", "--out", "run"])  # fmt: skip
+    assert (
+        e.value.code == 2
+        and "claim 'c' is about zone 'berths'; AOI chip has zones: all" in capsys.readouterr().err
+    )

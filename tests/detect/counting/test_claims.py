@@ -122,6 +122,8 @@ def test_a_run_over_part_of_the_claim_bounds_it_from_below_only():
     (met,) = compare([claim(1)], t)
     assert met.verdict == "consistent" and "covers 2 of the claim's 4 days" in met.reasons[0]
     assert met.days_in_period == 4 and met.upper is None
+    assert "2 of 4 days seen" in met.reasons[1]
+    assert "without a clear view within the run's days" in met.reasons[1]
     (short,) = compare([claim(5)], t)
     assert short.verdict == "cannot tell" and "from below only" in short.reasons[0]
     (at_most,) = compare([claim(5, comparison="<=")], t)
