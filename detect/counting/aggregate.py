@@ -380,10 +380,10 @@ def daily_counts(
     Per day, zone and class one scene is counted, among the scenes whose sensor can see the class
     (:data:`SENSOR_CLASSES`) and whose model for it could run (not in the scene's ``unobserved_classes``,
     e.g. trucks on a scene without B08): first a Sentinel-2 scene with at least ``observed_min`` of the zone
-    observed, else the scene with the highest observed fraction (ties: earliest acquisition, then
-    scene id). So S2 counts on clear days and S1 fills the cloudy ones; the others are listed in
-    ``scenes`` but not counted, so a ship seen on two overlapping tiles counts once. Without a
-    ``coverage`` row for a zone the scene's AOI-wide fractions stand in for it. ``unobserved`` days
+    observed, else the scene with the highest observed fraction (ties: a cloud-screened scene, then the
+    earliest acquisition, then scene id). So S2 counts on clear days and S1 fills the cloudy ones; the
+    others are listed in ``scenes`` but not counted, so a ship seen on two overlapping tiles counts once.
+    Without a ``coverage`` row for a zone the scene's AOI-wide fractions stand in for it. ``unobserved`` days
     have ``<NA>`` counts; an ``observed`` day whose counted scene had no cloud mask is
     ``observed-unmasked`` (:data:`OBSERVED_UNMASKED`). ``dark_count`` (ships without an AIS partner)
     is ``<NA>`` unless AIS covered the counted scene (``ais_fixes`` > 0 in ``scenes``).
@@ -497,14 +497,16 @@ def _best_scene(
     observed_min: float = 1.0,
 ) -> tuple[str | None, dict[str, float]]:
     """The scene to count for ``zone``: a clear view by :data:`PREFERRED_SENSOR` (observed fraction at
-    least ``observed_min``) first, then the highest observed fraction, then the earliest, then by id."""
+    least ``observed_min``) first, then the highest observed fraction, then one whose clouds were screened
+    (a scene without a cloud mask may hide clouds), then the earliest, then by id."""
     best, best_frac, best_key = None, {}, None
     for rec in todays.to_dict("records"):
         frac = cov[(rec["scene"], zone)]
         obs = frac["observed_fraction"]
         obs = obs if np.isfinite(obs) else -1.0
         clear_preferred = rec.get("sensor", PREFERRED_SENSOR) == PREFERRED_SENSOR and obs >= observed_min
-        key = (not clear_preferred, -obs, rec["datetime"], rec["scene"])
+        unmasked = rec.get("status") == UNMASKED_SCENE
+        key = (not clear_preferred, -obs, unmasked, rec["datetime"], rec["scene"])
         if best_key is None or key < best_key:
             best, best_frac, best_key = rec["scene"], frac, key
     return best, best_frac

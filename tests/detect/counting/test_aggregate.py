@@ -157,6 +157,15 @@ def test_a_day_seen_without_a_cloud_mask_is_observed_unmasked_not_observed(table
     assert row(d, 1)["status"] == "observed" and set(d["status"]) <= set(agg.DAY_STATUSES)
 
 
+def test_a_tie_of_whole_views_goes_to_the_scene_whose_clouds_were_screened(tables):
+    # A (no cloud mask, earlier) and B (screened clear) both see the whole AOI: the earlier one was counted,
+    # and the day said observed-unmasked though a screened view was there
+    detections, _ = tables
+    scenes = agg.scenes_table([scene("A", 1, status="unknown", cloud=np.nan), scene("B", 1, minute=41)])
+    r = row(daily((detections, scenes)), 1)
+    assert (r["scene"], r["status"], r["count"]) == ("B", "observed", 2)
+
+
 def test_length_classes_split_at_50_and_150_m(tables):
     d = daily(tables)
     r1 = row(d, 1)
