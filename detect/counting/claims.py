@@ -259,14 +259,20 @@ def _claim_visits(
 
 def _aoi_name(text: str) -> str:
     """A claim's AOI as runs name it: a ``bbox:`` AOI written as typed (``37.9330``) takes the name
-    ``imagery.aoi.aoi_from_bbox`` gives the same box (``37.933``), so the claim meets its run."""
-    if not text.startswith("bbox:"):
+    ``imagery.aoi.aoi_from_bbox`` gives the same box (``37.933``), and a GeoJSON file (the path given to
+    ``--aoi``) its AOI's name, so the claim meets its run; any other text is matched as written."""
+    path = Path(text)
+    if text.startswith("bbox:"):
+        spec = text[len("bbox:") :]
+    elif path.suffix.lower() in (".geojson", ".json") and path.is_file():
+        spec = text
+    else:
         return text
-    try:
-        from imagery.aoi import aoi_from_bbox
+    from imagery.aoi import get_aoi
 
-        return aoi_from_bbox(text[len("bbox:") :]).name
-    except ValueError:  # not a box after all: kept as written, and matched as written
+    try:
+        return get_aoi(spec).name
+    except ValueError:  # not an AOI after all: kept as written, and matched as written
         return text
 
 

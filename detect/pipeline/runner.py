@@ -36,23 +36,10 @@ from detect.pipeline.search import search_scenes
 from detect.pipeline.steps import Steps, default_steps
 from detect.pipeline.tally import claim_list_of, load_ais_table, tally
 from detect.sar.s1 import S1_MARGIN_M
-from imagery.aoi import Aoi, get_aoi
+from imagery.aoi import Aoi
 from imagery.errors import InputError
 
 log = logging.getLogger(__name__)
-
-
-def same_aoi_by_name(claim: Claim, area: Aoi) -> Claim:
-    """``claim``, its ``aoi`` given as the GeoJSON file of the run's AOI (the same path as ``--aoi``) taken as
-    that AOI's name, which is what a claim is matched by; any other ``aoi`` is left as written."""
-    path = Path(claim.aoi)
-    if claim.aoi == area.name or path.suffix.lower() not in (".geojson", ".json") or not path.is_file():
-        return claim
-    try:
-        name = get_aoi(str(path)).name
-    except InputError:
-        return claim
-    return replace(claim, aoi=area.name) if name == area.name else claim
 
 
 def remove_empty_run_folder(out: Path) -> None:
@@ -127,7 +114,7 @@ def run(
     )
     if setup.sources.get("S2") == "earth-search:gcp" and source == "earth-search":
         log.info("reading Earth Search L1C granules from the public Google Cloud bucket (earth-search:gcp)")
-    claim_list = tuple(same_aoi_by_name(c, setup.area) for c in claim_list_of(claims))
+    claim_list = claim_list_of(claims)
     zones = agg.zone_names(setup.area)
     for c in claim_list:  # a claim's zone unknown to its AOI is a typo: said before any work
         if c.aoi == setup.area.name and c.zone not in zones:
