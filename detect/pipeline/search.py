@@ -23,18 +23,19 @@ def search_scenes(
     for sensor, coll in collections.items():
         queries.setdefault((sources[sensor], coll), []).append(sensor)
     found: dict[str, Scene] = {}
+    seen: set[str] = set()  # sensors with a scene
     skipped: dict[str, int] = {}
     for (src, coll), wanted in queries.items():
         for scene in steps.search(aoi, start, end, collection=coll, source=src, max_cloud=max_cloud):
             sensor = scene_sensor(scene)
             if sensor in wanted:
                 found.setdefault(scene.id, scene)
+                seen.add(sensor)
             else:
                 skipped[sensor] = skipped.get(sensor, 0) + 1
     for sensor, n in skipped.items():
         log.info("%d %s scene(s) left out: %s is not in --sensors", n, sensor, sensor.lower())
     scenes = sorted(found.values(), key=lambda sc: (sc.datetime, sc.id))
-    seen = {scene_sensor(sc) for sc in scenes}
     for sensor, coll in collections.items():
         if sensor not in seen:  # said aloud: an all-unobserved result otherwise looks like a quiet port
             log.warning(
