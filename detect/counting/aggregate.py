@@ -23,11 +23,11 @@ from shapely.geometry import shape
 from shapely.geometry.base import BaseGeometry
 
 from detect.core.geometry import Detection
-from imagery.aoi import Aoi, to_crs
+from imagery.aoi import WHOLE_AOI_ZONE, Aoi, to_crs
 from imagery.types import Grid
 
 #: The zone that stands for the whole AOI polygon.
-ALL_ZONE = "all"
+ALL_ZONE = WHOLE_AOI_ZONE
 #: Length classes (metres): name → (lower bound inclusive, upper bound exclusive).
 LENGTH_CLASSES: dict[str, tuple[float, float]] = {
     "count_lt50m": (0.0, 50.0),
